@@ -1,0 +1,14 @@
+from tracker.documents import chain_head
+from conftest import sha
+
+def test_client_roundtrip(tracker, owner):
+    states = [sha(f"s{i}") for i in range(3)]
+    tracker.send_batch([tracker.register_execution_call(sha("m"), sha("i"), states)])
+    record = tracker.instance(sha("i"))
+    assert record.state_count == 3 and record.owner == owner.address.lower()[2:]
+    assert record.head == chain_head(sha("m"), sha("i"), states)
+    calls = [tracker.register_model_call(sha("m2")), tracker.register_instance_call(sha("m2"), sha("i2"))]
+    tracker.send_batch(calls)
+    got = tracker.instances([sha("i"), sha("i2"), sha("nope")])
+    assert got[sha("nope")] is None and got[sha("i2")].head == chain_head(sha("m2"), sha("i2"), [])
+    assert tracker.model(sha("m2")).publisher == owner.address.lower()[2:]
