@@ -3,16 +3,9 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
 from tracker.contract import TrackerContract
-
-
-def sha(text: str) -> str:
-    """A test identifier: the SHA-256 of a label, as 64 hex characters."""
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @pytest.fixture(scope="session")

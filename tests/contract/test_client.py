@@ -1,5 +1,5 @@
 from tracker.documents import chain_head
-from conftest import sha
+from tracker.documents import sha256_hex as sha
 
 def test_client_roundtrip(tracker, owner):
     states = [sha(f"s{i}") for i in range(3)]
