@@ -1,0 +1,101 @@
+"""Prints every benchmark figure beside its target and the measured baseline, from bench/results/*.json.
+
+Run by bin/bench after the benchmarks; `python bench/report.py` alone reprints the last results.
+A missing results file is shown as "not run", never as a figure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Figure:
+    bench: str
+    key: str
+    label: str
+    target: str
+    meets: object  # a predicate on the measured value, or None when there is no target
+    baseline_key: str | None = None
+    baseline_label: str = ""
+
+
+FIGURES = (
+    Figure("gas", "paper_execution_gas", "13-state execution, gas", "<= 150,000", lambda v: v <= 150_000,
+           "prototype_paper_execution_gas", "prototype"),
+    Figure("gas", "paper_execution_txs", "13-state execution, transactions", "<= 2", lambda v: v <= 2,
+           "prototype_paper_execution_txs", "prototype"),
+    Figure("gas", "marginal_state_gas", "each further state in a batch, gas", "<= 3,000", lambda v: v <= 3_000,
+           "prototype_register_state_gas", "prototype, one tx per state"),
+    Figure("gas", "anchor_gas", "one anchored Merkle root, gas", "<= 60,000", lambda v: v <= 60_000),
+    Figure("tracker", "states_per_s_direct", "tracker backlog, states/s (direct)", ">= 500", lambda v: v >= 500,
+           "states_per_s_one_tx_per_state", "one tx per state"),
+    Figure("tracker", "states_per_s_anchor", "tracker backlog, states/s (anchor)", ">= 500", lambda v: v >= 500,
+           "states_per_s_one_tx_per_state", "one tx per state"),
+    Figure("indexer", "events_per_s", "indexer, events/s", ">= 5,000", lambda v: v >= 5_000,
+           "events_per_s_per_event_baseline", "per-event fetch + INSERT"),
+    Figure("indexer", "speedup", "indexer speed-up over per-event", ">= 20x", lambda v: v >= 20),
+    Figure("verify", "seconds_batched", "verify a 1,000-state protocol, s", "<= 3", lambda v: v <= 3,
+           "seconds_one_call_per_state", "one call per state, sequential"),
+)
+
+
+def load_results(directory: Path = RESULTS) -> dict[str, dict]:
+    results = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            results[path.stem] = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            print(f"warning: {path} is not valid JSON ({error})", file=sys.stderr)
+    return results
+
+
+def _format(value: object) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def build_table(results: dict[str, dict]) -> tuple[Table, int]:
+    table = Table(title="Benchmarks (bench/results/*.json)")
+    for column in ("figure", "measured", "target", "meets", "baseline"):
+        table.add_column(column)
+    misses = 0
+    for figure in FIGURES:
+        data = results.get(figure.bench)
+        if data is None or figure.key not in data:
+            table.add_row(figure.label, "not run", figure.target, "-", "")
+            continue
+        value = data[figure.key]
+        ok = figure.meets(value)
+        misses += 0 if ok else 1
+        baseline = ""
+        if figure.baseline_key and figure.baseline_key in data:
+            baseline = f"{_format(data[figure.baseline_key])} ({figure.baseline_label})"
+        table.add_row(figure.label, _format(value), figure.target, "yes" if ok else "NO", baseline)
+    return table, misses
+
+
+def main() -> int:
+    results = load_results()
+    table, misses = build_table(results)
+    Console().print(table)
+    if misses:
+        Console().print(f"{misses} figure(s) miss their target.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
