@@ -1,0 +1,398 @@
+"""ENS as the tracker uses it: who owns a name, what it resolves to, its `url` text record, the
+reverse record of an address; linking an account's identity; and installing ENS on a local chain.
+
+Contract interfaces and bytecode come from ENS's own published builds in node_modules
+(`@ensdomains/ens`, `@ensdomains/resolver`); names are validated (ape-ens), normalised (ENSIP-15,
+web3.py) and hashed (ape-ens). Records are read from the registry and the name's resolver.
+
+A local install puts the registry at its canonical address, where ape-ens and web3.py look for it:
+the registry's runtime code is placed there with `anvil_setCode` and its root owner written with
+`anvil_setStorageAt`; the public resolver and the reverse registrar are deployed normally, and
+`addr.reverse` is handed to the reverse registrar, as on mainnet and Sepolia.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tracker.deployments import project_root
+from tracker.errors import ChainError, TrackerError, one_line
+from tracker.steps import StepResult, send_or_estimate, skipped
+
+ENS_REGISTRY_ADDRESS = "0x00000000000C2E074eC69A0dFb2997BA6C7d2e1e"
+ZERO_ADDRESS = "0x" + "0" * 40
+ROOT_NODE = bytes(32)
+URL_KEY = "url"
+
+# npm package => build file, for each contract used here.
+BUILDS = {
+    "ENSRegistry": ("@ensdomains/ens", "ENSRegistry"),
+    "PublicResolver": ("@ensdomains/resolver", "PublicResolver"),
+    "ReverseRegistrar": ("@ensdomains/resolver", "ReverseRegistrar"),
+}
+
+
+class EnsError(TrackerError):
+    """ENS is missing or refused an operation."""
+
+
+class EnsNotFoundError(EnsError):
+    """No ENS registry is deployed on the connected chain."""
+
+
+class InvalidEnsNameError(EnsError):
+    """The text given is not a valid ENS name."""
+
+
+class NameNotControlledError(EnsError):
+    """The account does not own (and is not approved for) the ENS name."""
+
+
+class EnsInstallError(EnsError):
+    """ENS cannot be installed on the connected chain (not anvil, or the root is someone else's)."""
+
+
+class EnsBuildMissingError(EnsError):
+    """ENS's published contract builds are not installed in node_modules."""
+
+
+@dataclass(frozen=True)
+class LocalEns:
+    """The ENS contracts of a chain: registry, public resolver and reverse registrar."""
+
+    registry: str
+    public_resolver: str
+    reverse_registrar: str
+
+
+# ------------------------------------------------------------------------- builds and names
+
+
+@functools.lru_cache(maxsize=None)
+def contract_type(name: str) -> Any:
+    """The ethpm ContractType of one ENS contract, from its npm build (ABI and bytecode)."""
+    from ethpm_types import ContractType
+
+    package, build = BUILDS[name]
+    path = project_root() / "node_modules" / package / "build" / "contracts" / f"{build}.json"
+    if not path.exists():
+        raise EnsBuildMissingError(f"ENS contract build missing at {path}: run bin/setup (npm install)")
+    data = json.loads(path.read_text())
+    return ContractType.model_validate(
+        {
+            "contractName": data["contractName"],
+            "abi": data["abi"],
+            "deploymentBytecode": {"bytecode": data["bytecode"]},
+            "runtimeBytecode": {"bytecode": data["deployedBytecode"]},
+        }
+    )
+
+
+def _at(name: str, address: str) -> Any:
+    from ape.contracts import ContractInstance
+
+    return ContractInstance(_checksum(address), contract_type(name))
+
+
+def normalize_name(name: str) -> str:
+    """The ENSIP-15 normalised form of a name; raises `InvalidEnsNameError` for anything else."""
+    from ape_ens import ENS
+    from ens.utils import normalize_name as ensip15
+
+    text = name.strip()
+    if "." not in text or not ENS.is_valid_name(text):
+        raise InvalidEnsNameError(f"not a valid ENS name: {name!r} (expected e.g. myname.eth)")
+    return ensip15(text)
+
+
+def namehash(name: str) -> bytes:
+    """The EIP-137 node of a name (the root for the empty name)."""
+    from ape_ens.utils.namehash import namehash as ape_namehash
+    from ens.utils import normalize_name as ensip15
+
+    return bytes(ape_namehash(ensip15(name) if name else ""))
+
+
+def labelhash(label: str) -> bytes:
+    from eth_utils import keccak
+
+    return keccak(text=label)
+
+
+def reverse_node(address: str) -> bytes:
+    """The node of `<address>.addr.reverse`, where an address's reverse record lives."""
+    from ape_ens.utils.namehash import namehash as ape_namehash
+
+    return bytes(ape_namehash(f"{_bare(address)}.addr.reverse"))
+
+
+# ------------------------------------------------------------------------- reads
+
+
+def ens_available() -> bool:
+    """Whether the connected chain has code at the canonical ENS registry address."""
+    from ape import chain
+
+    return bool(chain.provider.get_code(ENS_REGISTRY_ADDRESS))
+
+
+def registry() -> Any:
+    """The ENS registry of the connected chain; raises `EnsNotFoundError` when there is none."""
+    from ape import chain
+
+    if not ens_available():
+        raise EnsNotFoundError(f"no ENS registry at {ENS_REGISTRY_ADDRESS} on chain id {chain.chain_id}")
+    return _at("ENSRegistry", ENS_REGISTRY_ADDRESS)
+
+
+def find_ens() -> LocalEns | None:
+    """The chain's ENS contracts, found from the registry (None when ENS is not (fully) there)."""
+    if not ens_available():
+        return None
+    reverse_registrar = _address_or_none(registry().owner(namehash("addr.reverse")))
+    if reverse_registrar is None or not _has_code(reverse_registrar):
+        return None
+    public_resolver = _address_or_none(_at("ReverseRegistrar", reverse_registrar).defaultResolver())
+    if public_resolver is None:
+        return None
+    return LocalEns(ENS_REGISTRY_ADDRESS, public_resolver, reverse_registrar)
+
+
+def name_owner(name: str) -> str | None:
+    """The registry owner of a name (checksummed), or None when it has none."""
+    return _address_or_none(registry().owner(namehash(name)))
+
+
+def resolver_of(name: str) -> str | None:
+    return _address_or_none(registry().resolver(namehash(name)))
+
+
+def resolve_address(name: str) -> str | None:
+    """The address a name's resolver returns for it (`addr`), or None.
+
+    Read from the name's resolver directly: web3.py's ENS module (behind ape-ens) resolves through
+    ENS's Universal Resolver, which a local install and older deployments do not have.
+    """
+    resolver = resolver_of(name)
+    if resolver is None:
+        return None
+    return _address_or_none(_at("PublicResolver", resolver).addr(namehash(normalize_name(name))))
+
+
+def text_record(name: str, key: str) -> str | None:
+    """A text record of a name (e.g. `url`), or None when unset or the name has no resolver."""
+    resolver = resolver_of(name)
+    if resolver is None:
+        return None
+    value = str(_at("PublicResolver", resolver).text(namehash(name), key))
+    return value or None
+
+
+def reverse_name(address: str) -> str | None:
+    """The name in an address's reverse record (not checked against the forward record), or None."""
+    node = reverse_node(address)
+    resolver = _address_or_none(registry().resolver(node))
+    if resolver is None:
+        return None
+    value = str(_at("PublicResolver", resolver).name(node))
+    return value or None
+
+
+def controls(account: str, name: str) -> bool:
+    """Whether the account owns the name or is approved for all of its owner's names."""
+    owner = name_owner(name)
+    if owner is None:
+        return False
+    return owner == _checksum(account) or bool(registry().isApprovedForAll(owner, _checksum(account)))
+
+
+# ------------------------------------------------------------------------- linking an identity
+
+
+def link_identity(account: Any, name: str, uri: str, dry_run: bool = False) -> list[StepResult]:
+    """Makes `name` resolve to the account with text `url` = `uri`, and the account's reverse
+    record name it; each step is skipped when it already matches.
+
+    Raises `NameNotControlledError` naming the owner when the account does not control the name.
+    """
+    name = normalize_name(name)
+    node = namehash(name)
+    address = _checksum(str(account.address))
+    ens_registry = registry()
+    if not controls(address, name):
+        owner = name_owner(name)
+        if owner is None:
+            raise NameNotControlledError(f"ENS name {name} has no owner: register it to {address} first")
+        raise NameNotControlledError(f"ENS name {name} is owned by {owner}, not by {address}")
+    contracts = find_ens()
+    results: list[StepResult] = []
+
+    resolver = resolver_of(name)
+    if resolver is None:
+        if contracts is None:
+            raise EnsError(f"ENS name {name} has no resolver and no public resolver was found to set")
+        resolver = contracts.public_resolver
+        results.append(
+            send_or_estimate(
+                "ENS resolver", f"{name} -> {resolver}", ens_registry.setResolver, (node, resolver), account, dry_run
+            )
+        )
+    else:
+        results.append(skipped("ENS resolver", f"{name} -> {resolver}"))
+    public_resolver = _at("PublicResolver", resolver)
+
+    current = _address_or_none(public_resolver.addr(node)) if not _resolver_is_new(results) else None
+    if current == address:
+        results.append(skipped("ENS addr", f"{name} -> {address}"))
+    else:
+        results.append(
+            send_or_estimate(
+                "ENS addr", f"{name} -> {address}", public_resolver.setAddr, (node, address), account, dry_run
+            )
+        )
+
+    current_url = text_record(name, URL_KEY) if not _resolver_is_new(results) else None
+    if current_url == uri:
+        results.append(skipped("ENS text url", f"{name} url = {uri}"))
+    else:
+        results.append(
+            send_or_estimate(
+                "ENS text url", f"{name} url = {uri}", public_resolver.setText, (node, URL_KEY, uri), account, dry_run
+            )
+        )
+
+    if reverse_name(address) == name:
+        results.append(skipped("ENS reverse record", f"{address} -> {name}"))
+    else:
+        if contracts is None:
+            raise EnsError("no reverse registrar owns addr.reverse on this chain")
+        reverse_registrar = _at("ReverseRegistrar", contracts.reverse_registrar)
+        results.append(
+            send_or_estimate(
+                "ENS reverse record", f"{address} -> {name}", reverse_registrar.setName, (name,), account, dry_run
+            )
+        )
+    return results
+
+
+def _resolver_is_new(results: list[StepResult]) -> bool:
+    """In a dry run the resolver is not set yet, so its records count as empty."""
+    return results[0].status == "would change"
+
+
+# ------------------------------------------------------------------------- local install
+
+
+def install_local_ens(deployer: Any) -> LocalEns:
+    """Installs ENS on a local anvil (or a fork) from ENS's published builds; a no-op when present.
+
+    Raises `EnsInstallError` when the chain does not accept `anvil_setCode` or the registry's
+    root belongs to another account.
+    """
+    from ape import chain
+
+    existing = find_ens()
+    if existing is not None:
+        return existing
+    provider = chain.provider
+    deployer_address = _checksum(str(deployer.address))
+    if not ens_available():
+        runtime = contract_type("ENSRegistry").runtime_bytecode.bytecode
+        root_owner_slot = _keccak(ROOT_NODE + (0).to_bytes(32, "big"))  # records[0x0].owner
+        try:
+            provider.make_request("anvil_setCode", [ENS_REGISTRY_ADDRESS, runtime])
+            provider.make_request(
+                "anvil_setStorageAt",
+                ["0x" + ENS_REGISTRY_ADDRESS[2:].lower(), "0x" + root_owner_slot.hex(), _word(deployer_address)],
+            )
+        except Exception as error:  # a non-anvil node answers with its own RPC error
+            raise EnsInstallError(
+                f"cannot install ENS on {provider.network.name} ({provider.name}): it needs anvil "
+                f"(anvil_setCode): {one_line(error)}"
+            ) from error
+        if hasattr(provider, "mine"):
+            provider.mine()
+    ens_registry = registry()
+    root_owner = _address_or_none(ens_registry.owner(ROOT_NODE))
+    if root_owner != deployer_address:
+        raise EnsInstallError(f"the ENS root is owned by {root_owner}, not by the installing account {deployer_address}")
+    try:
+        from ape.contracts import ContractContainer
+
+        resolver = deployer.deploy(ContractContainer(contract_type("PublicResolver")), ENS_REGISTRY_ADDRESS)
+        reverse_registrar = deployer.deploy(
+            ContractContainer(contract_type("ReverseRegistrar")), ENS_REGISTRY_ADDRESS, resolver.address
+        )
+        ens_registry.setSubnodeOwner(ROOT_NODE, labelhash("reverse"), deployer_address, sender=deployer)
+        ens_registry.setSubnodeOwner(
+            namehash("reverse"), labelhash("addr"), reverse_registrar.address, sender=deployer
+        )
+    except Exception as error:
+        raise EnsInstallError(f"installing ENS failed: {one_line(error)}") from error
+    return LocalEns(ENS_REGISTRY_ADDRESS, _checksum(str(resolver.address)), _checksum(str(reverse_registrar.address)))
+
+
+def assign_name(registrar: Any, name: str, owner: str) -> None:
+    """Gives `name` (and any missing parent names, kept by `registrar`) to `owner` on a local ENS.
+
+    The registrar must own the name's parent (the installer owns the root and so every TLD).
+    """
+    name = normalize_name(name)
+    labels = name.split(".")
+    registrar_address = _checksum(str(registrar.address))
+    ens_registry = registry()
+    parent = ROOT_NODE
+    for depth in range(len(labels) - 1, -1, -1):
+        suffix = ".".join(labels[depth:])
+        node = namehash(suffix)
+        current = _address_or_none(ens_registry.owner(node))
+        wanted = _checksum(owner) if depth == 0 else registrar_address
+        if depth > 0 and current is not None and current != registrar_address:
+            raise NameNotControlledError(f"ENS name {suffix} is owned by {current}, not by {registrar_address}")
+        if current != wanted:
+            try:
+                ens_registry.setSubnodeOwner(parent, labelhash(labels[depth]), wanted, sender=registrar)
+            except Exception as error:  # ape raises contract- and provider-specific errors
+                raise ChainError(f"assigning ENS name {suffix} failed: {one_line(error)}") from error
+        parent = node
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _has_code(address: str) -> bool:
+    from ape import chain
+
+    return bool(chain.provider.get_code(address))
+
+
+def _address_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    if int(text, 16) == 0:
+        return None
+    return _checksum(text)
+
+
+def _checksum(address: str) -> str:
+    from eth_utils import to_checksum_address
+
+    return to_checksum_address(address)
+
+
+def _bare(address: str) -> str:
+    return _checksum(address)[2:].lower()
+
+
+def _word(address: str) -> str:
+    return "0x" + _bare(address).rjust(64, "0")
+
+
+def _keccak(data: bytes) -> bytes:
+    from eth_utils import keccak
+
+    return keccak(data)
