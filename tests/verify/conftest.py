@@ -1,0 +1,226 @@
+"""Fixtures for the verifier: a real execution registered on chain, its documents and protocol
+published in a temporary directory and served over real TLS on loopback, the server's certificate
+registered on chain by the instance owner.
+
+Tampering tests change the published files (or the chain) and expect the named check to fail.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from tracker.contract import TrackerContract
+from tracker.documents import InstanceFacts, InstanceProtocol, ProtocolEntry, StateFacts, model_document
+from tracker.server import RunningServer, serve_in_thread
+
+MODEL_DEFINITION = '{"StartAt":"Hello","States":{"Hello":{"Type":"Pass","Next":"World"},"World":{"Type":"Pass","End":true}}}'
+
+
+def sign_fingerprint_bytes(private_key: Any, fingerprint: str) -> bytes:
+    """EIP-191 signature of the 32 fingerprint bytes (what `ape run deploy --cert` registers)."""
+    return bytes(Account.sign_message(encode_defunct(primitive=bytes.fromhex(fingerprint)), private_key).signature)
+
+
+def register_certificate(tracker: TrackerContract, account: Any, fingerprint: str) -> None:
+    signature = sign_fingerprint_bytes(account.private_key, fingerprint)
+    tracker.contract.registerCertificate(bytes.fromhex(fingerprint), signature, sender=account)
+
+
+@dataclass
+class Execution:
+    """Documents of one execution: model, instance, states (as published bytes and ids)."""
+
+    model: bytes
+    instance: bytes
+    states: list[bytes]
+
+    @property
+    def model_id(self) -> str:
+        return model_document(self.model.decode()).id
+
+    @property
+    def instance_id(self) -> str:
+        from tracker.documents import sha256_hex
+
+        return sha256_hex(self.instance)
+
+    @property
+    def state_ids(self) -> list[str]:
+        from tracker.documents import sha256_hex
+
+        return [sha256_hex(s) for s in self.states]
+
+
+def make_execution(label: str, state_count: int, definition: str = MODEL_DEFINITION) -> Execution:
+    model = model_document(definition)
+    instance = InstanceFacts(
+        execution_arn=f"arn:aws:states:us-east-1:123456789012:execution:hello:{label}",
+        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:hello",
+        name=label,
+        start_date_ms=1_700_000_000_000,
+        model_id=model.id,
+        input_sha256="0" * 64,
+    ).document()
+    states: list[bytes] = []
+    previous = ""
+    for seq in range(state_count):
+        document = StateFacts(
+            instance_id=instance.id,
+            seq=seq,
+            previous_state_id=previous,
+            event_id=seq + 2,
+            event_type="PassStateEntered",
+            state_name=f"S{seq}",
+            timestamp_ms=1_700_000_000_000 + seq,
+        ).document()
+        states.append(document.content)
+        previous = document.id
+    return Execution(model.content, instance.content, states)
+
+
+@dataclass
+class Published:
+    """A served publish directory holding one execution registered on chain."""
+
+    root: Path
+    server: RunningServer
+    tracker: TrackerContract
+    execution: Execution
+    protocol: InstanceProtocol
+    owner: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.server.url(f"{self.execution.instance_id}.json")
+
+    def document_url(self, identifier: str) -> str:
+        return self.server.url(f"documents/{identifier}.json")
+
+    def write_document(self, content: bytes, identifier: str | None = None) -> str:
+        from tracker.documents import sha256_hex
+
+        identifier = identifier or sha256_hex(content)
+        (self.root / "documents" / f"{identifier}.json").write_bytes(content)
+        return identifier
+
+    def write_protocol(self, protocol: InstanceProtocol | dict | bytes | None = None) -> None:
+        protocol = self.protocol if protocol is None else protocol
+        if isinstance(protocol, InstanceProtocol):
+            data = protocol.to_bytes()
+        elif isinstance(protocol, dict):
+            data = json.dumps(protocol).encode()
+        else:
+            data = protocol
+        (self.root / f"{self.execution.instance_id}.json").write_bytes(data)
+
+    def entry(self, state_id: str, **changes: Any) -> ProtocolEntry:
+        base = next(e for e in self.protocol.instance_protocol if e.state_hash == state_id)
+        return ProtocolEntry(**{**base.__dict__, **changes})
+
+
+def publish_execution(
+    root: Path,
+    server: RunningServer,
+    tracker: TrackerContract,
+    owner: Any,
+    execution: Execution,
+    registered: int | None = None,
+) -> Published:
+    """Registers the execution (its first `registered` states) in one transaction and publishes it."""
+    from ape import chain
+
+    (root / "documents").mkdir(parents=True, exist_ok=True)
+    ids = execution.state_ids
+    on_chain = ids if registered is None else ids[:registered]
+    receipt = tracker.send_batch([tracker.register_execution_call(execution.model_id, execution.instance_id, on_chain)])
+    timestamp = int(chain.blocks[receipt.block_number].timestamp)
+    tx_hash = str(receipt.txn_hash).lower().removeprefix("0x")
+    entries = [
+        ProtocolEntry(
+            state_hash=state_id,
+            timestamp=timestamp,
+            block_nr=int(receipt.block_number),
+            client_address=str(owner.address).lower()[2:],
+            transaction_hash=tx_hash,
+            state_data=server.url(f"documents/{state_id}.json"),
+            seq=seq,
+        )
+        for seq, state_id in enumerate(ids)
+    ]
+    protocol = InstanceProtocol(
+        model_hash=execution.model_id,
+        instance_hash=execution.instance_id,
+        model_data=server.url(f"documents/{execution.model_id}.json"),
+        instance_data=server.url(f"documents/{execution.instance_id}.json"),
+        instance_protocol=entries,
+        chain_id=int(chain.chain_id),
+        contract_address=tracker.address.lower()[2:],
+    )
+    published = Published(root, server, tracker, execution, protocol, owner)
+    for content in [execution.model, execution.instance, *execution.states]:
+        published.write_document(content)
+    published.write_protocol()
+    return published
+
+
+@pytest.fixture
+def serve(tmp_path) -> Iterator[Callable[..., RunningServer]]:
+    """`serve(root, tls_name="tls")`: a server on a free loopback port, stopped after the test."""
+    running: list[RunningServer] = []
+
+    def start(root: Path, tls_name: str = "tls") -> RunningServer:
+        server = serve_in_thread(root, "127.0.0.1", 0, tls_dir=tmp_path / tls_name)
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        server.stop()
+
+
+@pytest.fixture
+def published(tmp_path, serve, tracker, owner) -> Published:
+    """A 4-state execution registered on chain, published, served, and its certificate registered."""
+    root = tmp_path / "publish"
+    root.mkdir()
+    server = serve(root)
+    register_certificate(tracker, owner, server.fingerprint)
+    return publish_execution(root, server, tracker, owner, make_execution("hello-1", 4))
+
+
+@pytest.fixture
+def stalled_origin() -> Iterator[str]:
+    """An origin whose server accepts connections and then never answers (a server that is too slow)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+                held.append(connection)
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=2)
+    for connection in held:
+        connection.close()
+    listener.close()
