@@ -313,8 +313,6 @@ def install_local_ens(deployer: Any) -> LocalEns:
                 f"cannot install ENS on {provider.network.name} ({provider.name}): it needs anvil "
                 f"(anvil_setCode): {one_line(error)}"
             ) from error
-        if hasattr(provider, "mine"):
-            provider.mine()
     ens_registry = registry()
     root_owner = _address_or_none(ens_registry.owner(ROOT_NODE))
     if root_owner != deployer_address:
