@@ -1,0 +1,254 @@
+"""The indexer: InstanceTracker logs from a chain into a Postgres star schema, exactly once.
+
+Library use (what `ape run index` and the demo call)::
+
+    from tracker.indexer import IndexConfig, index
+    from tracker.indexer_rpc import JsonRpc
+
+    rpc = JsonRpc.from_web3(provider.web3)          # or JsonRpc.from_uri("http://127.0.0.1:8545")
+    summary = index(IndexConfig(contract_address="0x...", database_url=None), rpc)
+    print(summary.events, summary.last_block, summary.events_per_s)
+
+`index` connects to Postgres (`database_url`, else `DATABASE_URL`, else libpq's PG* variables),
+creates and migrates its schema, then repeats: read the cursor, check that the cursor's block is
+still on the chain (else roll back to the fork point), fetch the next range of logs, fetch the
+headers and receipts those logs need in batched round trips, decode, and load the batch together
+with the new cursor in one transaction. It stops at the target block (head minus confirmations,
+or `to_block`); with `follow` it then polls for new blocks. `read_report` gives the analysis views.
+
+Modules: `indexer_rpc` (reading the chain), `indexer_decode` (ABI decoding),
+`indexer_db` (schema, loading, rollback, views). The SQL is in `tracker/sql/`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from tracker.documents import normalize_address
+from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError
+from tracker.indexer_db import (
+    DEFAULT_SCHEMA,
+    Batch,
+    Cursor,
+    Report,
+    Store,
+    connect,
+    migrate,
+    read_report,
+    validate_schema,
+)
+from tracker.indexer_decode import EventDecoder
+from tracker.indexer_rpc import BlockHeader, ChainReader, JsonRpc
+
+FORK_SEARCH_PAGE = 64
+
+
+class ChainMovedError(ChainError):
+    """The chain changed while a batch was read (a reorg in progress); the batch is read again."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """What to index, where to, and how far."""
+
+    contract_address: str
+    database_url: str | None = None
+    schema: str = DEFAULT_SCHEMA
+    from_block: int = 0
+    to_block: int | None = None
+    confirmations: int = 0
+    batch_blocks: int = 1000
+    max_batch_logs: int = 10_000
+    follow: bool = False
+    poll_interval: float = 2.0
+    max_polls: int | None = None
+
+    def validated(self) -> "IndexConfig":
+        validate_schema(self.schema)
+        if self.from_block < 0:
+            raise ConfigurationError(f"--from-block must be >= 0, got {self.from_block}")
+        if self.to_block is not None and self.to_block < self.from_block:
+            raise ConfigurationError(f"--to-block {self.to_block} is before --from-block {self.from_block}")
+        if self.confirmations < 0:
+            raise ConfigurationError(f"--confirmations must be >= 0, got {self.confirmations}")
+        if self.batch_blocks < 1 or self.max_batch_logs < 1:
+            raise ConfigurationError("--batch-blocks and --max-batch-logs must be at least 1")
+        return self
+
+    @property
+    def database(self) -> str | None:
+        return self.database_url or os.environ.get("DATABASE_URL") or None
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """One loaded batch, as the progress display and `--follow` status lines see it."""
+
+    first_block: int
+    last_block: int
+    target_block: int
+    events: int
+    skipped: int
+    seconds: float
+
+
+@dataclass
+class IndexSummary:
+    chain_id: int
+    contract: str
+    schema: str
+    first_block: int | None = None
+    last_block: int | None = None
+    events: int = 0
+    skipped_foreign: int = 0
+    skipped_undecodable: int = 0
+    batches: int = 0
+    reorgs: int = 0
+    rolled_back_to: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    migrations_applied: list[int] = field(default_factory=list)
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "events_per_s": round(self.events_per_s, 1)}
+
+
+def index(
+    config: IndexConfig,
+    rpc: JsonRpc,
+    on_batch: Callable[[BatchReport], None] | None = None,
+) -> IndexSummary:
+    """Indexes the contract's logs into Postgres (see the module docstring) and says what it did.
+
+    Raises `ContractNotFoundError` when no code is at the address, the database errors of
+    `indexer_db` when Postgres is unreachable or refuses the login, and `ChainError` when the node
+    fails.
+    """
+    config = config.validated()
+    address = bytes.fromhex(normalize_address(config.contract_address))
+    reader = ChainReader(rpc, address, initial_span=config.batch_blocks, max_logs=config.max_batch_logs)
+    chain_id = reader.chain_id()
+    if not reader.code(address):
+        raise ContractNotFoundError(f"no contract code at 0x{address.hex()} on chain id {chain_id}")
+    decoder = EventDecoder.for_tracker(address)
+    connection = connect(config.database, config.schema)
+    summary = IndexSummary(chain_id=chain_id, contract=address.hex(), schema=config.schema)
+    started = time.perf_counter()
+    try:
+        summary.migrations_applied = migrate(connection, config.schema)
+        store = Store(connection, config.schema, chain_id, address)
+        polls = 0
+        while True:
+            _catch_up(config, reader, decoder, store, summary, on_batch)
+            polls += 1
+            if not config.follow or (config.max_polls is not None and polls >= config.max_polls):
+                break
+            if config.to_block is not None and store.cursor(config.from_block).block_number >= config.to_block:
+                break
+            time.sleep(config.poll_interval)
+    finally:
+        summary.seconds = time.perf_counter() - started
+        connection.close()
+    return summary
+
+
+def _catch_up(
+    config: IndexConfig,
+    reader: ChainReader,
+    decoder: EventDecoder,
+    store: Store,
+    summary: IndexSummary,
+    on_batch: Callable[[BatchReport], None] | None,
+) -> None:
+    """Indexes batch after batch until the cursor reaches the target block."""
+    while True:
+        cursor = store.cursor(config.from_block)
+        head, header = reader.head_and_header(cursor.block_number if cursor.block_hash else None)
+        if cursor.block_hash is not None and (header is None or header.hash != cursor.block_hash):
+            fork = _fork_point(config, reader, store, cursor)
+            store.roll_back(fork)
+            summary.reorgs += 1
+            summary.rolled_back_to.append(fork.block_number)
+            continue
+        target = head - config.confirmations
+        if config.to_block is not None:
+            target = min(target, config.to_block)
+        if cursor.block_number >= target:
+            return
+        started = time.perf_counter()
+        first = cursor.block_number + 1
+        try:
+            batch, skipped_foreign, skipped_undecodable = _read_batch(reader, decoder, cursor, first, target)
+        except ChainMovedError:
+            continue
+        if not store.load(batch, cursor):
+            continue  # another indexer moved the cursor: start again from where it is now
+        summary.first_block = first if summary.first_block is None else summary.first_block
+        summary.last_block = batch.end.number
+        summary.events += len(batch.events)
+        summary.skipped_foreign += skipped_foreign
+        summary.skipped_undecodable += skipped_undecodable
+        summary.batches += 1
+        if on_batch is not None:
+            on_batch(
+                BatchReport(first, batch.end.number, target, len(batch.events),
+                            skipped_foreign + skipped_undecodable, time.perf_counter() - started)
+            )
+
+
+def _read_batch(
+    reader: ChainReader, decoder: EventDecoder, cursor: Cursor, first: int, target: int
+) -> tuple[Batch, int, int]:
+    end, logs = reader.logs(first, target)
+    outcome = decoder.decode(logs)
+    numbers = {e.log.block_number for e in outcome.events} | {end}
+    if cursor.block_hash is not None:
+        numbers.add(first)  # its parent hash must be the cursor's block
+    headers = reader.headers(numbers)
+    if end not in headers:
+        raise ChainMovedError(f"block {end} is gone")
+    if first in headers and cursor.block_hash is not None and headers[first].parent_hash != cursor.block_hash:
+        raise ChainMovedError(f"block {first} no longer follows the indexed block {cursor.block_number}")
+    for event in outcome.events:
+        header = headers.get(event.log.block_number)
+        if header is None or header.hash != event.log.block_hash:
+            raise ChainMovedError(f"block {event.log.block_number} changed while it was read")
+    receipts = reader.receipts(e.log.tx_hash for e in outcome.events)
+    if any(r.block_hash != headers[e.log.block_number].hash for e in outcome.events for r in [receipts[e.log.tx_hash]]):
+        raise ChainMovedError("a transaction moved to another block while it was read")
+    batch = Batch(outcome.events, headers, receipts, headers[end])
+    return batch, outcome.foreign, outcome.undecodable
+
+
+def _fork_point(config: IndexConfig, reader: ChainReader, store: Store, cursor: Cursor) -> Cursor:
+    """The highest block this contract's indexing stored that is still on the chain."""
+    below = cursor.block_number
+    while below >= 0:
+        stored = store.stored_blocks(below, FORK_SEARCH_PAGE)
+        if not stored:
+            break
+        on_chain: dict[int, BlockHeader] = reader.headers(n for n, _ in stored)
+        for number, block_hash in stored:
+            header = on_chain.get(number)
+            if header is not None and header.hash == block_hash:
+                return Cursor(number, block_hash)
+        below = stored[-1][0] - 1
+    return Cursor(config.from_block - 1, None)
+
+
+def report(config: IndexConfig, chain_id: int, instance_id: str | None = None) -> Report:
+    """The analysis views for the configured contract on `chain_id`."""
+    config = config.validated()
+    address = bytes.fromhex(normalize_address(config.contract_address))
+    connection = connect(config.database, config.schema)
+    try:
+        migrate(connection, config.schema)
+        return read_report(connection, config.schema, chain_id, address, instance_id)
+    finally:
+        connection.close()

@@ -1,0 +1,133 @@
+"""Every event lands in its tables; the views answer; a rerun changes nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tracker.indexer import IndexConfig, index, report
+
+
+def config_for(deployed, database_url, schema, **overrides) -> IndexConfig:
+    return IndexConfig(contract_address=deployed.address, database_url=database_url, schema=schema, **overrides)
+
+
+def test_every_event_lands_in_its_tables(anvil, deployed, produce_every_event, database_url, schema, db):
+    story = produce_every_event(deployed)
+
+    summary = index(config_for(deployed, database_url, schema), anvil.rpc())
+
+    assert summary.events == story.event_count
+    assert summary.skipped_foreign == summary.skipped_undecodable == 0
+    counts = dict(db.execute("SELECT event, count(*) FROM fact_log GROUP BY event").fetchall())
+    assert counts == story.counts
+    assert db.execute("SELECT count(*) FROM model").fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM instance").fetchone()[0] == 2
+    assert db.execute("SELECT count(*) FROM state").fetchone()[0] == 5
+    owner, other = (bytes.fromhex(a[2:].lower()) for a in deployed.accounts[:2])
+    rows = db.execute(
+        "SELECT instance_id, state_id, seq FROM state_registration ORDER BY instance_id, seq"
+    ).fetchall()
+    assert [(bytes(i), bytes(s), q) for i, s, q in rows if bytes(i) == story.instance] == [
+        (story.instance, state, seq) for seq, state in enumerate(story.states)
+    ]
+    transition = db.execute("SELECT pre_state_id, post_state_id, pre_seq, post_seq FROM transition_registration").fetchone()
+    assert (bytes(transition[0]), bytes(transition[1]), transition[2], transition[3]) == (
+        story.states[1], story.states[2], 1, 2
+    )
+    end = db.execute("SELECT instance_id, end_document_id, state_count FROM termination").fetchone()
+    assert (bytes(end[0]), bytes(end[1]), end[2]) == (story.instance, story.end_document, 4)
+    assert db.execute("SELECT root, leaf_count FROM anchor").fetchone() == (story.root, 7)
+    cert = db.execute("SELECT account, fingerprint, octet_length(signature) FROM certificate_registration").fetchone()
+    assert (bytes(cert[0]), bytes(cert[1]), cert[2]) == (owner, story.fingerprint, 65)
+    assert db.execute("SELECT from_owner, to_owner FROM instance_transfer").fetchone() == (owner, other)
+    assert db.execute("SELECT owner, operator, approved FROM operator_change").fetchone() == (
+        owner, bytes.fromhex(deployed.accounts[2][2:].lower()), True
+    )
+    assert db.execute("SELECT client_id FROM client WHERE address = %s", [owner]).fetchone() == ("acme-tracker",)
+    fee_ok = db.execute("SELECT bool_and(fee_wei = gas_used * effective_gas_price AND gas_used > 0) FROM transaction")
+    assert fee_ok.fetchone()[0] is True
+    cursor = db.execute("SELECT block_number FROM cursor").fetchone()[0]
+    assert cursor == anvil.web3.eth.block_number
+
+
+def test_views_give_protocol_and_aggregates(anvil, deployed, produce_every_event, database_url, schema, db):
+    story = produce_every_event(deployed)
+    config = config_for(deployed, database_url, schema)
+    index(config, anvil.rpc())
+
+    result = report(config, anvil.web3.eth.chain_id, instance_id=story.instance.hex())
+
+    assert [row["state_id"] for row in result.protocol] == [s.hex() for s in story.states]
+    assert [row["seq"] for row in result.protocol] == [0, 1, 2, 3]
+    first = result.protocol[0]
+    block = anvil.web3.eth.get_block(first["block_number"])
+    assert first["timestamp"] == block.timestamp
+    assert first["client_address"] == deployed.accounts[0][2:].lower()
+    assert first["transaction_hash"] == story.execution_tx.hex().removeprefix("0x")
+    assert len(result.models) == 1
+    model = result.models[0]
+    assert (model["model_id"], model["instances"], model["terminated_instances"], model["states"]) == (
+        story.model.hex(), 2, 1, 5
+    )
+    assert model["max_duration"] >= model["min_duration"] >= timedelta(0)
+    by_client = {row["client_address"]: row for row in result.clients}
+    owner_row = by_client[deployed.accounts[0][2:].lower()]
+    assert owner_row["client_id"] == "acme-tracker"
+    assert (owner_row["models"], owner_row["instances"], owner_row["states"]) == (1, 1, 4)
+    gas = sum(anvil.web3.eth.get_transaction_receipt(h).gasUsed for h in story.owner_txs)
+    assert owner_row["gas_used"] == gas
+    assert sum(day["states"] for day in result.days) == 5
+
+
+def test_rerun_and_overlapping_ranges_change_nothing(anvil, deployed, produce_every_event, database_url, schema, db):
+    produce_every_event(deployed)
+    config = config_for(deployed, database_url, schema)
+    first = index(config, anvil.rpc())
+    snapshot = db.execute("SELECT event, count(*) FROM fact_log GROUP BY event ORDER BY event").fetchall()
+
+    again = index(config, anvil.rpc())
+    assert again.events == 0 and again.batches == 0
+
+    # Forget the cursor: the same range is loaded again and conflicts away.
+    db.execute("UPDATE cursor SET block_number = %s, block_hash = NULL", [deployed.deploy_block - 1])
+    replay = index(config, anvil.rpc())
+    assert replay.events == first.events
+    assert db.execute("SELECT event, count(*) FROM fact_log GROUP BY event ORDER BY event").fetchall() == snapshot
+    for table in ("block", "transaction", "model", "instance", "state", "client"):
+        assert db.execute(f"SELECT count(*) = count(DISTINCT t) FROM {table} t").fetchone()[0] is True
+
+
+def test_migrations_are_recorded_and_run_once(anvil, deployed, database_url, schema, db):
+    config = config_for(deployed, database_url, schema)
+    first = index(config, anvil.rpc())
+    second = index(config, anvil.rpc())
+    assert first.migrations_applied == [1, 2]
+    assert second.migrations_applied == []
+    assert [row[0] for row in db.execute("SELECT version FROM schema_migration ORDER BY version")] == [1, 2]
+
+
+def test_small_batches_and_block_bounds(anvil, deployed, produce_every_event, database_url, schema, db):
+    story = produce_every_event(deployed)
+    head = anvil.web3.eth.block_number
+    middle = story.execution_block
+    config = config_for(deployed, database_url, schema, from_block=deployed.deploy_block, to_block=middle,
+                        batch_blocks=1, max_batch_logs=1)
+    partial = index(config, anvil.rpc())
+    assert partial.last_block == middle
+    assert db.execute("SELECT block_number FROM cursor").fetchone()[0] == middle
+    assert db.execute("SELECT max(block_number) FROM fact_log").fetchone()[0] == middle
+
+    rest = index(config_for(deployed, database_url, schema, batch_blocks=1), anvil.rpc())
+    assert rest.last_block == head
+    assert partial.events + rest.events == story.event_count
+
+
+@pytest.mark.parametrize("confirmations", [2])
+def test_confirmations_stay_behind_head(anvil, deployed, produce_every_event, database_url, schema, db, confirmations):
+    produce_every_event(deployed)
+    head = anvil.web3.eth.block_number
+    summary = index(config_for(deployed, database_url, schema, confirmations=confirmations), anvil.rpc())
+    assert summary.last_block == head - confirmations
+    assert db.execute("SELECT block_number FROM cursor").fetchone()[0] == head - confirmations
