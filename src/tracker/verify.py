@@ -37,6 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
+from tracker import certificates, ens
 from tracker.contract import InstanceRecord, ModelRecord, TrackerContract
 from tracker.documents import (
     DocumentError,
@@ -670,10 +671,6 @@ def ens_check(owner: str | None, protocol_url: str) -> CheckResult:
     """Check 4: the owner's reverse ENS name resolves back to it, and its `url` record is the origin."""
     if owner is None:
         return CheckResult(CHECK_ENS, None, "not checked: the registering address is unknown")
-    try:
-        from tracker import ens
-    except ImportError:
-        return CheckResult(CHECK_ENS, None, "not checked: ENS support (tracker.ens) is not installed")
     address = "0x" + owner
     try:
         if not ens.ens_available():
@@ -698,7 +695,10 @@ def certificate_check(tracker: TrackerContract | None, owner: str | None, presen
     """Check 5: presented certificate fingerprint = the owner's registered one, signed by the owner."""
     if presented is None:
         return CheckResult(CHECK_CERTIFICATE, False, "the server presented no certificate")
-    fingerprint = sha256_hex(presented)
+    try:
+        fingerprint = certificates.fingerprint(certificates.parse_certificate(presented, "the presented certificate"))
+    except TrackerError as error:
+        return CheckResult(CHECK_CERTIFICATE, False, one_line(error))
     if tracker is None:
         return CheckResult(CHECK_CERTIFICATE, None, f"not checked: no chain reachable (presented sha256 {fingerprint})")
     if owner is None:
@@ -713,14 +713,10 @@ def certificate_check(tracker: TrackerContract | None, owner: str | None, presen
             f"server presented certificate sha256 {_short(fingerprint)}, 0x{owner} registered {_short(record.fingerprint)}",
         )
     try:
-        from tracker.certificates import recover_fingerprint_signer
-    except ImportError:
-        return CheckResult(CHECK_CERTIFICATE, None, "fingerprint matches; signature not checked: tracker.certificates is not installed")
-    try:
-        signer = recover_fingerprint_signer(record.fingerprint, record.signature)
+        signer = certificates.recover_fingerprint_signer(record.fingerprint, record.signature)
     except TrackerError as error:
-        return CheckResult(CHECK_CERTIFICATE, False, f"registered signature does not recover: {one_line(error)}")
-    if signer is None or normalize_address(str(signer)) != owner:
+        return CheckResult(CHECK_CERTIFICATE, False, f"registered signature: {one_line(error)}")
+    if normalize_address(signer) != owner:
         return CheckResult(CHECK_CERTIFICATE, False, f"registered signature recovers to {signer}, not to 0x{owner}")
     return CheckResult(CHECK_CERTIFICATE, True, f"sha256 {_short(fingerprint)} registered and signed by 0x{owner}")
 
@@ -794,8 +790,6 @@ def locate_protocol(tracker: TrackerContract, instance_id: str) -> str:
     record = tracker.instance(instance_id)
     if record is None:
         raise ProtocolNotFoundError(f"instance {instance_id} is not registered on contract {tracker.address}")
-    from tracker import ens
-
     if not ens.ens_available():
         raise ProtocolNotFoundError("no ENS registry on this network: give the protocol URL instead of --instance")
     address = "0x" + record.owner
@@ -806,6 +800,25 @@ def locate_protocol(tracker: TrackerContract, instance_id: str) -> str:
     if url is None:
         raise ProtocolNotFoundError(f"ENS name {name} of {address} has no url text record: give the protocol URL")
     return protocol_url_for(url, instance_id)
+
+
+def tracker_for(url: str | None, contract_address: str | None, options: VerifyOptions) -> TrackerContract:
+    """The contract to verify against: the one given, else the deployment recorded for the chain,
+    else (for a URL) the contract the protocol names, when it has code on the connected chain."""
+    from tracker.errors import ContractNotFoundError
+
+    try:
+        return TrackerContract.at(contract_address)
+    except ContractNotFoundError:
+        if contract_address is not None or url is None:
+            raise
+    with Downloader(options.timeout) as downloader:
+        _tls, protocol, _download = fetch_protocol(url, downloader, options)
+    if protocol is None or protocol.contract_address is None:
+        raise ContractNotFoundError(
+            "no InstanceTracker recorded for this chain and the protocol names none: pass --contract ADDRESS"
+        )
+    return TrackerContract.at(protocol.contract_address)
 
 
 # ------------------------------------------------------------------------------------ following

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from eth_account import Account
-from eth_account.messages import encode_defunct
 
+from tracker.certificates import sign_fingerprint
 from tracker.contract import TrackerContract
 from tracker.documents import InstanceFacts, InstanceProtocol, ProtocolEntry, StateFacts, model_document
 from tracker.server import RunningServer, serve_in_thread
@@ -25,13 +24,9 @@ from tracker.server import RunningServer, serve_in_thread
 MODEL_DEFINITION = '{"StartAt":"Hello","States":{"Hello":{"Type":"Pass","Next":"World"},"World":{"Type":"Pass","End":true}}}'
 
 
-def sign_fingerprint_bytes(private_key: Any, fingerprint: str) -> bytes:
-    """EIP-191 signature of the 32 fingerprint bytes (what `ape run deploy --cert` registers)."""
-    return bytes(Account.sign_message(encode_defunct(primitive=bytes.fromhex(fingerprint)), private_key).signature)
-
-
-def register_certificate(tracker: TrackerContract, account: Any, fingerprint: str) -> None:
-    signature = sign_fingerprint_bytes(account.private_key, fingerprint)
+def _register_certificate(tracker: TrackerContract, account: Any, fingerprint: str) -> None:
+    """What `ape run deploy --cert` registers: the fingerprint and the account's EIP-191 signature."""
+    signature = sign_fingerprint(account, fingerprint)
     tracker.contract.registerCertificate(bytes.fromhex(fingerprint), signature, sender=account)
 
 
@@ -189,13 +184,29 @@ def serve(tmp_path) -> Iterator[Callable[..., RunningServer]]:
 
 
 @pytest.fixture
-def published(tmp_path, serve, tracker, owner) -> Published:
+def publish(tmp_path, serve, tracker) -> Callable[..., Published]:
+    """`publish(account, registered=None, register_certificate=True, states=4)`: an execution
+    registered on chain by `account` (only its first `registered` states when given), published in
+    a fresh directory, served, and the server's certificate registered by `account`."""
+    counter = iter(range(1_000))
+
+    def make(account: Any, registered: int | None = None, register_certificate: bool = True, states: int = 4) -> Published:
+        number = next(counter)
+        root = tmp_path / f"publish-{number}"
+        root.mkdir()
+        server = serve(root)
+        owned = TrackerContract(tracker.contract, account)
+        if register_certificate:
+            _register_certificate(owned, account, server.fingerprint)
+        return publish_execution(root, server, owned, account, make_execution(f"hello-{number}", states), registered)
+
+    return make
+
+
+@pytest.fixture
+def published(publish, owner) -> Published:
     """A 4-state execution registered on chain, published, served, and its certificate registered."""
-    root = tmp_path / "publish"
-    root.mkdir()
-    server = serve(root)
-    register_certificate(tracker, owner, server.fingerprint)
-    return publish_execution(root, server, tracker, owner, make_execution("hello-1", 4))
+    return publish(owner)
 
 
 @pytest.fixture

@@ -36,3 +36,232 @@ def test_untampered_execution_passes_every_chain_check(published):
     assert report.check(CHECK_ENS).ok is None
     assert report.check(CHECK_ENS).reason == "not checked: no ENS registry on this network"
     assert report.verdict == "incomplete" and not report.passed
+
+
+def failing(report):
+    """The checks that failed, and the failing state rows as (position, reason)."""
+    return report.failed_checks, [(s.position, s.reason) for s in report.states if s.ok is False]
+
+
+def test_state_document_changed_by_one_byte_fails_check_2_for_that_state(published):
+    state_id = published.execution.state_ids[2]
+    path = published.root / "documents" / f"{state_id}.json"
+    content = bytearray(path.read_bytes())
+    content[-2] ^= 0x01
+    path.write_bytes(bytes(content))
+    report = verify_protocol(published.url, published.tracker, FAST)
+    checks, rows = failing(report)
+    assert checks == [CHECK_STATES]
+    assert len(rows) == 1 and rows[0][0] == 2
+    assert rows[0][1] == f"state document hashes to {sha256_hex(bytes(content))[:10]}…, not to its id {state_id[:10]}…"
+
+
+def test_state_missing_on_chain_fails_check_2(publish, owner):
+    published = publish(owner, registered=3)
+    report = verify_protocol(published.url, published.tracker, FAST)
+    checks, rows = failing(report)
+    assert checks == [CHECK_STATES]
+    assert rows == [(3, "not registered on chain for this instance")]
+    assert "chain has 3 registered states, the protocol lists 4" in report.check(CHECK_STATES).reason
+
+
+def test_two_states_swapped_fail_check_2_as_out_of_order(published):
+    entries = published.protocol.instance_protocol
+    entries[1], entries[2] = (
+        dataclasses.replace(entries[2], seq=1),
+        dataclasses.replace(entries[1], seq=2),
+    )
+    published.write_protocol()
+    report = verify_protocol(published.url, published.tracker, FAST)
+    checks, rows = failing(report)
+    assert checks == [CHECK_STATES]
+    assert rows == [
+        (1, "registered at seq 2, listed at seq 1: out of order"),
+        (2, "registered at seq 1, listed at seq 2: out of order"),
+    ]
+    assert "do not hash to the contract's head" in report.check(CHECK_STATES).reason
+
+
+def test_extra_state_in_the_protocol_fails_check_2(published):
+    extra_content = b'{"kind":"state","note":"never registered"}'
+    extra_id = published.write_document(extra_content)
+    last = published.protocol.instance_protocol[-1]
+    published.protocol.instance_protocol.append(
+        dataclasses.replace(last, state_hash=extra_id, seq=4, state_data=published.document_url(extra_id))
+    )
+    published.write_protocol()
+    report = verify_protocol(published.url, published.tracker, FAST)
+    checks, rows = failing(report)
+    assert checks == [CHECK_STATES]
+    assert rows == [(4, "not registered on chain for this instance")]
+    assert "chain has 4 registered states, the protocol lists 5" in report.check(CHECK_STATES).reason
+
+
+def test_wrong_block_transaction_and_timestamp_fields_fail_check_2(published):
+    entries = published.protocol.instance_protocol
+    good = entries[0]
+    entries[0] = dataclasses.replace(good, block_nr=good.block_nr + 1)
+    entries[1] = dataclasses.replace(entries[1], transaction_hash="ab" * 32)
+    entries[3] = dataclasses.replace(entries[3], timestamp=good.timestamp - 60)
+    published.write_protocol()
+    report = verify_protocol(published.url, published.tracker, FAST)
+    checks, rows = failing(report)
+    assert checks == [CHECK_STATES]
+    assert rows == [
+        (0, f"block_nr {good.block_nr + 1} but registered in block {good.block_nr}"),
+        (1, f"transaction_hash {'ab' * 5}… but registered by {good.transaction_hash[:10]}…"),
+        (3, f"timestamp {good.timestamp - 60} but block {good.block_nr} has {good.timestamp}"),
+    ]
+
+
+def test_client_address_other_than_the_owner_fails_check_2(published, other):
+    entries = published.protocol.instance_protocol
+    entries[0] = dataclasses.replace(entries[0], client_address=str(other.address).lower()[2:])
+    published.write_protocol()
+    report = verify_protocol(published.url, published.tracker, FAST)
+    checks, rows = failing(report)
+    assert checks == [CHECK_STATES]
+    assert rows == [(0, f"client_address {str(other.address).lower()} is not the instance owner {str(published.owner.address).lower()}")]
+
+
+def test_instance_claimed_for_another_model_fails_check_3(published):
+    other_model = b'{"StartAt":"Other","States":{"Other":{"Type":"Succeed"}}}'
+    other_id = published.write_document(other_model)
+    published.tracker.send_batch([published.tracker.register_model_call(other_id)])
+    published.protocol.model_hash = other_id
+    published.protocol.model_data = published.document_url(other_id)
+    published.write_protocol()
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.failed_checks == [CHECK_MODEL]
+    model_id = published.execution.model_id
+    assert report.check(CHECK_MODEL).reason == (
+        f"instance document names model {model_id[:10]}…, the protocol {other_id[:10]}…; "
+        f"instance belongs to model {model_id[:10]}… on chain, not to {other_id[:10]}…"
+    )
+
+
+def test_model_document_changed_fails_check_3(published):
+    path = published.root / "documents" / f"{published.execution.model_id}.json"
+    path.write_bytes(path.read_bytes() + b" ")
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.failed_checks == [CHECK_MODEL]
+    assert report.check(CHECK_MODEL).reason.startswith("model document hashes to ")
+
+
+def test_certificate_other_than_the_registered_one_fails_check_5(published, serve):
+    impostor = serve(published.root, tls_name="impostor-tls")
+    assert impostor.fingerprint != published.server.fingerprint
+    report = verify_protocol(impostor.url(f"{published.execution.instance_id}.json"), published.tracker, FAST)
+    assert report.failed_checks == [CHECK_CERTIFICATE]
+    owner = str(published.owner.address).lower()
+    assert report.check(CHECK_CERTIFICATE).reason == (
+        f"server presented certificate sha256 {impostor.fingerprint[:10]}…, "
+        f"{owner} registered {published.server.fingerprint[:10]}…"
+    )
+
+
+def test_no_certificate_registered_fails_check_5(publish, other):
+    published = publish(other, register_certificate=False)
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.failed_checks == [CHECK_CERTIFICATE]
+    assert report.check(CHECK_CERTIFICATE).reason == f"{str(other.address).lower()} has registered no certificate fingerprint"
+
+
+def test_server_down_fails_check_1_and_nothing_else_is_checked(published):
+    url = published.url
+    published.server.stop()
+    report = verify_protocol(url, published.tracker, FAST)
+    assert report.failed_checks == [CHECK_TLS]
+    assert report.check(CHECK_TLS).reason == f"cannot fetch {url}: Connection refused"
+    assert [c.ok for c in report.checks[1:]] == [None, None, None, None]
+    assert report.check(CHECK_STATES).reason == "not checked: the protocol could not be read"
+    assert report.verdict == "failed"
+
+
+def test_server_too_slow_fails_check_1_with_a_timeout(stalled_origin, tracker):
+    url = f"{stalled_origin}/{'a' * 64}.json"
+    report = verify_protocol(url, tracker, VerifyOptions(timeout=0.5))
+    assert report.failed_checks == [CHECK_TLS]
+    assert report.check(CHECK_TLS).reason == f"timed out after 0.5 s fetching {url}"
+    assert report.seconds < 5
+
+
+def test_document_over_the_size_limit_fails_its_state(published):
+    state_id = published.execution.state_ids[1]
+    size = len(published.execution.states[1])
+    report = verify_protocol(published.url, published.tracker, VerifyOptions(timeout=2.0, max_document_bytes=size - 1))
+    over = [(s.position, s.reason) for s in report.states if s.ok is False]
+    assert CHECK_STATES in report.failed_checks
+    limit = size - 1
+    expected = f"state document: {published.document_url(state_id)} is {size} bytes, over the limit of {limit}"
+    assert (1, expected) in over
+
+
+def test_protocol_over_the_size_limit_fails_check_1(published):
+    size = len(published.protocol.to_bytes())
+    report = verify_protocol(published.url, published.tracker, VerifyOptions(timeout=2.0, max_protocol_bytes=100))
+    assert report.failed_checks == [CHECK_TLS]
+    assert report.check(CHECK_TLS).reason == f"{published.url} is {size} bytes, over the limit of 100"
+
+
+def test_malformed_json_protocol_fails_check_1(published):
+    published.write_protocol(b'{"model_hash": "00", "instance_protocol": [')
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.failed_checks == [CHECK_TLS]
+    assert report.check(CHECK_TLS).reason.startswith("protocol is not valid JSON: Expecting value: line 1")
+
+
+def test_protocol_missing_a_field_fails_check_1(published):
+    data = published.protocol.to_json()
+    del data["instance_hash"]
+    published.write_protocol(data)
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.check(CHECK_TLS).reason == "instance protocol lacks the field 'instance_hash'"
+
+
+def test_missing_state_document_fails_its_state(published):
+    state_id = published.execution.state_ids[0]
+    (published.root / "documents" / f"{state_id}.json").unlink()
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.states[0].reason == f"state document: HTTP 404 Not Found for {published.document_url(state_id)}"
+
+
+def test_plain_http_url_fails_check_1(tracker):
+    report = verify_protocol("http://127.0.0.1:9/x.json", tracker, FAST)
+    assert report.check(CHECK_TLS).ok is False
+    assert report.check(CHECK_TLS).reason == "not an https URL: http://127.0.0.1:9/x.json"
+
+
+def test_prototype_format_without_seq_or_additions_is_read_as_is(published):
+    """A protocol as the published prototype wrote it: only its seven entry fields, no additions."""
+    data = published.protocol.to_json()
+    prototype = {key: data[key] for key in ("model_hash", "instance_hash", "model_data", "instance_data")}
+    prototype["instance_protocol"] = [
+        {key: entry[key] for key in ("event_type", "state_hash", "timestamp", "block_nr", "client_address", "transaction_hash", "state_data")}
+        for entry in data["instance_protocol"]
+    ]
+    published.write_protocol(json.dumps(prototype, indent=1).encode())
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.failed_checks == []
+    assert [s.seq for s in report.states] == [0, 1, 2, 3] and all(s.ok for s in report.states)
+
+
+def test_without_a_chain_documents_are_checked_and_chain_checks_are_not(published):
+    report = verify_protocol(published.url, None, FAST)
+    assert report.check(CHECK_TLS).ok is True
+    assert [c.ok for c in report.checks[1:]] == [None, None, None, None]
+    assert report.check(CHECK_ENS).reason == "not checked: no chain reachable"
+    assert report.check(CHECK_CERTIFICATE).reason == (
+        f"not checked: no chain reachable (presented sha256 {published.server.fingerprint})"
+    )
+    assert all(s.ok is None for s in report.states) and report.verdict == "incomplete"
+
+
+def test_one_call_per_state_mode_gives_the_same_verdicts(published):
+    entries = published.protocol.instance_protocol
+    entries[1], entries[2] = dataclasses.replace(entries[2], seq=1), dataclasses.replace(entries[1], seq=2)
+    published.write_protocol()
+    batched = verify_protocol(published.url, published.tracker, FAST)
+    single = verify_protocol(published.url, published.tracker, VerifyOptions(timeout=2.0, batched=False))
+    assert [c.to_json() for c in batched.checks] == [c.to_json() for c in single.checks]
+    assert [s.to_json() for s in batched.states] == [s.to_json() for s in single.states]
