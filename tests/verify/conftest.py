@@ -169,6 +169,12 @@ def publish_execution(
 
 
 @pytest.fixture
+def register_certificate() -> Callable[[TrackerContract, Any, str], None]:
+    """`register_certificate(tracker, account, fingerprint)` as `ape run deploy --cert` does."""
+    return _register_certificate
+
+
+@pytest.fixture
 def serve(tmp_path) -> Iterator[Callable[..., RunningServer]]:
     """`serve(root, tls_name="tls")`: a server on a free loopback port, stopped after the test."""
     running: list[RunningServer] = []
