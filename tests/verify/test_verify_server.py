@@ -1,0 +1,160 @@
+"""The protocol server over real TLS on loopback: content types, no listings, no way out of the root,
+the self-signed certificate kept across restarts, and one clear message per bad setting."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+
+import pytest
+
+from tracker.server import (
+    CertificateFileError,
+    PublishRootError,
+    ServerStartError,
+    generate_self_signed,
+    serve_in_thread,
+)
+
+
+def raw_get(server, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes, bytes]:
+    """Sends the path exactly as given (no client-side normalisation); returns status, headers, body, peer DER."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((server.host, server.port), timeout=5) as plain:
+        with context.wrap_socket(plain) as tls:
+            der = tls.getpeercert(binary_form=True)
+            tls.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body, der
+
+
+@pytest.fixture
+def site(tmp_path):
+    root = tmp_path / "publish"
+    (root / "documents").mkdir(parents=True)
+    (root / "documents" / "a.json").write_bytes(b'{"a":1}')
+    (root / "notes.txt").write_text("hello")
+    (root / "blob.bin").write_bytes(b"\x00\x01")
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"secret":true}')
+    (root / "leak.json").symlink_to(secret)
+    server = serve_in_thread(root, "127.0.0.1", 0, tls_dir=tmp_path / "tls")
+    yield server
+    server.stop()
+
+
+def test_files_are_served_with_their_content_types(site):
+    status, headers, body, _ = raw_get(site, "/documents/a.json")
+    assert (status, headers["Content-Type"], headers["Content-Length"], body) == (200, "application/json", "7", b'{"a":1}')
+    assert raw_get(site, "/notes.txt")[1]["Content-Type"] == "text/plain; charset=utf-8"
+    assert raw_get(site, "/blob.bin")[1]["Content-Type"] == "application/octet-stream"
+    status, headers, body, _ = raw_get(site, "/documents/a.json", method="HEAD")
+    assert (status, headers["Content-Length"], body) == (200, "7", b"")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/documents",
+        "/documents/",
+        "/../secret.json",
+        "/documents/../../secret.json",
+        "/%2e%2e/secret.json",
+        "/documents/..%2f..%2fsecret.json",
+        "/documents/%2e%2e%5c..%5csecret.json",
+        "/leak.json",
+        "//etc/passwd",
+        "/documents/a.json%00.txt",
+        "/%ff.json",
+        "/missing.json",
+    ],
+)
+def test_no_listing_no_traversal_no_symlink_out_of_the_root(site, path):
+    status, headers, body, _ = raw_get(site, path)
+    assert (status, body) == (404, b"not found\n")
+    assert b"secret" not in body
+
+
+def test_only_get_and_head_are_answered(site):
+    assert raw_get(site, "/documents/a.json", method="POST")[0] == 501
+
+
+def test_the_presented_certificate_is_the_one_printed(site):
+    der = raw_get(site, "/documents/a.json")[3]
+    assert hashlib.sha256(der).hexdigest() == site.fingerprint
+
+
+def test_self_signed_certificate_is_generated_once_and_kept(tmp_path):
+    root = tmp_path / "publish"
+    root.mkdir()
+    first = serve_in_thread(root, "127.0.0.1", 0, tls_dir=tmp_path / "tls")
+    first.stop()
+    second = serve_in_thread(root, "127.0.0.1", 0, tls_dir=tmp_path / "tls")
+    second.stop()
+    assert first.tls.generated and not second.tls.generated
+    assert first.fingerprint == second.fingerprint
+    assert (tmp_path / "tls" / "server.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_given_certificate_and_key_are_used(tmp_path):
+    cert_pem, key_pem = generate_self_signed(["example.test"])
+    (tmp_path / "c.pem").write_bytes(cert_pem)
+    (tmp_path / "k.pem").write_bytes(key_pem)
+    server = serve_in_thread(tmp_path, "127.0.0.1", 0, tmp_path / "c.pem", tmp_path / "k.pem")
+    try:
+        der = ssl.PEM_cert_to_DER_cert(cert_pem.decode())
+        assert server.fingerprint == hashlib.sha256(der).hexdigest() and not server.tls.generated
+    finally:
+        server.stop()
+
+
+def test_missing_publish_directory_is_one_clear_error(tmp_path):
+    with pytest.raises(PublishRootError) as error:
+        serve_in_thread(tmp_path / "nope", "127.0.0.1", 0, tls_dir=tmp_path / "tls")
+    assert str(error.value) == f"publish directory {tmp_path / 'nope'} does not exist or is not a directory"
+
+
+def test_cert_without_key_is_refused(tmp_path):
+    with pytest.raises(CertificateFileError) as error:
+        serve_in_thread(tmp_path, "127.0.0.1", 0, cert=tmp_path / "c.pem")
+    assert str(error.value) == "give both --cert and --key, or neither for a self-signed certificate"
+
+
+def test_missing_certificate_file_is_refused(tmp_path):
+    with pytest.raises(CertificateFileError) as error:
+        serve_in_thread(tmp_path, "127.0.0.1", 0, cert=tmp_path / "c.pem", key=tmp_path / "k.pem")
+    assert str(error.value) == f"no such file: {tmp_path / 'c.pem'}"
+
+
+def test_key_of_another_certificate_is_refused(tmp_path):
+    cert_pem, _ = generate_self_signed([])
+    _, other_key = generate_self_signed([])
+    (tmp_path / "c.pem").write_bytes(cert_pem)
+    (tmp_path / "k.pem").write_bytes(other_key)
+    with pytest.raises(CertificateFileError) as error:
+        serve_in_thread(tmp_path, "127.0.0.1", 0, tmp_path / "c.pem", tmp_path / "k.pem")
+    assert str(error.value).startswith(f"cannot use certificate {tmp_path / 'c.pem'} with key {tmp_path / 'k.pem'}: ")
+
+
+def test_port_in_use_is_one_clear_error(site, tmp_path):
+    with pytest.raises(ServerStartError) as error:
+        serve_in_thread(tmp_path, "127.0.0.1", site.port, tls_dir=tmp_path / "tls")
+    assert str(error.value) == f"cannot listen on 127.0.0.1:{site.port}: Address already in use"
+
+
+def test_stopped_server_frees_its_port(tmp_path):
+    server = serve_in_thread(tmp_path, "127.0.0.1", 0, tls_dir=tmp_path / "tls")
+    port = server.port
+    server.stop()
+    again = serve_in_thread(tmp_path, "127.0.0.1", port, tls_dir=tmp_path / "tls")
+    again.stop()
+    assert again.port == port
