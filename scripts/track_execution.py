@@ -106,6 +106,10 @@ def cli(state_machine_arns, execution_arn, since, source_name, log_group, region
         if not as_json:
             click.echo("Stopping after the current batch (Ctrl-C again to abort).", err=True)
 
+    if as_json:
+        from ape.logging import logger
+
+        logger.set_level("ERROR")  # stdout carries only the JSON document
     previous = signal.signal(signal.SIGINT, interrupt)
     try:
         with connected(network_choice) as provider:

@@ -319,9 +319,13 @@ class Selection:
 
 def aws_session(region: str | None = None, profile: str | None = None) -> Any:
     """A boto3 session from the standard chain; raises `ConfigurationError` without a region."""
+    import os
+
     import boto3
     from botocore.exceptions import ProfileNotFound
 
+    # botocore reads AWS_DEFAULT_REGION; AWS_REGION is what the AWS SDKs and Lambda set.
+    region = region or os.environ.get("AWS_REGION") or None
     try:
         session = boto3.session.Session(region_name=region, profile_name=profile)
     except ProfileNotFound as error:
@@ -359,7 +363,7 @@ def translate_aws_error(error: Exception, subject: str) -> Exception:
     if code == "InvalidArn":
         return MalformedArnError(f"malformed ARN {subject}: {one_line(message)}")
     if code == "ResourceNotFoundException" and "log group" in message.lower():
-        return LogGroupNotFoundError(f"log group {subject} does not exist")
+        return LogGroupNotFoundError(f"{subject} does not exist")
     return AwsRequestError(f"AWS {operation} on {subject} failed: {code}: {one_line(message)}")
 
 
@@ -411,11 +415,11 @@ class HistorySource(_AwsCalls):
     def list_executions(self) -> list[ExecutionRef]:
         if self.selection.execution_arn:
             arn = self.selection.execution_arn
-            described = self._call(self.client, "describe_execution", arn, executionArn=arn)
+            described = self._call(self.client, "describe_execution", f"execution {arn}", executionArn=arn)
             return [ExecutionRef(arn, described["stateMachineArn"], described.get("status"))]
         refs: list[ExecutionRef] = []
         for machine in self.state_machines():
-            for page in self._pages(self.client, "list_executions", machine, stateMachineArn=machine):
+            for page in self._pages(self.client, "list_executions", f"state machine {machine}", stateMachineArn=machine):
                 for item in page.get("executions", []):
                     if self.selection.since_ms is not None and to_millis(item["startDate"]) < self.selection.since_ms:
                         continue
@@ -424,18 +428,18 @@ class HistorySource(_AwsCalls):
 
     def definition(self, arn: str) -> str:
         if arn not in self._definitions:
-            described = self._call(self.client, "describe_state_machine", arn, stateMachineArn=arn)
+            described = self._call(self.client, "describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
             self._definitions[arn] = check_definition(described["definition"], arn)
         return self._definitions[arn]
 
     def load(self, ref: ExecutionRef) -> Execution:
         arn = ref.execution_arn
-        described = self._call(self.client, "describe_execution", arn, executionArn=arn)
+        described = self._call(self.client, "describe_execution", f"execution {arn}", executionArn=arn)
         version_arn = described.get("stateMachineVersionArn")
         definition = self.definition(version_arn or described["stateMachineArn"])
         raw_events = [
             event
-            for page in self._pages(self.client, "get_execution_history", arn, executionArn=arn)
+            for page in self._pages(self.client, "get_execution_history", f"execution {arn}", executionArn=arn)
             for event in page.get("events", [])
         ]
         events, held = release_in_order(history_event(raw) for raw in raw_events)
@@ -471,7 +475,7 @@ class LogsSource(_AwsCalls):
         self._messages: dict[str, list[HistoryEvent]] = {}
 
     def _describe(self, arn: str) -> Mapping[str, Any]:
-        return self._call(self.sfn, "describe_state_machine", arn, stateMachineArn=arn)
+        return self._call(self.sfn, "describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
 
     def definition(self, arn: str) -> str:
         if arn not in self._definitions:
@@ -511,7 +515,7 @@ class LogsSource(_AwsCalls):
             kwargs: dict[str, Any] = {"logGroupName": group}
             if self.selection.since_ms is not None:
                 kwargs["startTime"] = self.selection.since_ms
-            for page in self._pages(self.logs, "filter_log_events", group, **kwargs):
+            for page in self._pages(self.logs, "filter_log_events", f"log group {group}", **kwargs):
                 for item in page.get("events", []):
                     where = f"log group {group}, stream {item.get('logStreamName')}, event {item.get('eventId')}"
                     message = parse_log_message(item.get("message", ""), where)
