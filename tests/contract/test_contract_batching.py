@@ -72,3 +72,11 @@ def test_client_send_batch_reports_inner_error_in_one_line(tracker, contract, ow
         raise AssertionError("send_batch accepted a gap in the sequence")
     assert message.startswith("registerModel, registerStates failed: SequenceMismatch(")
     assert "expected=1" in message and "given=5" in message and "\n" not in message
+
+
+def test_inner_call_reverting_without_data_reverts_failed_call(contract, owner, ids, expect_revert):
+    unknown_selector = bytes.fromhex("deadbeef")
+    calls = [contract.registerModel.encode_input(ids("m")), unknown_selector]
+    with expect_revert("FailedCall"):
+        contract.multicall(calls, sender=owner)
+    assert contract.models(ids("m"))[0] == "0x" + "00" * 20
