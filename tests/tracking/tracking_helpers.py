@@ -60,3 +60,37 @@ def run_execution(session, machine_arn: str, name: str, payload: dict, wait: boo
         assert time.monotonic() < deadline, f"execution {name} did not end"
         time.sleep(0.05)
     return arn
+
+
+def history_as_log_messages(session, execution_arn: str, express_arn: str) -> list[str]:
+    """A real execution's history in the CloudWatch Logs format AWS documents for Step Functions
+    (id, previous_event_id, type, details, event_timestamp, execution_arn), under an Express ARN."""
+    sfn = session.client("stepfunctions")
+    messages = []
+    for event in sfn.get_execution_history(executionArn=execution_arn)["events"]:
+        details = next((value for key, value in event.items() if key.endswith("EventDetails")), None)
+        message = {
+            "id": str(event["id"]),
+            "previous_event_id": str(event["previousEventId"]),
+            "type": event["type"],
+            "event_timestamp": str(int(event["timestamp"].timestamp() * 1000)),
+            "execution_arn": express_arn,
+            "redrive_count": "0",
+        }
+        if details is not None:
+            message["details"] = details
+        messages.append(json.dumps(message, separators=(",", ":")))
+    return messages
+
+
+def put_messages(session, group: str, stream: str, messages: list[str], timestamp_ms: int) -> None:
+    logs = session.client("logs")
+    try:
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": timestamp_ms + i, "message": m} for i, m in enumerate(messages)],
+    )
