@@ -1,0 +1,118 @@
+"""Checks 4 and 5 with a real ENS (installed from ENS's npm builds) on anvil: the whole chain of
+trust passes, and a wrong url record, a missing or foreign reverse record, and a certificate
+signature by another key are each named by the failing check.
+
+ENS is installed with `anvil_setCode`, so this module needs anvil; bin/test runs it with
+`ape test tests/verify/test_verify_ens.py --network ethereum:local:foundry`.
+"""
+
+from __future__ import annotations
+
+import pytest
+from eth_abi import encode
+from eth_utils import keccak
+
+from tracker import ens
+from tracker.certificates import recover_fingerprint_signer, sign_fingerprint
+from tracker.verify import CHECK_CERTIFICATE, CHECK_ENS, VerifyOptions, locate_protocol, verify_protocol
+
+NAME = "verifier-client.eth"
+CERTIFICATES_SLOT = 5  # storage slot of InstanceTracker._certificates (after models, instances, isOperator, clientIdOf, anchors)
+FAST = VerifyOptions(timeout=3.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def on_anvil(chain):
+    if chain.provider.name != "foundry":
+        pytest.skip("needs anvil (ENS via anvil_setCode): ape test tests/verify/test_verify_ens.py --network ethereum:local:foundry")
+
+
+@pytest.fixture(scope="module")
+def local_ens(accounts):
+    return ens.install_local_ens(accounts[0])
+
+
+@pytest.fixture
+def client(accounts):
+    return accounts[5]
+
+
+@pytest.fixture
+def linked(publish, client, local_ens, accounts):
+    """An execution published by `client`, whose ENS name resolves to it, names it back, and has url = the server."""
+    published = publish(client)
+    ens.assign_name(accounts[0], NAME, str(client.address))
+    ens.link_identity(client, NAME, published.server.origin)
+    return published
+
+
+def test_everything_passes_with_ens_and_the_registered_certificate(linked, client):
+    report = verify_protocol(linked.url, linked.tracker, FAST)
+    assert report.passed and report.verdict == "passed", [c.to_json() for c in report.checks]
+    assert report.check(CHECK_ENS).reason == f"{str(client.address).lower()} <-> {NAME}, url {linked.server.origin}"
+
+
+def test_instance_id_finds_the_protocol_through_owner_ens_and_url(linked):
+    assert locate_protocol(linked.tracker, linked.execution.instance_id) == linked.url
+
+
+def test_url_record_pointing_elsewhere_fails_check_4(linked, client):
+    ens.link_identity(client, NAME, "https://elsewhere.example:8443")
+    report = verify_protocol(linked.url, linked.tracker, FAST)
+    assert report.failed_checks == [CHECK_ENS]
+    assert report.check(CHECK_ENS).reason == (
+        f"{NAME} url record is https://elsewhere.example:8443, not the protocol's origin {linked.server.origin}"
+    )
+
+
+def test_address_without_reverse_record_fails_check_4(publish, local_ens, accounts):
+    stranger = accounts[6]
+    published = publish(stranger)
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.failed_checks == [CHECK_ENS]
+    assert report.check(CHECK_ENS).reason == f"{str(stranger.address).lower()} has no ENS reverse record"
+    from tracker.verify import ProtocolNotFoundError
+
+    with pytest.raises(ProtocolNotFoundError) as error:
+        locate_protocol(published.tracker, published.execution.instance_id)
+    assert str(error.value) == (
+        f"the instance owner {str(stranger.address).lower()} has no ENS reverse record: give the protocol URL"
+    )
+
+
+def test_reverse_record_naming_someone_elses_name_fails_check_4(linked, client, local_ens, accounts, publish):
+    from ape.contracts import ContractInstance
+
+    impostor = accounts[7]
+    published = publish(impostor)
+    registrar = ContractInstance(local_ens.reverse_registrar, ens.contract_type("ReverseRegistrar"))
+    registrar.setName(NAME, sender=impostor)  # anyone may claim any name in their own reverse record
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.failed_checks == [CHECK_ENS]
+    assert report.check(CHECK_ENS).reason == f"{NAME} resolves to {client.address}, not to {str(impostor.address).lower()}"
+
+
+def _write_signature(chain, contract_address: str, account: str, signature: bytes) -> None:
+    """Overwrites the stored signature of `account`'s certificate (a 65-byte `bytes` in long form)."""
+    base = int.from_bytes(keccak(encode(["address", "uint256"], [account, CERTIFICATES_SLOT])), "big")
+    length_slot = base + 2
+    data_slot = int.from_bytes(keccak(length_slot.to_bytes(32, "big")), "big")
+    words = [signature[i : i + 32].ljust(32, b"\0") for i in range(0, len(signature), 32)]
+    writes = [(length_slot, (len(signature) * 2 + 1).to_bytes(32, "big"))]
+    writes += [(data_slot + index, word) for index, word in enumerate(words)]
+    for slot, value in writes:
+        chain.provider.make_request("anvil_setStorageAt", [contract_address, hex(slot), "0x" + value.hex()])
+
+
+def test_fingerprint_signature_by_another_key_fails_check_5(linked, client, accounts, chain):
+    foreign = sign_fingerprint(accounts[8], linked.server.fingerprint)
+    _write_signature(chain, linked.tracker.address, str(client.address), foreign)
+    record = linked.tracker.certificate(str(client.address))
+    assert record.signature == foreign  # the chain now holds a signature by another key
+    report = verify_protocol(linked.url, linked.tracker, FAST)
+    assert report.failed_checks == [CHECK_CERTIFICATE]
+    signer = recover_fingerprint_signer(linked.server.fingerprint, foreign)
+    assert signer == accounts[8].address
+    assert report.check(CHECK_CERTIFICATE).reason == (
+        f"registered signature recovers to {signer}, not to {str(client.address).lower()}"
+    )
