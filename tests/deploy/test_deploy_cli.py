@@ -1,0 +1,90 @@
+"""`ape run deploy` as a user runs it: a subprocess against the suite's anvil, JSON or a table on
+stdout, and one `Error:` line with a non-zero exit for each bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tracker import ens
+
+PROJECT = Path(__file__).resolve().parents[2]
+URI = "https://tracker.example.org"
+
+
+def ape_run(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("WEB3_ALCHEMY")}
+    environment.update(env or {})
+    return subprocess.run(
+        ["ape", "run", *arguments], cwd=PROJECT, env=environment, capture_output=True, text=True, timeout=180
+    )
+
+
+def last_line(text: str) -> str:
+    return [line for line in text.splitlines() if line.strip()][-1]
+
+
+@pytest.fixture
+def node_uri(chain) -> str:
+    return chain.provider.uri
+
+
+def test_deploy_command_sets_everything_up_then_changes_nothing(node_uri, client, give_name, make_certificate):
+    name = give_name("cli.eth", client)
+    arguments = (
+        "deploy", "--network", node_uri, "--account", "TEST::3", "--client-id", "cli",
+        "--ens-name", name, "--uri", URI, "--cert", str(make_certificate().path),
+    )  # fmt: skip
+
+    first = ape_run(*arguments, "--json")
+    second = ape_run(*arguments)
+
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert [step["status"] for step in report["steps"]] == ["done"] * 7
+    assert ens.resolve_address(name) == client.address
+    assert second.returncode == 0, second.stderr
+    assert f"InstanceTracker at {report['contract']}" in second.stdout
+    assert second.stdout.count("skipped") == 7
+    assert "done" not in second.stdout
+
+
+def test_name_the_account_does_not_control(node_uri, client, stranger, give_name):
+    name = give_name("theirs.eth", stranger)
+
+    result = ape_run("deploy", "--network", node_uri, "--account", "TEST::3", "--ens-name", name, "--uri", URI)
+
+    assert result.returncode == 1
+    assert last_line(result.stderr) == f"Error: ENS name theirs.eth is owned by {stranger.address}, not by {client.address}"
+
+
+def test_unknown_account(node_uri):
+    result = ape_run("deploy", "--network", node_uri, "--account", "no-such-alias")
+
+    assert result.returncode == 1
+    assert last_line(result.stderr) == "Error: no ape account named 'no-such-alias' (see `ape accounts list`)"
+
+
+def test_sepolia_without_an_alchemy_key():
+    result = ape_run("deploy", "--network", "sepolia")
+
+    assert result.returncode == 1
+    assert last_line(result.stderr).startswith(
+        "Error: network ethereum:sepolia goes through Alchemy: set WEB3_ALCHEMY_API_KEY"
+    )
+
+
+def test_wrong_chain(node_uri):
+    result = ape_run(
+        "deploy", "--network", "ethereum:sepolia:node", "--account", "TEST::3", env={"SEPOLIA_NODE_URI": node_uri}
+    )
+
+    assert result.returncode == 1
+    assert last_line(result.stderr) == (
+        "Error: cannot connect to ethereum:sepolia:node: Provider connected to chain ID '31337', "
+        "which does not match network chain ID '11155111'. Are you connected to 'sepolia'?"
+    )
