@@ -1,0 +1,118 @@
+"""Bad input: one clear line naming the cause, and the next run completes whatever was left."""
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from tracker.contract import TrackerContract
+from tracker.errors import ContractNotFoundError
+from tracker.retry import RetryPolicy, is_transient, with_retry
+from tracker.stepfunctions import (
+    HistorySource,
+    MalformedArnError,
+    MalformedDefinitionError,
+    NoStateMachinesError,
+    Selection,
+    StateMachineNotFoundError,
+)
+from tracker.tracking import InsufficientFundsError, TrackConfig, track
+from tracking_helpers import SUCCEEDING_STATES, run_execution
+
+MISSING_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:missing"
+
+
+def test_malformed_state_machine_arn():
+    with pytest.raises(MalformedArnError) as error:
+        Selection(("arn:aws:states:us-east-1:orders",))
+    assert str(error.value) == (
+        "malformed state machine ARN 'arn:aws:states:us-east-1:orders' "
+        "(expected arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)"
+    )
+
+
+def test_malformed_execution_arn():
+    with pytest.raises(MalformedArnError, match=r"^malformed execution ARN 'exec-1' \(expected "):
+        Selection(execution_arn="exec-1")
+
+
+def test_unknown_state_machine(aws, tracker, publisher, state_dir):
+    with pytest.raises(StateMachineNotFoundError) as error:
+        track(TrackConfig(state_dir=state_dir), HistorySource(aws, Selection((MISSING_MACHINE,))), tracker, publisher)
+    assert str(error.value) == f"state machine {MISSING_MACHINE} does not exist (StateMachineDoesNotExist)"
+
+
+def test_unknown_execution(aws, machine, tracker, publisher, state_dir):
+    arn = "arn:aws:states:us-east-1:123456789012:execution:orders:never-ran"
+    with pytest.raises(StateMachineNotFoundError, match=rf"^execution {arn} does not exist \(ExecutionDoesNotExist\)$"):
+        track(TrackConfig(state_dir=state_dir), HistorySource(aws, Selection(execution_arn=arn)), tracker, publisher)
+
+
+def test_a_region_without_state_machines(aws, machine, tracker, publisher, state_dir):
+    import boto3
+
+    empty_region = boto3.session.Session(region_name="eu-north-1")
+    with pytest.raises(NoStateMachinesError, match=r"^no state machines in region eu-north-1$"):
+        track(TrackConfig(state_dir=state_dir), HistorySource(empty_region, Selection()), tracker, publisher)
+
+
+def test_a_malformed_definition(aws, machine, tracker, publisher, state_dir):
+    run_execution(aws, machine, "def-1", {"ok": True})
+    # The service validates definitions on create, so the stored one is damaged behind its back,
+    # as a broken or hostile endpoint could answer.
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    stepfunctions_parser_backends["123456789012"]["us-east-1"].describe_state_machine(machine).definition = '{"Comment": "half'
+    with pytest.raises(MalformedDefinitionError) as error:
+        track(TrackConfig(state_dir=state_dir), HistorySource(aws, Selection((machine,))), tracker, publisher)
+    assert str(error.value).startswith(f"state machine {machine} has a malformed definition: not JSON (")
+
+
+def test_no_contract_deployed_at_the_address(owner):
+    address = "0x00000000000000000000000000000000000000aa"
+    with pytest.raises(ContractNotFoundError) as error:
+        TrackerContract.at(address, owner)
+    assert str(error.value).startswith("no contract code at 0x00000000000000000000000000000000000000AA on chain id ")
+
+
+def test_an_account_without_funds_stops_then_the_next_run_completes(aws, machine, contract, owner, accounts, publisher, state_dir):
+    poor = accounts.generate_test_account()
+    if poor.balance:
+        owner.transfer(poor, 0)  # keeps the account known to the chain
+        poor.transfer(owner, poor.balance - 21_000 * poor.provider.gas_price * 2, gas_price=poor.provider.gas_price)
+    run_execution(aws, machine, "poor-1", {"ok": True})
+    source = HistorySource(aws, Selection((machine,)))
+    tracker = TrackerContract(contract, poor)
+    with pytest.raises(InsufficientFundsError) as error:
+        track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
+    assert str(error.value) == (
+        f"account 0x{poor.address.lower()[2:]} has insufficient funds for gas on chain id {tracker.contract.chain_manager.chain_id}: "
+        "fund it and rerun"
+    )
+    owner.transfer(poor, "1 ether")
+    summary = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
+    assert summary.states_registered == len(SUCCEEDING_STATES) and summary.instances_terminated == 1
+
+
+def test_transient_faults_are_retried_and_permanent_ones_are_not():
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetExecutionHistory")
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetExecutionHistory")
+    assert is_transient(throttled)
+    assert is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    assert is_transient(ConnectionResetError(104, "Connection reset by peer"))
+    assert is_transient(ValueError("nonce too low: next nonce 5, tx nonce 4"))
+    assert not is_transient(denied)
+    assert not is_transient(ValueError("SequenceMismatch(instance=0x01, expected=3, given=0)"))
+
+    attempts = []
+    pauses = []
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise throttled
+        return "done"
+
+    assert with_retry(flaky, RetryPolicy(attempts=5, base_delay=0.5, max_delay=1.0), sleep=pauses.append) == "done"
+    assert len(attempts) == 3 and len(pauses) == 2 and all(0 <= p <= 1.0 for p in pauses)
+    with pytest.raises(ClientError):
+        with_retry(lambda: (_ for _ in ()).throw(denied), RetryPolicy(attempts=5), sleep=pauses.append)
+    assert len(pauses) == 2
