@@ -301,3 +301,18 @@ def test_old_owners_operator_loses_access_after_transfer(contract, owner, other,
     contract.transferInstance(instance, other, sender=owner)
     with expect_revert("InstanceNotOwned", instance=instance, caller=operator.address):
         contract.registerStates(instance, 0, [ids("a")], sender=operator)
+
+
+@pytest.mark.parametrize("cuts", [(), (1,), (3, 4, 9), (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)])
+def test_head_is_the_same_however_the_trace_is_split_into_batches(contract, owner, operator, ids, hexid, cuts):
+    """registerExecution with the first batch, then registerStates (owner and operator alternating)."""
+    names = [f"s{n}" for n in range(12)]
+    bounds = [0, *cuts, len(names)]
+    batches = [names[start:end] for start, end in zip(bounds, bounds[1:])]
+    contract.setOperator(operator, True, sender=owner)
+    contract.registerExecution(ids("m"), ids("i"), [ids(n) for n in batches[0]], sender=owner)
+    for number, batch in enumerate(batches[1:]):
+        sender = operator if number % 2 else owner
+        contract.registerStates(ids("i"), names.index(batch[0]), [ids(n) for n in batch], sender=sender)
+    assert contract.instances(ids("i"))[1] == len(names)
+    assert bytes(contract.instanceHead(ids("i"))) == _head(hexid, names)
