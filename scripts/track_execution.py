@@ -65,6 +65,8 @@ def status_table(summary) -> "object":
 @click.option("--follow", is_flag=True, help="Keep polling until interrupted (Ctrl-C ends after the current batch).")
 @click.option("--poll-interval", type=float, default=5.0, show_default=True, help="Seconds between polls with --follow.")
 @click.option("--max-polls", type=click.IntRange(min=1), default=None, help="Stop --follow after this many polls.")
+@click.option("--max-instances-per-tx", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Direct mode: instances packed into one transaction.")
 @click.option("--anchor", is_flag=True, help="Anchor each poll's new states under one Merkle root.")
 @click.option("--include-data", is_flag=True, help="Put raw state input/output into state documents.")
 @click.option("--publish", "publish_target", default=DEFAULT_TARGET, show_default=True,
@@ -78,7 +80,7 @@ def status_table(summary) -> "object":
 @json_option()
 @command_boundary
 def cli(state_machine_arns, execution_arn, since, source_name, log_group, region, follow, poll_interval, max_polls,
-        anchor, include_data, publish_target, base_url, state_dir, network_choice, account_alias, contract_address, as_json):
+        max_instances_per_tx, anchor, include_data, publish_target, base_url, state_dir, network_choice, account_alias, contract_address, as_json):
     """Register Step Functions executions (models, instances, states) on InstanceTracker and publish them."""
     from tracker.contract import TrackerContract
     from tracker.publish import open_target
@@ -95,6 +97,7 @@ def cli(state_machine_arns, execution_arn, since, source_name, log_group, region
         follow=follow,
         poll_interval=poll_interval,
         max_polls=max_polls,
+        max_instances_per_tx=max_instances_per_tx,
         state_dir=state_dir,
     )
     stop = threading.Event()

@@ -84,7 +84,7 @@ class TrackConfig:
     follow: bool = False
     poll_interval: float = 5.0
     max_polls: int | None = None
-    max_calls_per_tx: int = 100
+    max_instances_per_tx: int = 100
     max_states_per_tx: int = 2000
     state_dir: Path = Path(".tracker")
     retry: RetryPolicy = RetryPolicy()
@@ -593,18 +593,17 @@ class Tracker:
     def _pack(self, works: Sequence[_Work]) -> list[list[_Work]]:
         """Groups works into transactions, never splitting one instance's calls."""
         groups: list[list[_Work]] = []
-        calls = states = 0
+        states = 0
         for work in works:
             if not work.calls:
                 continue
             size = len(work.new_states)
-            if groups and calls + len(work.calls) <= self.config.max_calls_per_tx and states + size <= self.config.max_states_per_tx:
+            if groups and len(groups[-1]) < self.config.max_instances_per_tx and states + size <= self.config.max_states_per_tx:
                 groups[-1].append(work)
-                calls += len(work.calls)
                 states += size
             else:
                 groups.append([work])
-                calls, states = len(work.calls), size
+                states = size
         return groups
 
     # ------------------------------------------------------------------ publishing and checkpoints

@@ -1,0 +1,180 @@
+"""`ape run track_execution` as the demo runs it: a moto server process reached through
+AWS_ENDPOINT_URL, an anvil that outlives the tracker, and a tracker killed between batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from web3 import Web3
+
+from tracker.checkpoints import store_path
+from tracker.stepfunctions import HistorySource, Selection
+from tracker.tracking import build_documents
+from tracking_helpers import FAILING_STATES, SUCCEEDING_STATES, create_machine, run_execution
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".venv" / "bin"
+EXECUTIONS = 8
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (requests.ConnectionError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    port = free_port()
+    process = subprocess.Popen(
+        [str(VENV_BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: requests.get(f"{url}/moto-api/").ok, 30, "moto server start")
+        # the server-side switch for what mock_aws(config=...) does in-process
+        requests.post(f"{url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}).raise_for_status()
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def anvil(project):
+    port = free_port()
+    # one block per second, so that a run spans several blocks and can be killed between batches
+    process = subprocess.Popen(
+        [str(VENV_BIN / "anvil"), "--port", str(port), "--block-time", "1", "--silent"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        web3 = Web3(Web3.HTTPProvider(url))
+        wait_until(web3.is_connected, 30, "anvil start")
+        contract_type = project.InstanceTracker.contract_type
+        tx = web3.eth.send_transaction({"from": web3.eth.accounts[0], "data": contract_type.deployment_bytecode.bytecode})
+        address = web3.eth.wait_for_transaction_receipt(tx, timeout=30)["contractAddress"]
+        abi = [item.model_dump(mode="json", by_alias=True) for item in contract_type.abi]
+        yield url, web3.eth.contract(address=address, abi=abi)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_server(moto_server, monkeypatch):
+    for key, value in {
+        "AWS_ENDPOINT_URL": moto_server, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(key, value)
+    requests.post(f"{moto_server}/moto-api/reset").raise_for_status()
+    return boto3.session.Session(region_name="us-east-1")
+
+
+def tracker_command(anvil_url: str, address: str, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        str(VENV_BIN / "ape"), "run", "track_execution", "--network", anvil_url, "--account", "TEST::0",
+        "--contract", address, "--publish", str(tmp_path / "protocol"), "--state-dir", str(tmp_path / "state"), *extra,
+    ]
+
+
+def tracker_env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+
+
+def test_killed_between_batches_then_rerun_registers_exactly_once(aws_server, anvil, tmp_path):
+    anvil_url, contract = anvil
+    machine = create_machine(aws_server, "orders-cli")
+    arns = [run_execution(aws_server, machine, f"cli-{i}", {"ok": i % 4 != 3}) for i in range(EXECUTIONS)]
+    expected = {arn: (FAILING_STATES if i % 4 == 3 else SUCCEEDING_STATES) for i, arn in enumerate(arns)}
+    command = tracker_command(anvil_url, contract.address, tmp_path, machine, "--max-instances-per-tx", "2")
+    store = store_path(tmp_path / "state", 31337, contract.address)
+
+    def checkpoints() -> int:
+        if not store.exists():
+            return 0
+        with sqlite3.connect(store) as db:
+            return db.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+
+    first = subprocess.Popen(command, cwd=ROOT, env=tracker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: checkpoints() >= 2, 90, "the first confirmed batch")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    done_before = checkpoints()
+    assert 2 <= done_before < EXECUTIONS, "the kill must land between batches"
+
+    rerun = subprocess.run([*command, "--json"], cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    assert summary["executions"] == EXECUTIONS
+    assert summary["instances_terminated"] == EXECUTIONS - done_before
+    assert summary["transactions"] >= 1 and summary["gas_used"] > 0
+
+    source = HistorySource(aws_server, Selection((machine,)))
+    refs = {ref.execution_arn: ref for ref in source.list_executions()}
+    registered = contract.events.StateRegistered.get_logs(from_block=0)
+    seen = sorted((log["args"]["instance"].hex(), log["args"]["seq"]) for log in registered)
+    assert len(seen) == len(set(seen)), "a state was registered twice"
+    wanted = []
+    for arn, names in expected.items():
+        docs = build_documents(source.load(refs[arn]))
+        owner, count, terminated, model, _head = contract.functions.instances(bytes.fromhex(docs.instance_id)).call()
+        assert (count, terminated, model.hex()) == (len(names), True, docs.model_id)
+        wanted += [(docs.instance_id, seq) for seq in range(len(names))]
+        protocol = json.loads((tmp_path / "protocol" / f"{docs.instance_id}.json").read_text())
+        assert [e["state_hash"] for e in protocol["instance_protocol"]] == docs.state_ids
+    assert seen == sorted(wanted)
+
+    again = subprocess.run([*command, "--json"], cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=180)
+    assert json.loads(again.stdout)["transactions"] == 0
+
+
+def test_no_contract_at_the_address_is_one_line(aws_server, anvil, tmp_path):
+    anvil_url, _ = anvil
+    empty = "0x00000000000000000000000000000000000000aA"
+    result = subprocess.run(
+        tracker_command(anvil_url, empty, tmp_path), cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: no contract code at 0x00000000000000000000000000000000000000AA on chain id 31337"
+    ]
+
+
+def test_a_malformed_arn_is_one_line(aws_server, anvil, tmp_path):
+    anvil_url, contract = anvil
+    result = subprocess.run(
+        tracker_command(anvil_url, contract.address, tmp_path, "orders"), cwd=ROOT, env=tracker_env(),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: malformed state machine ARN 'orders' (expected arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)"
+    ]
