@@ -37,8 +37,10 @@ def send_or_estimate(
     sender: Any,
     dry_run: bool,
     describe_error: Callable[[Exception], str] = one_line,
+    **transaction: Any,
 ) -> StepResult:
-    """Sends `method(*arguments)` from `sender`, or only estimates its gas when `dry_run`.
+    """Sends `method(*arguments)` from `sender` (with any `transaction` fields such as `gas`),
+    or only estimates its gas when `dry_run`.
 
     Raises `ChainError` naming the step when the estimate or the transaction fails.
     """
@@ -46,7 +48,7 @@ def send_or_estimate(
         if dry_run:
             gas = int(method.estimate_gas_cost(*arguments, sender=sender))
             return StepResult(step, WOULD_CHANGE, detail, gas=gas)
-        receipt = method(*arguments, sender=sender)
+        receipt = method(*arguments, sender=sender, **transaction)
     except Exception as error:  # ape raises provider-, account- and contract-specific errors
         raise ChainError(f"{step} failed: {describe_error(error)}") from error
     return StepResult(step, DONE, detail, gas=int(receipt.gas_used), transaction_hash=str(receipt.txn_hash))

@@ -30,6 +30,9 @@ def last_line(text: str) -> str:
 
 @pytest.fixture
 def node_uri(chain) -> str:
+    """The suite's anvil, which the command reaches over RPC like any node."""
+    if chain.provider.name != "foundry":
+        pytest.skip("the command connects over RPC: needs anvil (ape test tests/deploy --network ethereum:local:foundry)")
     return chain.provider.uri
 
 
