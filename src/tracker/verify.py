@@ -49,7 +49,7 @@ from tracker.documents import (
     normalize_id,
     sha256_hex,
 )
-from tracker.errors import TrackerError, one_line
+from tracker.errors import ChainError, TrackerError, one_line
 from tracker.merkle import state_leaf, verify_proof
 
 CHECK_TLS = "protocol_tls"
@@ -375,18 +375,41 @@ def _web3() -> Any:
     return chain.provider.web3
 
 
-def _logs(address: str, topics: list[Any], from_block: int = 0) -> list[Any]:
-    return list(
-        _web3().eth.get_logs({"address": address, "topics": topics, "fromBlock": from_block, "toBlock": "latest"})
-    )
+def _logs(address: str, topics: list[Any], from_block: int = 0) -> list[dict[str, Any]]:
+    """`eth_getLogs` results. Over JSON-RPC the raw response is used: web3's result formatters
+    checksum an address per log, which costs more than the request itself for a thousand logs.
+    ape's in-process chain speaks no JSON-RPC, so there web3's method is used as it is."""
+    from web3.providers import JSONBaseProvider
+
+    web3 = _web3()
+    params = {"address": address, "topics": topics, "fromBlock": hex(from_block), "toBlock": "latest"}
+    try:
+        if not isinstance(web3.provider, JSONBaseProvider):
+            return [dict(log) for log in web3.eth.get_logs({**params, "fromBlock": from_block})]
+        response = web3.provider.make_request("eth_getLogs", [params])
+    except Exception as error:  # web3 raises transport- and node-specific errors
+        raise ChainError(f"eth_getLogs failed: {one_line(error)}") from error
+    if "error" in response:
+        raise ChainError(f"eth_getLogs failed: {one_line(response['error'])}")
+    return list(response["result"])
 
 
-def _state_event(log: Any) -> StateEvent:
+def _quantity(value: Any) -> int:
+    return value if isinstance(value, int) else int(str(value), 16)
+
+
+def _data(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return bytes.fromhex(str(value).removeprefix("0x"))
+
+
+def _state_event(log: dict[str, Any]) -> StateEvent:
     return StateEvent(
-        state_id=bytes(log["topics"][2]).hex(),
-        seq=int.from_bytes(bytes(log["data"])[:32], "big"),
-        block_number=int(log["blockNumber"]),
-        transaction_hash=bytes(log["transactionHash"]).hex(),
+        state_id=_data(log["topics"][2]).hex(),
+        seq=int.from_bytes(_data(log["data"])[:32], "big"),
+        block_number=_quantity(log["blockNumber"]),
+        transaction_hash=_data(log["transactionHash"]).hex(),
     )
 
 
@@ -448,14 +471,14 @@ def read_chain(tracker: TrackerContract, protocol: InstanceProtocol, batched: bo
     if roots:
         submitters = _anchor_records(tracker, roots)
         logs = _logs(tracker.address, [STATES_ANCHORED_TOPIC, ["0x" + root for root in roots]])
-        placed = {bytes(log["topics"][1]).hex(): log for log in logs}
+        placed = {_data(log["topics"][1]).hex(): log for log in logs}
         for root in roots:
             log = placed.get(root)
             anchors[root] = AnchorFact(
                 root,
                 submitters[root],
-                int(log["blockNumber"]) if log else None,
-                bytes(log["transactionHash"]).hex() if log else None,
+                _quantity(log["blockNumber"]) if log else None,
+                _data(log["transactionHash"]).hex() if log else None,
             )
     blocks = [event.block_number for event in events.values()]
     blocks += [fact.block_number for fact in anchors.values() if fact.block_number is not None]

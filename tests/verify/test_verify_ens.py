@@ -28,7 +28,7 @@ def on_anvil(chain):
 
 
 @pytest.fixture(scope="module")
-def local_ens(accounts):
+def local_ens(on_anvil, accounts):
     return ens.install_local_ens(accounts[0])
 
 
