@@ -16,9 +16,9 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from tracker.deployments import project_root
 from tracker.errors import ChainError, TrackerError, one_line
 from tracker.steps import StepResult, send_or_estimate, skipped
 
@@ -76,8 +76,10 @@ def contract_type(name: str) -> Any:
     """The ethpm ContractType of one ENS contract, from its npm build (ABI and bytecode)."""
     from ethpm_types import ContractType
 
+    from ape import project
+
     package, build = BUILDS[name]
-    path = project_root() / "node_modules" / package / "build" / "contracts" / f"{build}.json"
+    path = Path(project.path) / "node_modules" / package / "build" / "contracts" / f"{build}.json"
     if not path.exists():
         raise EnsBuildMissingError(f"ENS contract build missing at {path}: run bin/setup (npm install)")
     data = json.loads(path.read_text())
