@@ -364,6 +364,12 @@ class ChainView:
     events_by_seq: dict[int, StateEvent]
     anchors: dict[str, AnchorFact]
     block_times: dict[int, int]
+    operators: frozenset[str] = frozenset()
+
+    def acts_for_owner(self, address: str | None) -> bool:
+        """Whether an address is the instance owner or an operator the owner approved."""
+        owner = self.instance.owner if self.instance else None
+        return address is not None and (address == owner or address in self.operators)
 
     def seqs_of(self, state_id: str) -> list[int]:
         return sorted(seq for seq, event in self.events_by_seq.items() if event.state_id == state_id)
@@ -488,7 +494,16 @@ def read_chain(tracker: TrackerContract, protocol: InstanceProtocol, batched: bo
         times = {}
         for number in blocks:  # one request per state, as a verifier without batching does
             times[number] = int(_web3().eth.get_block(number)["timestamp"])
-    return ChainView(int(chain.chain_id), normalize_address(tracker.address), instance, model, events, anchors, times)
+    operators: set[str] = set()
+    if instance is not None:
+        candidates = {entry.client_address for entry in protocol.instance_protocol}
+        candidates |= {fact.submitter for fact in anchors.values() if fact.submitter}
+        for address in sorted(candidates - {instance.owner}):  # usually none: the owner registers
+            if tracker.is_operator(instance.owner, address):
+                operators.add(address)
+    return ChainView(
+        int(chain.chain_id), normalize_address(tracker.address), instance, model, events, anchors, times, frozenset(operators)
+    )
 
 
 # ------------------------------------------------------------------------------------ the checks
@@ -584,8 +599,10 @@ def judge_state(
             problems.append(f"Merkle proof does not lead from (instance, state, seq {seq}) to root {_short(entry.merkle_root)}")
         elif fact is None or fact.submitter is None:
             problems.append(f"root {_short(entry.merkle_root)} is not anchored on chain")
-        elif owner is not None and fact.submitter != owner:
-            problems.append(f"root {_short(entry.merkle_root)} was anchored by 0x{fact.submitter}, not by the owner 0x{owner}")
+        elif owner is not None and not view.acts_for_owner(fact.submitter):
+            problems.append(
+                f"root {_short(entry.merkle_root)} was anchored by 0x{fact.submitter}, neither the owner 0x{owner} nor its operator"
+            )
         if fact is not None:
             block_number, transaction_hash = fact.block_number, fact.transaction_hash
     else:
@@ -608,8 +625,8 @@ def judge_state(
         chain_time = view.block_times.get(block_number)
         if chain_time is not None and entry.timestamp != chain_time:
             problems.append(f"timestamp {entry.timestamp} but block {block_number} has {chain_time}")
-    if owner is not None and entry.client_address != owner:
-        problems.append(f"client_address 0x{entry.client_address} is not the instance owner 0x{owner}")
+    if owner is not None and not view.acts_for_owner(entry.client_address):
+        problems.append(f"client_address 0x{entry.client_address} is neither the instance owner 0x{owner} nor its operator")
     if problems:
         return StateResult(position, seq, entry.state_hash, False, "; ".join(problems))
     where = f"anchored under {_short(entry.merkle_root)}" if entry.merkle_root else f"seq {seq}"

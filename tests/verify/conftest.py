@@ -161,11 +161,54 @@ def publish_execution(
         chain_id=int(chain.chain_id),
         contract_address=tracker.address.lower()[2:],
     )
+    return _write_published(root, server, tracker, owner, execution, protocol)
+
+
+def _write_published(root, server, tracker, owner, execution, protocol) -> Published:
     published = Published(root, server, tracker, execution, protocol, owner)
     for content in [execution.model, execution.instance, *execution.states]:
         published.write_document(content)
     published.write_protocol()
     return published
+
+
+def publish_anchored(
+    root: Path, server: RunningServer, tracker: TrackerContract, owner: Any, execution: Execution, anchor_sender: Any
+) -> Published:
+    """Registers the instance without states and anchors its states under one Merkle root, sent by
+    `anchor_sender`; the protocol entries carry the root and each state's proof (anchor mode)."""
+    from ape import chain
+
+    from tracker.merkle import MerkleTree, state_leaf
+
+    (root / "documents").mkdir(parents=True, exist_ok=True)
+    tracker.send_batch([tracker.register_execution_call(execution.model_id, execution.instance_id, [])])
+    ids = execution.state_ids
+    tree = MerkleTree.build([state_leaf(execution.instance_id, state_id, seq) for seq, state_id in enumerate(ids)])
+    anchorer = TrackerContract(tracker.contract, anchor_sender)
+    receipt = anchorer.send_batch([anchorer.anchor_states_call(tree.root, len(ids))])
+    entries = [
+        ProtocolEntry(
+            state_hash=state_id,
+            timestamp=int(chain.blocks[receipt.block_number].timestamp),
+            block_nr=int(receipt.block_number),
+            client_address=str(owner.address).lower()[2:],
+            transaction_hash=str(receipt.txn_hash).lower().removeprefix("0x"),
+            state_data=server.url(f"documents/{state_id}.json"),
+            seq=seq,
+            merkle_root=tree.root.hex(),
+            merkle_proof=[p.hex() for p in tree.proof(seq)],
+        )
+        for seq, state_id in enumerate(ids)
+    ]
+    protocol = InstanceProtocol(
+        execution.model_id,
+        execution.instance_id,
+        server.url(f"documents/{execution.model_id}.json"),
+        server.url(f"documents/{execution.instance_id}.json"),
+        entries,
+    )
+    return _write_published(root, server, tracker, owner, execution, protocol)
 
 
 @pytest.fixture
@@ -191,12 +234,19 @@ def serve(tmp_path) -> Iterator[Callable[..., RunningServer]]:
 
 @pytest.fixture
 def publish(tmp_path, serve, tracker) -> Callable[..., Published]:
-    """`publish(account, registered=None, register_certificate=True, states=4)`: an execution
-    registered on chain by `account` (only its first `registered` states when given), published in
-    a fresh directory, served, and the server's certificate registered by `account`."""
+    """`publish(account, registered=None, register_certificate=True, states=4, anchored_by=None)`:
+    an execution registered on chain by `account` (only its first `registered` states when given;
+    with `anchored_by`, its states anchored under a Merkle root sent by that account instead),
+    published in a fresh directory, served, and the server's certificate registered by `account`."""
     counter = iter(range(1_000))
 
-    def make(account: Any, registered: int | None = None, register_certificate: bool = True, states: int = 4) -> Published:
+    def make(
+        account: Any,
+        registered: int | None = None,
+        register_certificate: bool = True,
+        states: int = 4,
+        anchored_by: Any = None,
+    ) -> Published:
         number = next(counter)
         root = tmp_path / f"publish-{number}"
         root.mkdir()
@@ -204,7 +254,10 @@ def publish(tmp_path, serve, tracker) -> Callable[..., Published]:
         owned = TrackerContract(tracker.contract, account)
         if register_certificate:
             _register_certificate(owned, account, server.fingerprint)
-        return publish_execution(root, server, owned, account, make_execution(f"hello-{number}", states), registered)
+        execution = make_execution(f"hello-{number}", states)
+        if anchored_by is not None:
+            return publish_anchored(root, server, owned, account, execution, anchored_by)
+        return publish_execution(root, server, owned, account, execution, registered)
 
     return make
 

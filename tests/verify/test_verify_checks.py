@@ -121,7 +121,18 @@ def test_client_address_other_than_the_owner_fails_check_2(published, other):
     report = verify_protocol(published.url, published.tracker, FAST)
     checks, rows = failing(report)
     assert checks == [CHECK_STATES]
-    assert rows == [(0, f"client_address {str(other.address).lower()} is not the instance owner {str(published.owner.address).lower()}")]
+    assert rows == [
+        (0, f"client_address {str(other.address).lower()} is neither the instance owner {str(published.owner.address).lower()} nor its operator")
+    ]
+
+
+def test_client_address_of_an_approved_operator_passes(published, operator):
+    published.tracker.contract.setOperator(operator.address, True, sender=published.owner)
+    entries = published.protocol.instance_protocol
+    entries[0] = dataclasses.replace(entries[0], client_address=str(operator.address).lower()[2:])
+    published.write_protocol()
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.failed_checks == [] and report.states[0].ok is True
 
 
 def test_instance_claimed_for_another_model_fails_check_3(published):
@@ -265,3 +276,35 @@ def test_one_call_per_state_mode_gives_the_same_verdicts(published):
     single = verify_protocol(published.url, published.tracker, VerifyOptions(timeout=2.0, batched=False))
     assert [c.to_json() for c in batched.checks] == [c.to_json() for c in single.checks]
     assert [s.to_json() for s in batched.states] == [s.to_json() for s in single.states]
+
+
+def test_anchored_states_pass_with_their_merkle_proofs(publish, owner):
+    published = publish(owner, anchored_by=owner)
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.failed_checks == []
+    root = published.protocol.instance_protocol[0].merkle_root
+    assert [s.reason.split(",")[1].strip() for s in report.states] == [f"anchored under {root[:10]}…"] * 4
+
+
+def test_a_merkle_proof_that_does_not_lead_to_the_root_fails_check_2(publish, owner):
+    published = publish(owner, anchored_by=owner)
+    entry = published.protocol.instance_protocol[1]
+    published.protocol.instance_protocol[1] = dataclasses.replace(entry, merkle_proof=list(reversed(entry.merkle_proof)))
+    published.write_protocol()
+    report = verify_protocol(published.url, published.tracker, FAST)
+    checks, rows = failing(report)
+    assert checks == [CHECK_STATES]
+    assert rows == [(1, f"Merkle proof does not lead from (instance, state, seq 1) to root {entry.merkle_root[:10]}…")]
+
+
+def test_a_root_anchored_by_a_stranger_fails_check_2(publish, owner, other):
+    published = publish(owner, anchored_by=other)
+    report = verify_protocol(published.url, published.tracker, FAST)
+    checks, rows = failing(report)
+    root = published.protocol.instance_protocol[0].merkle_root
+    assert checks == [CHECK_STATES]
+    reason = (
+        f"root {root[:10]}… was anchored by {str(other.address).lower()}, "
+        f"neither the owner {str(owner.address).lower()} nor its operator"
+    )
+    assert rows == [(position, reason) for position in range(4)]
