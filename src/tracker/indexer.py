@@ -23,9 +23,11 @@ Modules: `indexer_rpc` (reading the chain), `indexer_decode` (ABI decoding),
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from tracker.documents import normalize_address
 from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError
@@ -166,13 +168,18 @@ def _catch_up(
     summary: IndexSummary,
     on_batch: Callable[[BatchReport], None] | None,
 ) -> None:
-    """Indexes batch after batch until the cursor reaches the target block."""
+    """Indexes batch after batch until the cursor reaches the target block.
+
+    Reading runs one batch ahead of loading, on a thread of its own (`_Prefetch`): while Postgres
+    stores batch k, the node is already answering for batch k + 1.
+    """
     while True:
         cursor = store.cursor(config.from_block)
         head, header = reader.head_and_header(cursor.block_number if cursor.block_hash else None)
         if cursor.block_hash is not None and (header is None or header.hash != cursor.block_hash):
             fork = _fork_point(config, reader, store, cursor)
             store.roll_back(fork)
+            reader.forget_pending()
             summary.reorgs += 1
             summary.rolled_back_to.append(fork.block_number)
             continue
@@ -181,25 +188,96 @@ def _catch_up(
             target = min(target, config.to_block)
         if cursor.block_number >= target:
             return
-        started = time.perf_counter()
-        first = cursor.block_number + 1
+        with _Prefetch(reader, decoder, cursor, target) as batches:
+            for item in batches:
+                if not store.load(item.batch, item.previous):
+                    break  # another indexer moved the cursor: start again from where it is now
+                summary.first_block = item.first if summary.first_block is None else summary.first_block
+                summary.last_block = item.batch.end.number
+                summary.events += len(item.batch.events)
+                summary.skipped_foreign += item.foreign
+                summary.skipped_undecodable += item.undecodable
+                summary.batches += 1
+                if on_batch is not None:
+                    on_batch(
+                        BatchReport(item.first, item.batch.end.number, target, len(item.batch.events),
+                                    item.foreign + item.undecodable, time.perf_counter() - item.started)
+                    )
+
+
+@dataclass
+class _ReadBatch:
+    previous: Cursor
+    first: int
+    batch: Batch
+    foreign: int
+    undecodable: int
+    started: float
+
+
+class _Prefetch:
+    """Reads consecutive batches from `cursor` to `target` on a thread, at most two ahead.
+
+    Iterating yields them in order; it ends early (without an error) when the chain moved under
+    the reader, so that the caller re-checks the cursor. Errors of the reader are raised here.
+    """
+
+    def __init__(self, reader: ChainReader, decoder: EventDecoder, cursor: Cursor, target: int):
+        self.reader = reader
+        self.decoder = decoder
+        self.cursor = cursor
+        self.target = target
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="indexer-reader", daemon=True)
+
+    def __enter__(self) -> Iterator[_ReadBatch]:
+        self.thread.start()
+        return self._items()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        while self.thread.is_alive():
+            try:
+                self.queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self.thread.join()
+
+    def _items(self) -> Iterator[_ReadBatch]:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if isinstance(item, ChainMovedError):
+                self.reader.forget_pending()
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _put(self, item: object) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        previous = self.cursor
         try:
-            batch, skipped_foreign, skipped_undecodable = _read_batch(reader, decoder, cursor, first, target)
-        except ChainMovedError:
-            continue
-        if not store.load(batch, cursor):
-            continue  # another indexer moved the cursor: start again from where it is now
-        summary.first_block = first if summary.first_block is None else summary.first_block
-        summary.last_block = batch.end.number
-        summary.events += len(batch.events)
-        summary.skipped_foreign += skipped_foreign
-        summary.skipped_undecodable += skipped_undecodable
-        summary.batches += 1
-        if on_batch is not None:
-            on_batch(
-                BatchReport(first, batch.end.number, target, len(batch.events),
-                            skipped_foreign + skipped_undecodable, time.perf_counter() - started)
-            )
+            while previous.block_number < self.target and not self.stopping.is_set():
+                started = time.perf_counter()
+                first = previous.block_number + 1
+                batch, foreign, undecodable = _read_batch(self.reader, self.decoder, previous, first, self.target)
+                if not self._put(_ReadBatch(previous, first, batch, foreign, undecodable, started)):
+                    return
+                previous = Cursor(batch.end.number, batch.end.hash)
+            self._put(None)
+        except BaseException as error:  # handed to the consumer, which raises it
+            self._put(error)
 
 
 def _read_batch(

@@ -10,6 +10,13 @@ migrations `sql/NNNN_*.sql` are applied in order under an advisory lock and reco
 A batch is loaded in one transaction: COPY into temporary staging tables (`LIKE` the real ones),
 then `INSERT ... SELECT ... ON CONFLICT DO NOTHING` into dimensions and facts, then the cursor
 moves, then commit. A batch is therefore either entirely there, cursor included, or not at all.
+
+Foreign keys: Postgres checks them with one trigger call per row, which costs more than the rest of
+a large load. When the role may set `session_replication_role` (a superuser, or one granted
+`SET` on it), a batch sets it to `replica` for its own transaction, which skips those per-row
+triggers, and instead checks every foreign key of every staged table with one anti-join each
+before it commits (dimensions are inserted first, from the same batch). A violation aborts the
+batch. Without that privilege the triggers run as usual. Either way the constraints hold.
 """
 
 from __future__ import annotations
@@ -97,6 +104,29 @@ class DatabaseLoginError(TrackerError):
 
 class DatabaseError(TrackerError):
     """A statement of the indexer failed on the server."""
+
+
+class DanglingReferenceError(DatabaseError):
+    """A batch would have stored a row whose foreign key points nowhere (a bug, never expected)."""
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    table: str
+    referenced_table: str
+    columns: tuple[str, ...]
+    referenced_columns: tuple[str, ...]
+
+    def violations_query(self) -> sql.Composed:
+        """Counts staged rows of `table` whose key is not in the referenced table."""
+        matches = sql.SQL(" AND ").join(
+            sql.SQL("d.{} = s.{}").format(sql.Identifier(r), sql.Identifier(c))
+            for c, r in zip(self.columns, self.referenced_columns)
+        )
+        present = sql.SQL(" AND ").join(sql.SQL("s.{} IS NOT NULL").format(sql.Identifier(c)) for c in self.columns)
+        return sql.SQL("SELECT count(*) FROM {} s WHERE {} AND NOT EXISTS (SELECT 1 FROM {} d WHERE {})").format(
+            sql.Identifier(f"stage_{self.table}"), present, sql.Identifier(self.referenced_table), matches
+        )
 
 
 @dataclass(frozen=True)
@@ -220,11 +250,31 @@ def drop_schema(connection: psycopg.Connection, schema: str) -> None:
         connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+def _may_skip_row_triggers(connection: psycopg.Connection) -> bool:
+    """Whether this role may set session_replication_role (see the module docstring)."""
+    try:
+        with connection.transaction():
+            connection.execute("SET LOCAL session_replication_role = replica")
+        return True
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+
+
+# Postgres types of the staged columns, for binary COPY (raw bytes instead of escaped hex text).
+COLUMN_TYPES = {
+    "chain_id": "int8", "contract_id": "int4", "block_number": "int8", "log_index": "int4",
+    "block_time": "timestamptz", "gas_used": "numeric", "effective_gas_price": "numeric", "fee_wei": "numeric",
+    "seq": "int8", "pre_seq": "int8", "post_seq": "int8", "state_count": "int8", "leaf_count": "int8",
+    "approved": "bool", "client_id": "text",
+}
+
+
 def _copy(cursor: psycopg.Cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     )
     with cursor.copy(statement) as copy:
+        copy.set_types([COLUMN_TYPES.get(c, "bytea") for c in columns])
         for row in rows:
             copy.write_row(row)
 
@@ -253,6 +303,14 @@ class Store:
             key = {"chain_id": chain_id, "address": address}
             connection.execute(_query("ensure_contract"), key)
             self.contract_id: int = connection.execute(_query("contract_id"), key).fetchone()[0]
+            rows = connection.execute(_query("foreign_keys"), {"schema": schema}).fetchall()
+        staged = {"transaction", *(table for table, _ in FACT_TABLES.values())}
+        self.foreign_keys = [
+            ForeignKey(table, referenced, tuple(columns), tuple(referenced_columns))
+            for table, referenced, columns, referenced_columns in rows
+            if table in staged
+        ]
+        self.set_based_checks = _may_skip_row_triggers(connection)
 
     def cursor(self, start_block: int) -> Cursor:
         """Where indexing stands; created just before `start_block` the first time."""
@@ -278,6 +336,8 @@ class Store:
                 current = Cursor(row[0], bytes(row[1]) if row[1] is not None else None)
                 if current != expected:
                     return False
+                if self.set_based_checks:
+                    cursor.execute("SET LOCAL session_replication_role = replica")
                 self._stage(cursor, batch)
                 for table in ("model", "instance", "state", "client"):
                     _insert_staged(cursor, table, DIMENSION_COLUMNS[table])
@@ -285,6 +345,8 @@ class Store:
                 _insert_staged(cursor, "transaction", "tx_hash")
                 for table, _ in FACT_TABLES.values():
                     _insert_staged(cursor, table, "log_index")
+                if self.set_based_checks:
+                    self._check_references(cursor)
                 cursor.execute(_query("upsert_indexed_blocks"))
                 if any(e.name == "ClientIdRegistered" for e in batch.events):
                     cursor.execute(_query("latest_client_ids"), {"after_rollback": False})
@@ -292,9 +354,19 @@ class Store:
                     _query("move_cursor"),
                     {"contract_id": self.contract_id, "block_number": batch.end.number, "block_hash": batch.end.hash},
                 )
+        except DanglingReferenceError:
+            raise
         except psycopg.Error as error:
             raise DatabaseError(f"loading blocks up to {batch.end.number} failed: {one_line(error)}") from error
         return True
+
+    def _check_references(self, cursor: psycopg.Cursor) -> None:
+        for key in self.foreign_keys:
+            missing = cursor.execute(key.violations_query()).fetchone()[0]
+            if missing:
+                raise DanglingReferenceError(
+                    f"{missing} rows of {key.table} would reference missing {key.referenced_table} rows"
+                )
 
     def _stage(self, cursor: psycopg.Cursor, batch: Batch) -> None:
         chain_id, contract_id = self.chain_id, self.contract_id

@@ -38,6 +38,7 @@ class EventSpec:
     topic: bytes
     indexed: tuple[tuple[str, str], ...]
     data: tuple[tuple[str, str], ...]
+    static_data: bool  # every non-indexed input is one ABI word: no string or bytes
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,27 @@ def _plain(abi_type: str, value: Any) -> Any:
     if abi_type == "address":
         return bytes.fromhex(value[2:])
     return value
+
+
+_INVALID = object()
+STATIC_WORD_TYPES = ("address", "bool", "bytes32")
+
+
+def _is_static_word(abi_type: str) -> bool:
+    return abi_type in STATIC_WORD_TYPES or abi_type.startswith("uint")
+
+
+def _word_value(abi_type: str, word: bytes) -> Any:
+    """One ABI word as its value, or `_INVALID` when it is not a clean encoding of the type."""
+    if abi_type == "bytes32":
+        return word
+    if abi_type == "address":
+        return word[12:] if not any(word[:12]) else _INVALID
+    if abi_type == "bool":
+        return word[31] == 1 if not any(word[:31]) and word[31] <= 1 else _INVALID
+    bits = int(abi_type[4:] or 256)
+    value = int.from_bytes(word, "big")
+    return value if value < 1 << bits else _INVALID
 
 
 def _topic_value(abi_type: str, topic: bytes) -> Any:
@@ -91,13 +113,15 @@ class EventDecoder:
             if item.get("type") != "event" or item.get("anonymous"):
                 continue
             inputs = item.get("inputs", [])
+            data = tuple((i["name"], i["type"]) for i in inputs if not i.get("indexed"))
             signature = f"{item['name']}({','.join(i['type'] for i in inputs)})"
             specs.append(
                 EventSpec(
                     name=item["name"],
                     topic=keccak(text=signature),
                     indexed=tuple((i["name"], i["type"]) for i in inputs if i.get("indexed")),
-                    data=tuple((i["name"], i["type"]) for i in inputs if not i.get("indexed")),
+                    data=data,
+                    static_data=all(_is_static_word(kind) for _, kind in data),
                 )
             )
         return cls(specs, address)
@@ -127,12 +151,20 @@ class EventDecoder:
         if spec is None or len(log.topics) != len(spec.indexed) + 1:
             return None
         args = {name: _topic_value(kind, topic) for (name, kind), topic in zip(spec.indexed, log.topics[1:])}
-        if spec.data:
+        if spec.static_data:
+            # Only one-word values: slicing the words is the whole ABI decoding, and is much faster.
+            data = log.data
+            if len(data) != 32 * len(spec.data):
+                return None
+            for index, (name, kind) in enumerate(spec.data):
+                value = _word_value(kind, data[32 * index : 32 * index + 32])
+                if value is _INVALID:
+                    return None
+                args[name] = value
+        else:
             try:
                 values = abi_decode([kind for _, kind in spec.data], log.data, strict=True)
             except Exception:  # eth_abi raises several error types for malformed data
                 return None
             args.update({name: _plain(kind, value) for (name, kind), value in zip(spec.data, values)})
-        elif log.data:
-            return None
         return DecodedEvent(spec.name, log, args)

@@ -74,8 +74,10 @@ CREATE TABLE indexed_block (
 );
 
 -- ------------------------------------------------------------------ facts
--- Every fact is one log: (contract, block, log index) identifies it; the block and transaction
--- it came from are foreign keys into the dimensions.
+-- Every fact is one log: (contract, block number, log index) identifies it (a reorg deletes the
+-- facts above the fork point before the new blocks are loaded, so the number is unambiguous and
+-- the key serves the rollback's range deletes); the block and transaction it came from are
+-- foreign keys into the dimensions.
 
 CREATE TABLE model_registration (
     contract_id integer NOT NULL REFERENCES contract,
@@ -86,10 +88,9 @@ CREATE TABLE model_registration (
     log_index integer NOT NULL CHECK (log_index >= 0),
     model_id bytea NOT NULL REFERENCES model,
     publisher bytea NOT NULL REFERENCES client,
-    PRIMARY KEY (contract_id, block_hash, log_index),
+    PRIMARY KEY (contract_id, block_number, log_index),
     FOREIGN KEY (chain_id, tx_hash, block_hash) REFERENCES transaction
 );
-CREATE INDEX model_registration_by_block ON model_registration (chain_id, block_number);
 CREATE INDEX model_registration_by_model ON model_registration (model_id);
 
 CREATE TABLE instance_registration (
@@ -102,10 +103,9 @@ CREATE TABLE instance_registration (
     instance_id bytea NOT NULL REFERENCES instance,
     model_id bytea NOT NULL REFERENCES model,
     owner bytea NOT NULL REFERENCES client,
-    PRIMARY KEY (contract_id, block_hash, log_index),
+    PRIMARY KEY (contract_id, block_number, log_index),
     FOREIGN KEY (chain_id, tx_hash, block_hash) REFERENCES transaction
 );
-CREATE INDEX instance_registration_by_block ON instance_registration (chain_id, block_number);
 CREATE INDEX instance_registration_by_model ON instance_registration (model_id);
 CREATE INDEX instance_registration_by_instance ON instance_registration (instance_id);
 
@@ -119,10 +119,9 @@ CREATE TABLE state_registration (
     instance_id bytea NOT NULL REFERENCES instance,
     state_id bytea NOT NULL REFERENCES state,
     seq bigint NOT NULL CHECK (seq >= 0),
-    PRIMARY KEY (contract_id, block_hash, log_index),
+    PRIMARY KEY (contract_id, block_number, log_index),
     FOREIGN KEY (chain_id, tx_hash, block_hash) REFERENCES transaction
 );
-CREATE INDEX state_registration_by_block ON state_registration (chain_id, block_number);
 CREATE INDEX state_registration_by_instance ON state_registration (instance_id, seq);
 
 CREATE TABLE transition_registration (
@@ -137,10 +136,9 @@ CREATE TABLE transition_registration (
     post_state_id bytea NOT NULL REFERENCES state,
     pre_seq bigint NOT NULL CHECK (pre_seq >= 0),
     post_seq bigint NOT NULL CHECK (post_seq > pre_seq),
-    PRIMARY KEY (contract_id, block_hash, log_index),
+    PRIMARY KEY (contract_id, block_number, log_index),
     FOREIGN KEY (chain_id, tx_hash, block_hash) REFERENCES transaction
 );
-CREATE INDEX transition_registration_by_block ON transition_registration (chain_id, block_number);
 CREATE INDEX transition_registration_by_instance ON transition_registration (instance_id);
 
 CREATE TABLE termination (
@@ -154,10 +152,9 @@ CREATE TABLE termination (
     end_document_id bytea NOT NULL CHECK (octet_length(end_document_id) = 32),
     state_count bigint NOT NULL CHECK (state_count >= 0),
     head bytea NOT NULL CHECK (octet_length(head) = 32),
-    PRIMARY KEY (contract_id, block_hash, log_index),
+    PRIMARY KEY (contract_id, block_number, log_index),
     FOREIGN KEY (chain_id, tx_hash, block_hash) REFERENCES transaction
 );
-CREATE INDEX termination_by_block ON termination (chain_id, block_number);
 CREATE INDEX termination_by_instance ON termination (instance_id);
 
 CREATE TABLE anchor (
@@ -170,10 +167,9 @@ CREATE TABLE anchor (
     root bytea NOT NULL CHECK (octet_length(root) = 32),
     submitter bytea NOT NULL REFERENCES client,
     leaf_count bigint NOT NULL CHECK (leaf_count > 0),
-    PRIMARY KEY (contract_id, block_hash, log_index),
+    PRIMARY KEY (contract_id, block_number, log_index),
     FOREIGN KEY (chain_id, tx_hash, block_hash) REFERENCES transaction
 );
-CREATE INDEX anchor_by_block ON anchor (chain_id, block_number);
 
 CREATE TABLE certificate_registration (
     contract_id integer NOT NULL REFERENCES contract,
@@ -185,10 +181,9 @@ CREATE TABLE certificate_registration (
     account bytea NOT NULL REFERENCES client,
     fingerprint bytea NOT NULL CHECK (octet_length(fingerprint) = 32),
     signature bytea NOT NULL,
-    PRIMARY KEY (contract_id, block_hash, log_index),
+    PRIMARY KEY (contract_id, block_number, log_index),
     FOREIGN KEY (chain_id, tx_hash, block_hash) REFERENCES transaction
 );
-CREATE INDEX certificate_registration_by_block ON certificate_registration (chain_id, block_number);
 
 -- Account events: ownership transfers, operator approvals, client ids.
 CREATE TABLE instance_transfer (
@@ -201,10 +196,9 @@ CREATE TABLE instance_transfer (
     instance_id bytea NOT NULL REFERENCES instance,
     from_owner bytea NOT NULL REFERENCES client,
     to_owner bytea NOT NULL REFERENCES client,
-    PRIMARY KEY (contract_id, block_hash, log_index),
+    PRIMARY KEY (contract_id, block_number, log_index),
     FOREIGN KEY (chain_id, tx_hash, block_hash) REFERENCES transaction
 );
-CREATE INDEX instance_transfer_by_block ON instance_transfer (chain_id, block_number);
 
 CREATE TABLE operator_change (
     contract_id integer NOT NULL REFERENCES contract,
@@ -216,10 +210,9 @@ CREATE TABLE operator_change (
     owner bytea NOT NULL REFERENCES client,
     operator bytea NOT NULL REFERENCES client,
     approved boolean NOT NULL,
-    PRIMARY KEY (contract_id, block_hash, log_index),
+    PRIMARY KEY (contract_id, block_number, log_index),
     FOREIGN KEY (chain_id, tx_hash, block_hash) REFERENCES transaction
 );
-CREATE INDEX operator_change_by_block ON operator_change (chain_id, block_number);
 
 CREATE TABLE client_id_registration (
     contract_id integer NOT NULL REFERENCES contract,
@@ -230,8 +223,7 @@ CREATE TABLE client_id_registration (
     log_index integer NOT NULL CHECK (log_index >= 0),
     account bytea NOT NULL REFERENCES client,
     client_id text NOT NULL,
-    PRIMARY KEY (contract_id, block_hash, log_index),
+    PRIMARY KEY (contract_id, block_number, log_index),
     FOREIGN KEY (chain_id, tx_hash, block_hash) REFERENCES transaction
 );
-CREATE INDEX client_id_registration_by_block ON client_id_registration (chain_id, block_number);
 CREATE INDEX client_id_registration_by_account ON client_id_registration (account);

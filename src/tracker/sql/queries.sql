@@ -83,7 +83,8 @@ DELETE FROM block b
 WHERE b.chain_id = %(chain_id)s AND b.block_number > %(fork_number)s
   AND NOT EXISTS (
       SELECT 1 FROM fact_log f
-      WHERE f.chain_id = b.chain_id AND f.block_number = b.block_number AND f.block_hash = b.block_hash
+      WHERE f.contract_id IN (SELECT c.contract_id FROM contract c WHERE c.chain_id = b.chain_id)
+        AND f.block_number = b.block_number AND f.block_hash = b.block_hash
   )
 
 -- name: row_counts
@@ -112,3 +113,19 @@ SELECT day, states, instances
 FROM states_per_day
 WHERE chain_id = %(chain_id)s AND contract = %(contract)s
 ORDER BY day
+
+-- name: foreign_keys
+SELECT src.relname AS source_table,
+       dst.relname AS referenced_table,
+       array_agg(sa.attname::text ORDER BY k.ord) AS source_columns,
+       array_agg(da.attname::text ORDER BY k.ord) AS referenced_columns
+FROM pg_constraint c
+JOIN pg_class src ON src.oid = c.conrelid
+JOIN pg_class dst ON dst.oid = c.confrelid
+JOIN pg_namespace n ON n.oid = src.relnamespace
+CROSS JOIN LATERAL unnest(c.conkey, c.confkey) WITH ORDINALITY AS k(source_attnum, referenced_attnum, ord)
+JOIN pg_attribute sa ON sa.attrelid = c.conrelid AND sa.attnum = k.source_attnum
+JOIN pg_attribute da ON da.attrelid = c.confrelid AND da.attnum = k.referenced_attnum
+WHERE c.contype = 'f' AND n.nspname = %(schema)s
+GROUP BY c.oid, src.relname, dst.relname
+ORDER BY src.relname, dst.relname

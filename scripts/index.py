@@ -1,0 +1,170 @@
+"""ape run index: load the InstanceTracker contract's logs into Postgres and print the analysis views."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from tracker.cli import connected, contract_option, json_option, network_option
+from tracker.errors import command_boundary
+from tracker.indexer import BatchReport, IndexConfig, IndexSummary, index, report
+from tracker.indexer_db import DEFAULT_SCHEMA, Report
+
+
+class Display:
+    """A rich progress bar while catching up, then one status line per batch while following."""
+
+    def __init__(self, enabled: bool, follow: bool):
+        self.enabled = enabled
+        self.follow = follow
+        self.progress: Any = None
+        self.task: Any = None
+        self.caught_up = False
+
+    def __call__(self, batch: BatchReport) -> None:
+        if not self.enabled:
+            return
+        if self.caught_up:
+            click.echo(
+                f"blocks {batch.first_block}-{batch.last_block}: {batch.events} events"
+                + (f", {batch.skipped} skipped" if batch.skipped else "")
+                + f" in {batch.seconds:.2f} s",
+                err=True,
+            )
+            return
+        if self.progress is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("indexing blocks"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("blocks", total=batch.target_block - batch.first_block + 1)
+            self.start = batch.first_block
+        self.progress.update(self.task, completed=batch.last_block - self.start + 1,
+                             total=max(batch.target_block - self.start + 1, 1))
+        if batch.last_block >= batch.target_block:
+            self.stop()
+            self.caught_up = self.follow
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _print_summary(summary: IndexSummary) -> None:
+    span = f"blocks {summary.first_block}-{summary.last_block}" if summary.batches else "nothing new"
+    skipped = summary.skipped_foreign + summary.skipped_undecodable
+    click.echo(
+        f"indexed {summary.events} events ({span}) of 0x{summary.contract} on chain id {summary.chain_id} "
+        f"into schema {summary.schema} in {summary.seconds:.1f} s ({summary.events_per_s:,.0f} events/s)"
+    )
+    if skipped:
+        click.echo(
+            f"skipped {skipped} logs: {summary.skipped_foreign} of other contracts, "
+            f"{summary.skipped_undecodable} that do not decode"
+        )
+    if summary.reorgs:
+        click.echo(f"reorgs: {summary.reorgs}, rolled back to blocks {summary.rolled_back_to}")
+
+
+def _print_report(result: Report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    sections = [
+        ("Instances per model", result.models),
+        ("Activity and gas per client", result.clients),
+        ("States per day", result.days),
+    ]
+    if result.protocol:
+        sections.insert(0, (f"Instance protocol of {result.protocol[0]['instance_id']}", result.protocol))
+    for title, rows in sections:
+        table = Table(title=title)
+        if not rows:
+            console.print(f"{title}: no rows")
+            continue
+        for column in rows[0]:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(str(value) for value in row.values()))
+        console.print(table)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return str(value)
+
+
+@click.command()
+@network_option()
+@contract_option()
+@click.option("--database", "database_url", default=None, metavar="URL",
+              help="Postgres URL (default: DATABASE_URL, else libpq's PG* variables).")
+@click.option("--schema", default=DEFAULT_SCHEMA, show_default=True, help="Postgres schema of the indexer.")
+@click.option("--from-block", type=int, default=None,
+              help="First block of a new index (default: the recorded deployment block, else 0).")
+@click.option("--to-block", type=int, default=None, help="Last block to index (default: head - confirmations).")
+@click.option("--confirmations", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Stay this many blocks behind the head.")
+@click.option("--follow", is_flag=True, help="Keep polling for new blocks.")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds between polls.")
+@click.option("--max-polls", type=click.IntRange(min=1), default=None, help="With --follow: stop after this many polls.")
+@click.option("--batch-blocks", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Initial block range per eth_getLogs (it adapts).")
+@click.option("--max-batch-logs", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Logs per batch above which the block range shrinks.")
+@click.option("--report", "show_report", is_flag=True, help="After indexing, print the analysis views.")
+@click.option("--instance", "instance_id", default=None, metavar="ID", help="With --report: this instance's protocol.")
+@json_option()
+@command_boundary
+def cli(network_choice, contract_address, database_url, schema, from_block, to_block, confirmations, follow,
+        poll_interval, max_polls, batch_blocks, max_batch_logs, show_report, instance_id, as_json):
+    """Index InstanceTracker's logs into Postgres (exactly once, reorg-safe)."""
+    from tracker import deployments
+    from tracker.contract import TrackerContract
+    from tracker.documents import normalize_address, normalize_id
+    from tracker.indexer_rpc import JsonRpc
+
+    with connected(network_choice) as provider:
+        tracker = TrackerContract.at(contract_address)
+        rpc = JsonRpc.from_provider(provider)
+        if from_block is None:
+            record = deployments.recorded(provider.chain_id)
+            matches = record is not None and normalize_address(record.address) == normalize_address(tracker.address)
+            from_block = record.block_number if matches else 0
+        config = IndexConfig(
+            contract_address=tracker.address, database_url=database_url, schema=schema, from_block=from_block,
+            to_block=to_block, confirmations=confirmations, batch_blocks=batch_blocks,
+            max_batch_logs=max_batch_logs, follow=follow, poll_interval=poll_interval, max_polls=max_polls,
+        )
+        display = Display(enabled=not as_json, follow=follow)
+        try:
+            summary = index(config, rpc, on_batch=display)
+        finally:
+            display.stop()
+        result = None
+        if show_report:
+            result = report(config, summary.chain_id, normalize_id(instance_id) if instance_id else None)
+    if as_json:
+        document: dict[str, Any] = {"summary": summary.as_dict()}
+        if result is not None:
+            document["report"] = _jsonable(
+                {"models": result.models, "clients": result.clients, "days": result.days, "protocol": result.protocol}
+            )
+        click.echo(json.dumps(document, indent=2))
+        return
+    _print_summary(summary)
+    if result is not None:
+        _print_report(result)
