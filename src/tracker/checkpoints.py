@@ -55,7 +55,10 @@ class Checkpoint:
     terminated: bool = False
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        # Field by field: `asdict` deep-copies every state and dominates large polls.
+        data = {key: getattr(self, key) for key in self.__dataclass_fields__ if key != "states"}
+        data["states"] = [state.__dict__ for state in self.states]
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "Checkpoint":

@@ -7,13 +7,16 @@ Layout, relative to the publish root (served at the base URL):
 * `<instance id>.json`: the instance protocol, rewritten as states get registered.
 
 Targets: a local directory (default `./protocol`; every file written to a temporary name and
-renamed) or `s3://bucket/prefix` through boto3 (a PUT is atomic).
+renamed, so a reader or a killed process never sees half a file) or `s3://bucket/prefix` through
+boto3 (a PUT is atomic). Many documents are written by a small thread pool (`publish_documents`):
+the writes wait on I/O, not on Python.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +25,7 @@ from tracker.errors import ConfigurationError, TrackerError, one_line
 
 DEFAULT_BASE_URL = "https://localhost:8443"
 DEFAULT_TARGET = "./protocol"
+WRITERS = 8
 
 
 class PublishError(TrackerError):
@@ -60,8 +64,28 @@ def publish_document(publisher: Publisher, document: Document) -> str:
     return url_for(publisher, path)
 
 
+def publish_documents(publisher: Publisher, documents: list[Document]) -> None:
+    """Publishes many documents (each unless already there) with a few concurrent writers."""
+    unique = list({document.id: document for document in documents}.values())
+    _concurrently(lambda document: publish_document(publisher, document), unique)
+
+
+def write_files(publisher: Publisher, files: dict[str, bytes]) -> None:
+    """Writes (or rewrites) many files, such as protocols, with a few concurrent writers."""
+    _concurrently(lambda item: publisher.write(*item), list(files.items()))
+
+
+def _concurrently(action, items: list) -> None:
+    if len(items) < 2 * WRITERS:
+        for item in items:
+            action(item)
+        return
+    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+        list(pool.map(action, items))
+
+
 class DirectoryPublisher:
-    """A local directory, written atomically (temporary file, fsync, rename)."""
+    """A local directory, written atomically (temporary file, then rename over the target)."""
 
     def __init__(self, root: str | Path = DEFAULT_TARGET, base_url: str = DEFAULT_BASE_URL):
         self.root = Path(root)
@@ -84,8 +108,7 @@ class DirectoryPublisher:
             handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
             with os.fdopen(handle, "wb") as stream:
                 stream.write(content)
-                stream.flush()
-                os.fsync(stream.fileno())
+            os.chmod(temporary, 0o644)
             os.replace(temporary, target)
         except OSError as error:
             raise PublishError(f"cannot write {target}: {one_line(error)}") from error

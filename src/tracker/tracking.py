@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tracker import merkle
 from tracker.checkpoints import Checkpoint, CheckpointStore, PendingAnchor, RegisteredState, store_path
-from tracker.contract import PreparedCall, TrackerContract
+from tracker.contract import PreparedCall, SentTransaction, TrackerContract
 from tracker.documents import (
     Document,
     EndFacts,
@@ -55,7 +56,7 @@ from tracker.documents import (
     sha256_hex,
 )
 from tracker.errors import ChainError, TrackerError, one_line
-from tracker.publish import Publisher, document_path, protocol_path, publish_document, url_for
+from tracker.publish import Publisher, document_path, protocol_path, publish_documents, url_for, write_files
 from tracker.retry import RetryPolicy, with_retry
 from tracker.stepfunctions import END_EVENTS, Execution, ExecutionRef, ExecutionSource, state_visits
 
@@ -249,6 +250,8 @@ class Tracker:
         self.checkpoints = self.store.load_all()
         self.summary = TrackSummary(mode=config.mode)
         self._seen: set[str] = set()
+        self._documents_published: Future = Future()
+        self._documents_published.set_result(None)
         self._block_times: dict[int, int] = {}
 
     def close(self) -> None:
@@ -288,14 +291,20 @@ class Tracker:
         plans = [plan for plan in plans if plan.execution.events]
         works = self._reconcile_and_plan(plans)
         self.summary.pending_executions = sum(1 for plan in plans if plan.end is None)
-        for work in works:
-            self._publish_documents(work)
-        if self.config.mode == "anchor":
-            self._send_anchor(works)
-        elif self.config.mode == "per-state":
-            self._send_per_state(works)
-        else:
-            self._send_direct(works)
+        documents = [document for work in works for document in self._documents_to_publish(work)]
+        # Documents are written while the transaction is prepared and mined; every protocol that
+        # points at them is written only after they are all in place (`_finish`).
+        with ThreadPoolExecutor(max_workers=1) as background:
+            self._documents_published = background.submit(publish_documents, self.publisher, documents)
+            try:
+                if self.config.mode == "anchor":
+                    self._send_anchor(works)
+                elif self.config.mode == "per-state":
+                    self._send_per_state(works)
+                else:
+                    self._send_direct(works)
+            finally:
+                self._documents_published.result()
 
     def _is_done(self, ref: ExecutionRef) -> bool:
         checkpoint = self.checkpoints.get(ref.execution_arn)
@@ -440,21 +449,20 @@ class Tracker:
 
     # ------------------------------------------------------------------ sending
 
-    def _send(self, calls: Sequence[PreparedCall]) -> tuple[Any, int, int]:
-        """Sends calls in one transaction; returns the receipt, its block number and block time."""
+    def _send(self, calls: Sequence[PreparedCall]) -> tuple[SentTransaction, int, int]:
+        """Sends calls in one transaction; returns it once mined, with its block number and time."""
         try:
-            receipt = self.contract.send_batch(calls)
+            sent = self.contract.send_batch_light(calls)
         except ChainError as error:
-            text = str(error).lower() + " " + one_line(error.__cause__ or "").lower()
-            if "insufficient funds" in text or "exceeds account balance" in text or "balance is too low" in text:
+            text = " ".join(one_line(e).lower() for e in (error, error.__cause__) if e is not None)
+            if "insufficient funds" in text or "exceeds account balance" in text or "cannot afford" in text:
                 raise InsufficientFundsError(
                     f"account 0x{self.sender} has insufficient funds for gas on chain id {self.chain_id}: fund it and rerun"
                 ) from error
             raise
         self.summary.transactions += 1
-        self.summary.gas_used += int(receipt.gas_used)
-        block = int(receipt.block_number)
-        return receipt, block, self._block_time(block)
+        self.summary.gas_used += sent.gas_used
+        return sent, sent.block_number, self._block_time(sent.block_number)
 
     def _confirmed(self, work: _Work, receipt: Any, block: int, when: int, states: list[RegisteredState]) -> Checkpoint:
         checkpoint = work.checkpoint
@@ -608,16 +616,13 @@ class Tracker:
 
     # ------------------------------------------------------------------ publishing and checkpoints
 
-    def _publish_documents(self, work: _Work) -> None:
+    def _documents_to_publish(self, work: _Work) -> list[Document]:
+        """Published before the transaction is sent, so every registered id already resolves."""
         plan = work.documents
-        publish_document(self.publisher, plan.model)
-        publish_document(self.publisher, plan.instance)
-        for document in plan.states:
-            publish_document(self.publisher, document)
-        if plan.end is not None:
-            publish_document(self.publisher, plan.end)
+        return [plan.model, plan.instance, *plan.states, *([plan.end] if plan.end is not None else [])]
 
     def _finish(self, checkpoints: Sequence[Checkpoint], settled_roots: Sequence[str] = ()) -> None:
+        self._documents_published.result()
         self._publish_protocols(checkpoints)
         self._commit(checkpoints, settled_roots)
         self.on_progress(self.summary)
@@ -628,11 +633,9 @@ class Tracker:
             self.checkpoints[checkpoint.execution_arn] = checkpoint
 
     def _publish_protocols(self, checkpoints: Sequence[Checkpoint]) -> None:
-        for checkpoint in checkpoints:
-            protocol = self.protocol(checkpoint)
-            path = protocol_path(checkpoint.instance_id)
-            self.publisher.write(path, protocol.to_bytes())
-            self.summary.protocols_written.append(path)
+        files = {protocol_path(cp.instance_id): self.protocol(cp).to_bytes() for cp in checkpoints}
+        write_files(self.publisher, files)
+        self.summary.protocols_written.extend(files)
 
     def protocol(self, checkpoint: Checkpoint) -> InstanceProtocol:
         """The instance protocol of a checkpoint, in the published prototype's format plus additions."""
@@ -670,9 +673,8 @@ class Tracker:
         )
 
 
-def _tx_hex(receipt: Any) -> str:
-    value = receipt.txn_hash
-    return normalize_id(value.hex() if isinstance(value, (bytes, bytearray)) else str(value), "transaction hash")
+def _tx_hex(sent: SentTransaction) -> str:
+    return normalize_id(sent.transaction_hash, "transaction hash")
 
 
 def track(
