@@ -853,8 +853,13 @@ def tracker_for(url: str | None, contract_address: str | None, options: VerifyOp
         if contract_address is not None or url is None:
             raise
     with Downloader(options.timeout) as downloader:
-        _tls, protocol, _download = fetch_protocol(url, downloader, options)
-    if protocol is None or protocol.contract_address is None:
+        fetched, protocol, _download = fetch_protocol(url, downloader, options)
+    if protocol is None:
+        raise ContractNotFoundError(
+            f"no InstanceTracker recorded for this chain, and the protocol cannot be read to find one "
+            f"({fetched.reason}): pass --contract ADDRESS"
+        )
+    if protocol.contract_address is None:
         raise ContractNotFoundError(
             "no InstanceTracker recorded for this chain and the protocol names none: pass --contract ADDRESS"
         )

@@ -120,3 +120,26 @@ def test_follow_verifies_each_new_state_as_it_is_registered(published):
     assert [(r.seq, r.ok) for r in results] == [(4, True), (5, False), (6, False)]
     assert results[1].reason.startswith("state document hashes to ")
     assert results[2].reason == "registered on chain but not in the protocol after 0.3 s"
+
+
+@pytest.fixture
+def nothing_recorded(monkeypatch, tmp_path):
+    """A project directory with no recorded deployment (TRACKER_PROJECT points the lookup there)."""
+    monkeypatch.setenv("TRACKER_PROJECT", str(tmp_path / "empty-project"))
+
+
+def test_without_a_recorded_contract_the_protocols_contract_is_used(verify_cli, published, nothing_recorded):
+    result = run(verify_cli, published.url, "--json", "--timeout", "3")
+    data = json.loads(result.stdout)
+    assert [item["ok"] for item in data["results"][:3]] == [True, True, True]
+
+
+def test_without_a_contract_and_an_unreachable_protocol_is_one_clear_error(verify_cli, published, nothing_recorded):
+    url = published.url
+    published.server.stop()
+    result = run(verify_cli, url)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: no InstanceTracker recorded for this chain, and the protocol cannot be read to find one "
+        f"(cannot fetch {url}: Connection refused): pass --contract ADDRESS"
+    )
