@@ -178,3 +178,33 @@ def test_a_malformed_arn_is_one_line(aws_server, anvil, tmp_path):
     assert result.stderr.strip().splitlines() == [
         "Error: malformed state machine ARN 'orders' (expected arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)"
     ]
+
+
+def test_follow_picks_up_a_new_execution_and_ctrl_c_ends_after_the_batch(aws_server, anvil, tmp_path):
+    anvil_url, contract = anvil
+    machine = create_machine(aws_server, "orders-follow")
+    run_execution(aws_server, machine, "follow-a", {"ok": True})
+    store = store_path(tmp_path / "state", 31337, contract.address)
+
+    def terminated() -> int:
+        if not store.exists():
+            return 0
+        with sqlite3.connect(store) as db:
+            return sum(json.loads(body)["terminated"] for (body,) in db.execute("SELECT body FROM checkpoints"))
+
+    command = tracker_command(anvil_url, contract.address, tmp_path, machine, "--follow", "--poll-interval", "0.5", "--json")
+    follower = subprocess.Popen(command, cwd=ROOT, env=tracker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: terminated() == 1, 90, "the first execution tracked")
+        run_execution(aws_server, machine, "follow-b", {"ok": False})
+        wait_until(lambda: terminated() == 2, 60, "the new execution picked up")
+        follower.send_signal(signal.SIGINT)
+        stdout, stderr = follower.communicate(timeout=60)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["executions"] == 2 and summary["instances_terminated"] == 2
+    assert summary["states_registered"] == len(SUCCEEDING_STATES) + len(FAILING_STATES)
+    assert summary["polls"] >= 2

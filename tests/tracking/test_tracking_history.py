@@ -181,3 +181,29 @@ def test_a_running_execution_registers_its_exited_states_then_the_rest(aws, trac
     record = tracker.instance(documents_of(source, arn).instance_id)
     assert record.state_count == 3 and record.terminated
     assert second.states_registered == 2 + 3
+
+
+def test_publishing_to_s3(aws, machine, tracker, state_dir):
+    from tracker.publish import open_target
+
+    aws.client("s3").create_bucket(Bucket="protocols")
+    arn = run_execution(aws, machine, "s3-1", {"ok": True})
+    publisher = open_target("s3://protocols/tracker", "https://protocols.example.org", aws)
+    source = HistorySource(aws, Selection((machine,)))
+    summary = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
+    docs = documents_of(source, arn)
+    s3 = aws.client("s3")
+    protocol = json.loads(s3.get_object(Bucket="protocols", Key=f"tracker/{docs.instance_id}.json")["Body"].read())
+    assert summary.protocols_written == [f"{docs.instance_id}.json"]
+    assert protocol["instance_data"] == f"https://protocols.example.org/documents/{docs.instance_id}.json"
+    for entry in protocol["instance_protocol"]:
+        body = s3.get_object(Bucket="protocols", Key=f"tracker/documents/{entry['state_hash']}.json")["Body"].read()
+        assert sha256_hex(body) == entry["state_hash"]
+
+
+def test_a_publish_target_that_is_neither_a_directory_nor_s3():
+    from tracker.errors import ConfigurationError
+    from tracker.publish import open_target
+
+    with pytest.raises(ConfigurationError, match=r"^publish target 'ftp://x/y': expected a directory or s3://bucket/prefix$"):
+        open_target("ftp://x/y")
