@@ -78,6 +78,7 @@ def _topic(signature: str) -> str:
 
 STATE_REGISTERED_TOPIC = _topic(STATE_REGISTERED_SIGNATURE)
 STATES_ANCHORED_TOPIC = _topic(STATES_ANCHORED_SIGNATURE)
+INSTANCE_TERMINATED_TOPIC = _topic("InstanceTerminated(bytes32,bytes32,uint256,bytes32)")
 
 
 class ProtocolNotFoundError(TrackerError):
@@ -365,6 +366,7 @@ class ChainView:
     anchors: dict[str, AnchorFact]
     block_times: dict[int, int]
     operators: frozenset[str] = frozenset()
+    end_document: str | None = None
 
     def acts_for_owner(self, address: str | None) -> bool:
         """Whether an address is the instance owner or an operator the owner approved."""
@@ -501,8 +503,20 @@ def read_chain(tracker: TrackerContract, protocol: InstanceProtocol, batched: bo
         for address in sorted(candidates - {instance.owner}):  # usually none: the owner registers
             if tracker.is_operator(instance.owner, address):
                 operators.add(address)
+    end_document = None
+    if protocol.end_hash is not None and instance is not None and instance.terminated:
+        terminated = _logs(tracker.address, [INSTANCE_TERMINATED_TOPIC, "0x" + instance_id])
+        end_document = _data(terminated[0]["topics"][2]).hex() if terminated else None
     return ChainView(
-        int(chain.chain_id), normalize_address(tracker.address), instance, model, events, anchors, times, frozenset(operators)
+        int(chain.chain_id),
+        normalize_address(tracker.address),
+        instance,
+        model,
+        events,
+        anchors,
+        times,
+        frozenset(operators),
+        end_document,
     )
 
 
@@ -666,13 +680,19 @@ def _states_check(protocol: InstanceProtocol, rows: list[StateResult], view: Cha
 
 
 def _model_check(
-    protocol: InstanceProtocol, model_document: Download, instance_document: Download, view: ChainView | None
+    protocol: InstanceProtocol,
+    model_document: Download,
+    instance_document: Download,
+    end_document: Download | None,
+    view: ChainView | None,
 ) -> CheckResult:
+    """Check 3, and the end document when the protocol says the instance ended."""
     problems = [
         problem
         for problem in (
             _document_verdict(model_document, protocol.model_hash, "model"),
             _document_verdict(instance_document, protocol.instance_hash, "instance"),
+            _document_verdict(end_document, protocol.end_hash, "end") if end_document and protocol.end_hash else None,
         )
         if problem
     ]
@@ -687,13 +707,23 @@ def _model_check(
         problems.append(f"model {_short(protocol.model_hash)} is not registered on chain")
     if view.instance is None:
         problems.append(f"instance {_short(protocol.instance_hash)} is not registered on chain")
-    elif view.instance.model_id != protocol.model_hash:
-        problems.append(
-            f"instance belongs to model {_short(view.instance.model_id)} on chain, not to {_short(protocol.model_hash)}"
-        )
+    else:
+        if view.instance.model_id != protocol.model_hash:
+            problems.append(
+                f"instance belongs to model {_short(view.instance.model_id)} on chain, not to {_short(protocol.model_hash)}"
+            )
+        if protocol.end_hash is not None and not view.instance.terminated:
+            problems.append("the protocol has an end document but the instance is not terminated on chain")
+        elif protocol.end_hash is not None and view.end_document != protocol.end_hash:
+            problems.append(
+                f"the instance was terminated with end document {_short(view.end_document)}, not {_short(protocol.end_hash)}"
+            )
     if problems:
         return CheckResult(CHECK_MODEL, False, "; ".join(problems))
-    return CheckResult(CHECK_MODEL, True, "model and instance registered, documents hash to their ids, instance of that model")
+    ended = ", ended with that end document" if protocol.end_hash else ""
+    return CheckResult(
+        CHECK_MODEL, True, f"model and instance registered, documents hash to their ids, instance of that model{ended}"
+    )
 
 
 def _claimed_model(download: Download) -> str | None:
@@ -787,6 +817,8 @@ def verify_protocol(
         say(f"downloading {len(entries) + 2} documents, reading the chain")
         urls = [urllib.parse.urljoin(url, protocol.model_data), urllib.parse.urljoin(url, protocol.instance_data)]
         urls += [urllib.parse.urljoin(url, entry.state_data) for entry in entries]
+        if protocol.end_hash and protocol.end_data:
+            urls.append(urllib.parse.urljoin(url, protocol.end_data))
         if options.batched:
             futures = [downloader.submit(u, options.max_document_bytes) for u in urls]
             view = read_chain(tracker, protocol, batched=True) if tracker is not None else None
@@ -794,7 +826,9 @@ def verify_protocol(
         else:
             view = read_chain(tracker, protocol, batched=False) if tracker is not None else None
             documents = [downloader.get(u, options.max_document_bytes) for u in urls]
-    model_document, instance_document, state_documents = documents[0], documents[1], documents[2:]
+    model_document, instance_document = documents[0], documents[1]
+    state_documents = documents[2 : 2 + len(entries)]
+    end_document = documents[2 + len(entries)] if len(documents) > 2 + len(entries) else None
     rows = [
         judge_state(position, entry, document, view, protocol.instance_hash)
         for position, (entry, document) in enumerate(zip(entries, state_documents))
@@ -804,7 +838,7 @@ def verify_protocol(
     checks = [
         tls,
         _states_check(protocol, rows, view),
-        _model_check(protocol, model_document, instance_document, view),
+        _model_check(protocol, model_document, instance_document, end_document, view),
         ens_check(owner, url) if view is not None else CheckResult(CHECK_ENS, None, "not checked: no chain reachable"),
         certificate_check(tracker, owner, protocol_download.certificate),
     ]

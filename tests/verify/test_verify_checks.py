@@ -308,3 +308,36 @@ def test_a_root_anchored_by_a_stranger_fails_check_2(publish, owner, other):
         f"neither the owner {str(owner.address).lower()} nor its operator"
     )
     assert rows == [(position, reason) for position in range(4)]
+
+
+def _terminate(published, end_content: bytes, on_chain: bool = True) -> str:
+    end_id = published.write_document(end_content)
+    if on_chain:
+        tracker = published.tracker
+        tracker.send_batch([tracker.register_states_and_terminate_call(published.execution.instance_id, 4, [], end_id)])
+    published.protocol.end_hash = end_id
+    published.protocol.end_data = published.document_url(end_id)
+    published.write_protocol()
+    return end_id
+
+
+def test_a_terminated_instance_passes_with_its_end_document(published):
+    _terminate(published, b'{"kind":"end","status":"SUCCEEDED"}')
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.failed_checks == []
+    assert report.check(CHECK_MODEL).reason.endswith("instance of that model, ended with that end document")
+
+
+def test_an_end_document_changed_after_termination_fails_check_3(published):
+    end_id = _terminate(published, b'{"kind":"end","status":"SUCCEEDED"}')
+    (published.root / "documents" / f"{end_id}.json").write_bytes(b'{"kind":"end","status":"FAILED"}')
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.failed_checks == [CHECK_MODEL]
+    assert report.check(CHECK_MODEL).reason.startswith("end document hashes to ")
+
+
+def test_an_end_claimed_for_a_running_instance_fails_check_3(published):
+    _terminate(published, b'{"kind":"end","status":"SUCCEEDED"}', on_chain=False)
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.failed_checks == [CHECK_MODEL]
+    assert report.check(CHECK_MODEL).reason == "the protocol has an end document but the instance is not terminated on chain"
