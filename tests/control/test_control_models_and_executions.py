@@ -1,0 +1,134 @@
+"""deploy_model and start_execution against moto and the contract."""
+
+import json
+
+import pytest
+
+from tracker.control import (
+    ExecutionExistsError,
+    InvalidDefinitionError,
+    InvalidInputError,
+    ModelMismatchError,
+    ModelNotRegisteredError,
+    RoleError,
+    deploy_model,
+    execution_status,
+    start_execution,
+    wait_for_execution,
+)
+from tracker.documents import sha256_hex
+from tracker.stepfunctions import HistorySource, Selection
+from tracker.tracking import TrackConfig, track
+
+ROLE = "arn:aws:iam::123456789012:role/control-test"
+FLOW = {
+    "StartAt": "Prepare",
+    "States": {
+        "Prepare": {"Type": "Pass", "Result": [1, 2, 3], "ResultPath": "$.items", "Next": "Each"},
+        "Each": {
+            "Type": "Map", "ItemsPath": "$.items", "ResultPath": "$.each",
+            "Iterator": {"StartAt": "Handle", "States": {"Handle": {"Type": "Pass", "End": True}}},
+            "Next": "Both",
+        },
+        "Both": {
+            "Type": "Parallel", "ResultPath": "$.both",
+            "Branches": [
+                {"StartAt": "Left", "States": {"Left": {"Type": "Pass", "End": True}}},
+                {"StartAt": "Right", "States": {"Right": {"Type": "Pass", "End": True}}},
+            ],
+            "Next": "Finish",
+        },
+        "Finish": {"Type": "Succeed"},
+    },
+}
+FLOW_STATES = ["Prepare", "Each", "Handle", "Handle", "Handle", "Both", "Left", "Right", "Finish"]
+
+
+def text(definition) -> str:
+    return json.dumps(definition, indent=2)
+
+
+def test_deploy_change_and_redeploy_registers_both_models(aws, tracker):
+    first = deploy_model(aws, tracker, "flow", text(FLOW), ROLE)
+    assert first.change == "new" and first.registered and first.previous_model_id is None
+    definition = aws.client("stepfunctions").describe_state_machine(stateMachineArn=first.state_machine_arn)["definition"]
+    assert first.model_id == sha256_hex(definition)
+
+    same = deploy_model(aws, tracker, "flow", text(FLOW))
+    assert same.change == "unchanged" and not same.registered and same.model_id == first.model_id
+
+    changed_flow = {**FLOW, "Comment": "second version"}
+    second = deploy_model(aws, tracker, "flow", text(changed_flow))
+    assert second.change == "changed" and second.registered
+    assert (second.previous_model_id, second.model_id) == (first.model_id, sha256_hex(text(changed_flow)))
+    assert second.version_arn.endswith(":2")
+    assert tracker.model(first.model_id) is not None and tracker.model(second.model_id) is not None
+
+
+def test_start_with_matching_expect_model_registers_the_instance_before_any_state(aws, tracker, publisher):
+    deployed = deploy_model(aws, tracker, "flow", text(FLOW), ROLE)
+    started = start_execution(aws, tracker, publisher, "flow", '{"order": 1}', "run-1", expect_model=deployed.model_id)
+    record = tracker.instance(started.instance_id)
+    assert record is not None and record.state_count == 0 and record.model_id == deployed.model_id
+    assert started.transaction_hash is not None
+
+
+def test_a_stale_expected_model_refuses_to_start_and_registers_nothing(aws, tracker, publisher):
+    old = deploy_model(aws, tracker, "flow", text(FLOW), ROLE)
+    new = deploy_model(aws, tracker, "flow", text({**FLOW, "Comment": "changed behind their backs"}))
+    with pytest.raises(ModelMismatchError) as error:
+        start_execution(aws, tracker, publisher, "flow", "{}", "run-stale", expect_model=old.model_id)
+    assert str(error.value) == (
+        f"state machine {old.state_machine_arn} runs model {new.model_id}, not the expected {old.model_id}: refusing to start"
+    )
+    assert aws.client("stepfunctions").list_executions(stateMachineArn=old.state_machine_arn)["executions"] == []
+    assert tracker.contract.InstanceRegistered.query("*", start_block=0).empty
+
+
+def test_an_expected_model_that_is_not_registered(aws, tracker, publisher):
+    sfn = aws.client("stepfunctions")
+    sfn.create_state_machine(name="unregistered", definition=text(FLOW), roleArn=ROLE)
+    model_id = sha256_hex(sfn.describe_state_machine(
+        stateMachineArn="arn:aws:states:us-east-1:123456789012:stateMachine:unregistered")["definition"])
+    with pytest.raises(ModelNotRegisteredError, match=rf"^model {model_id} is not registered on the contract: run deploy_model first$"):
+        start_execution(aws, tracker, publisher, "unregistered", "{}", "run-x", expect_model=model_id)
+
+
+def test_wait_registers_every_state_in_order_and_a_later_tracker_sends_nothing(aws, tracker, publisher, tmp_path):
+    deployed = deploy_model(aws, tracker, "flow", text(FLOW), ROLE)
+    started = start_execution(aws, tracker, publisher, "flow", "{}", "run-wait", expect_model=deployed.model_id)
+    config = TrackConfig(poll_interval=0.2, state_dir=tmp_path / "state")
+    summary = wait_for_execution(started, aws, tracker, publisher, config, timeout_s=30)
+    assert execution_status(aws, started.execution_arn) == "SUCCEEDED"
+    record = tracker.instance(started.instance_id)
+    assert record.terminated and record.state_count == len(FLOW_STATES) == summary.states_registered
+    protocol = json.loads((tmp_path / "protocol" / f"{started.instance_id}.json").read_text())
+    names = [json.loads((tmp_path / "protocol" / "documents" / f"{e['state_hash']}.json").read_text())["state_name"]
+             for e in protocol["instance_protocol"]]
+    assert names == FLOW_STATES
+    later = track(TrackConfig(state_dir=tmp_path / "other-state"), HistorySource(aws, Selection()), tracker, publisher)
+    assert later.transactions == 0 and later.executions == 1
+
+
+def test_bad_definitions(aws, tracker):
+    with pytest.raises(InvalidDefinitionError, match=r"^the definition is not valid JSON: Expecting"):
+        deploy_model(aws, tracker, "broken", "{not json", ROLE)
+    with pytest.raises(InvalidDefinitionError, match=r"^Step Functions rejected the definition: ASLParserException"):
+        deploy_model(aws, tracker, "broken", '{"StartAt": "X", "States": {}}', ROLE)
+
+
+def test_a_role_that_cannot_be_used(aws, tracker):
+    with pytest.raises(RoleError, match=r"^the execution role cannot be used: Invalid Role Arn: 'not-a-role'$"):
+        deploy_model(aws, tracker, "flow", text(FLOW), "not-a-role")
+
+
+def test_an_execution_name_already_used(aws, tracker, publisher):
+    deploy_model(aws, tracker, "flow", text(FLOW), ROLE)
+    start_execution(aws, tracker, publisher, "flow", "{}", "once")
+    with pytest.raises(ExecutionExistsError, match=r"an execution with that name already exists"):
+        start_execution(aws, tracker, publisher, "flow", "{}", "once")
+
+
+def test_input_that_is_not_json(aws, tracker, publisher):
+    with pytest.raises(InvalidInputError, match=r"^the execution input is not valid JSON: "):
+        start_execution(aws, tracker, publisher, "flow", "{oops", "bad-input")
