@@ -163,13 +163,19 @@ def find_ens() -> LocalEns | None:
     return LocalEns(ENS_REGISTRY_ADDRESS, public_resolver, reverse_registrar)
 
 
+def name_node(name: str) -> bytes:
+    """The node of a user-given name, after validating and normalising it."""
+    return namehash(normalize_name(name))
+
+
 def name_owner(name: str) -> str | None:
     """The registry owner of a name (checksummed), or None when it has none."""
-    return _address_or_none(registry().owner(namehash(name)))
+    return _address_or_none(registry().owner(name_node(name)))
 
 
 def resolver_of(name: str) -> str | None:
-    return _address_or_none(registry().resolver(namehash(name)))
+    """The resolver a name points to, or None."""
+    return _address_or_none(registry().resolver(name_node(name)))
 
 
 def resolve_address(name: str) -> str | None:
@@ -181,7 +187,7 @@ def resolve_address(name: str) -> str | None:
     resolver = resolver_of(name)
     if resolver is None:
         return None
-    return _address_or_none(_at("PublicResolver", resolver).addr(namehash(normalize_name(name))))
+    return _address_or_none(_resolver_read(lambda: _at("PublicResolver", resolver).addr(name_node(name))))
 
 
 def text_record(name: str, key: str) -> str | None:
@@ -189,8 +195,8 @@ def text_record(name: str, key: str) -> str | None:
     resolver = resolver_of(name)
     if resolver is None:
         return None
-    value = str(_at("PublicResolver", resolver).text(namehash(name), key))
-    return value or None
+    value = _resolver_read(lambda: _at("PublicResolver", resolver).text(name_node(name), key))
+    return str(value) if value else None
 
 
 def reverse_name(address: str) -> str | None:
@@ -199,8 +205,8 @@ def reverse_name(address: str) -> str | None:
     resolver = _address_or_none(registry().resolver(node))
     if resolver is None:
         return None
-    value = str(_at("PublicResolver", resolver).name(node))
-    return value or None
+    value = _resolver_read(lambda: _at("PublicResolver", resolver).name(node))
+    return str(value) if value else None
 
 
 def controls(account: str, name: str) -> bool:
@@ -209,6 +215,26 @@ def controls(account: str, name: str) -> bool:
     if owner is None:
         return False
     return owner == _checksum(account) or bool(registry().isApprovedForAll(owner, _checksum(account)))
+
+
+def require_control(account: str, name: str) -> None:
+    """Raises `NameNotControlledError`, naming the owner, unless the account controls the name."""
+    if controls(account, name):
+        return
+    owner = name_owner(name)
+    if owner is None:
+        raise NameNotControlledError(f"ENS name {name} has no owner: register it to {_checksum(account)} first")
+    raise NameNotControlledError(f"ENS name {name} is owned by {owner}, not by {_checksum(account)}")
+
+
+def _resolver_read(read: Any) -> Any:
+    """A resolver read; a resolver without that record type (it reverts) has no such record."""
+    from ape.exceptions import ContractLogicError
+
+    try:
+        return read()
+    except ContractLogicError:
+        return None
 
 
 # ------------------------------------------------------------------------- linking an identity
@@ -224,15 +250,13 @@ def link_identity(account: Any, name: str, uri: str, dry_run: bool = False) -> l
     node = namehash(name)
     address = _checksum(str(account.address))
     ens_registry = registry()
-    if not controls(address, name):
-        owner = name_owner(name)
-        if owner is None:
-            raise NameNotControlledError(f"ENS name {name} has no owner: register it to {address} first")
-        raise NameNotControlledError(f"ENS name {name} is owned by {owner}, not by {address}")
+    require_control(address, name)
     contracts = find_ens()
     results: list[StepResult] = []
 
     resolver = resolver_of(name)
+    # In a dry run a resolver about to be set has no records yet.
+    resolver_pending = resolver is None and dry_run
     if resolver is None:
         if contracts is None:
             raise EnsError(f"ENS name {name} has no resolver and no public resolver was found to set")
@@ -246,7 +270,7 @@ def link_identity(account: Any, name: str, uri: str, dry_run: bool = False) -> l
         results.append(skipped("ENS resolver", f"{name} -> {resolver}"))
     public_resolver = _at("PublicResolver", resolver)
 
-    current = _address_or_none(public_resolver.addr(node)) if not _resolver_is_new(results) else None
+    current = None if resolver_pending else _address_or_none(_resolver_read(lambda: public_resolver.addr(node)))
     if current == address:
         results.append(skipped("ENS addr", f"{name} -> {address}"))
     else:
@@ -256,7 +280,7 @@ def link_identity(account: Any, name: str, uri: str, dry_run: bool = False) -> l
             )
         )
 
-    current_url = text_record(name, URL_KEY) if not _resolver_is_new(results) else None
+    current_url = None if resolver_pending else text_record(name, URL_KEY)
     if current_url == uri:
         results.append(skipped("ENS text url", f"{name} url = {uri}"))
     else:
@@ -278,11 +302,6 @@ def link_identity(account: Any, name: str, uri: str, dry_run: bool = False) -> l
             )
         )
     return results
-
-
-def _resolver_is_new(results: list[StepResult]) -> bool:
-    """In a dry run the resolver is not set yet, so its records count as empty."""
-    return results[0].status == "would change"
 
 
 # ------------------------------------------------------------------------- local install

@@ -179,12 +179,7 @@ def set_up_identity(sender: Any, request: IdentityRequest) -> IdentityReport:
         check_client_id(request.client_id)
     ens_name = ens.normalize_name(request.ens_name) if request.ens_name is not None else None
     if ens_name is not None:
-        ens.registry()
-        if not ens.controls(address, ens_name):
-            owner = ens.name_owner(ens_name)
-            if owner is None:
-                raise ens.NameNotControlledError(f"ENS name {ens_name} has no owner: register it to {address} first")
-            raise ens.NameNotControlledError(f"ENS name {ens_name} is owned by {owner}, not by {address}")
+        ens.require_control(address, ens_name)
     certificate = wanted_certificate(request)
     wanted_fingerprint = certificates.fingerprint(certificate) if certificate is not None else None
 

@@ -150,3 +150,13 @@ def test_unreachable_server_is_one_clear_error(client):
         set_up_identity(client, IdentityRequest(uri="https://127.0.0.1:9", fetch_timeout=2))
 
     assert str(error.value).startswith("cannot fetch the TLS certificate of 127.0.0.1:9: ")
+
+
+def test_no_ens_registry_is_one_clear_error(client, chain):
+    if ens.ens_available():
+        chain.provider.set_code(ens.ENS_REGISTRY_ADDRESS, "0x")  # the test's snapshot restores it
+
+    with pytest.raises(ens.EnsNotFoundError) as error:
+        set_up_identity(client, IdentityRequest(ens_name="acme.eth", uri=URI))
+
+    assert str(error.value) == f"no ENS registry at {ens.ENS_REGISTRY_ADDRESS} on chain id {chain.chain_id}"
