@@ -927,10 +927,10 @@ def follow_instance(
     pending: dict[int, tuple[StateEvent, float]] = {}
     next_block = 0
     produced = 0
+    from ape import chain
+
     with Downloader(options.timeout, options.concurrency) as downloader:
         while True:
-            from ape import chain
-
             head_block = int(chain.blocks.height)
             if head_block >= next_block:
                 for event in state_events(tracker, instance_id, from_block=next_block):
