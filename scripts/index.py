@@ -137,6 +137,10 @@ def cli(network_choice, contract_address, database_url, schema, from_block, to_b
     from tracker.documents import normalize_address, normalize_id
     from tracker.indexer_rpc import JsonRpc
 
+    if as_json:  # ape logs its connection notices to stdout, which must hold only the JSON
+        from ape.logging import logger
+
+        logger.set_level("ERROR")
     with connected(network_choice) as provider:
         tracker = TrackerContract.at(contract_address)
         rpc = JsonRpc.from_provider(provider)

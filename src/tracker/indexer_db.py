@@ -196,7 +196,7 @@ def connect(database_url: str | None, schema: str) -> psycopg.Connection:
         )
     except psycopg.OperationalError as error:
         reason = one_line(error)
-        reason = reason.split("failed: ", 1)[-1].replace("FATAL:  ", "").strip()
+        reason = reason.rsplit("failed: ", 1)[-1].replace("FATAL:  ", "").strip()
         if "FATAL" in str(error) or "authentication" in reason or "password" in reason:
             raise DatabaseLoginError(f"Postgres at {target} refused the login: {reason}") from error
         raise DatabaseUnreachableError(f"cannot reach Postgres at {target}: {reason}") from error

@@ -219,3 +219,15 @@ def _produce_every_event(tracker: TrackerOnAnvil) -> Story:
 def produce_every_event():
     """`produce_every_event(deployed)` sends one transaction per kind of event and returns a Story."""
     return _produce_every_event
+
+
+@pytest.fixture
+def label_id():
+    """`label_id("x")`: a deterministic nonzero bytes32 id, the SHA-256 of the label."""
+    return b32
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local TCP port nothing listens on."""
+    return free_port()

@@ -1,0 +1,53 @@
+"""`--follow` picks up new blocks; the command's --report/--json output carries the views."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+from tracker.indexer import BatchReport, IndexConfig, index
+
+
+def test_follow_indexes_blocks_mined_while_polling(anvil, deployed, database_url, schema, db, label_id):
+    deployed.send("registerModel", label_id("follow-model"))
+    config = IndexConfig(contract_address=deployed.address, database_url=database_url, schema=schema,
+                         from_block=deployed.deploy_block, follow=True, poll_interval=0.2, max_polls=15)
+    reports: list[BatchReport] = []
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(summary=index(config, anvil.rpc(), reports.append)))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not reports and time.monotonic() < deadline:
+        time.sleep(0.05)
+    receipt = deployed.send("registerExecution", label_id("follow-model"), label_id("follow-instance"),
+                            [label_id("follow-state")])
+    worker.join(timeout=60)
+
+    assert not worker.is_alive()
+    summary = outcome["summary"]
+    assert summary.events == 3
+    assert any(r.first_block <= receipt.blockNumber <= r.last_block and r.events == 2 for r in reports)
+    assert db.execute("SELECT count(*) FROM state_registration").fetchone()[0] == 1
+
+
+def test_command_json_report(anvil, deployed, database_url, schema, label_id):
+    model, instance = label_id("cli-model"), label_id("cli-instance")
+    states = [label_id(f"cli-state-{i}") for i in range(3)]
+    deployed.send("registerExecution", model, instance, states)
+    deployed.send("registerClientId", "cli-client")
+    result = subprocess.run(
+        ["ape", "run", "index", "--network", anvil.url, "--contract", deployed.address, "--database", database_url,
+         "--schema", schema, "--from-block", str(deployed.deploy_block), "--report", "--instance", instance.hex(),
+         "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["summary"]["events"] == 1 + 1 + 3 + 1
+    assert [row["state_id"] for row in document["report"]["protocol"]] == [s.hex() for s in states]
+    assert document["report"]["models"][0]["instances"] == 1
+    client = document["report"]["clients"][0]
+    assert (client["client_id"], client["states"], client["transactions"]) == ("cli-client", 3, 2)
+    assert sum(day["states"] for day in document["report"]["days"]) == 3

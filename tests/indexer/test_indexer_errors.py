@@ -1,0 +1,148 @@
+"""Bad input: one clear line each (and a non-zero exit from the command); foreign logs are counted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from eth_utils import keccak
+
+from tracker.errors import ConfigurationError, ContractNotFoundError
+from tracker.indexer import IndexConfig, index
+from tracker.indexer_db import DatabaseLoginError, DatabaseUnreachableError
+from tracker.indexer_decode import EventDecoder
+from tracker.indexer_rpc import ChainReader, JsonRpc
+
+STATE_REGISTERED = keccak(text="StateRegistered(bytes32,bytes32,uint256)")
+UNKNOWN_EVENT = keccak(text="Unknown()")
+
+
+def _emitter_initcode() -> bytes:
+    """Creation code that emits three logs InstanceTracker's ABI cannot decode and leaves one byte
+    of code: an unknown event, StateRegistered with a topic missing, StateRegistered with 5 data bytes."""
+    push32 = lambda word: b"\x7f" + word  # noqa: E731
+    push1 = lambda byte: bytes([0x60, byte])  # noqa: E731
+    a, b = b"\x11" * 32, b"\x22" * 32
+    code = push32(UNKNOWN_EVENT) + push1(0) + push1(0) + b"\xa1"
+    code += push32(a) + push32(STATE_REGISTERED) + push1(0) + push1(0) + b"\xa2"
+    code += push32(b) + push32(a) + push32(STATE_REGISTERED) + push1(5) + push1(0) + b"\xa3"
+    code += push1(1) + push1(0) + b"\xf3"  # return one zero byte of memory as the runtime code
+    return code
+
+
+@pytest.fixture
+def emitter(anvil) -> str:
+    sender = anvil.web3.eth.accounts[3]
+    tx_hash = anvil.web3.eth.send_transaction({"from": sender, "data": _emitter_initcode(), "gas": 200_000})
+    return anvil.web3.eth.wait_for_transaction_receipt(tx_hash).contractAddress
+
+
+def _run_index(*arguments: str, **environment: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ape", "run", "index", *arguments], capture_output=True, text=True, timeout=120,
+        env={**os.environ, **environment},
+    )
+
+
+def _error_line(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("INFO")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def _config(deployed, database_url: str, schema: str, **overrides) -> IndexConfig:
+    return IndexConfig(contract_address=deployed.address, database_url=database_url, schema=schema, **overrides)
+
+
+def test_unreachable_database(anvil, deployed, schema, closed_port):
+    url = f"postgresql://postgres@127.0.0.1:{closed_port}/test"
+    with pytest.raises(DatabaseUnreachableError) as raised:
+        index(_config(deployed, url, schema), anvil.rpc())
+    assert str(raised.value) == f"cannot reach Postgres at 127.0.0.1:{closed_port}/test: Connection refused"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql://nobody@127.0.0.1:5432/test", 'role "nobody" does not exist'),
+        ("postgresql://postgres@127.0.0.1:5432/no_such_db", 'database "no_such_db" does not exist'),
+    ],
+)
+def test_refused_login(anvil, deployed, schema, url, reason):
+    target = url.split("@", 1)[1]
+    with pytest.raises(DatabaseLoginError) as raised:
+        index(_config(deployed, url, schema), anvil.rpc())
+    assert str(raised.value) == f"Postgres at {target} refused the login: {reason}"
+
+
+def test_command_prints_one_line_and_fails(anvil, deployed, schema, closed_port):
+    url = f"postgresql://postgres@127.0.0.1:{closed_port}/test"
+    result = _run_index("--network", anvil.url, "--contract", deployed.address, "--database", url, "--schema", schema)
+    assert result.returncode == 1
+    assert _error_line(result) == f"Error: cannot reach Postgres at 127.0.0.1:{closed_port}/test: Connection refused"
+
+
+def test_address_without_code(anvil, database_url, schema):
+    address = "0x" + "ab" * 20
+    config = IndexConfig(contract_address=address, database_url=database_url, schema=schema)
+    with pytest.raises(ContractNotFoundError) as raised:
+        index(config, anvil.rpc())
+    assert str(raised.value) == f"no contract code at 0x{'ab' * 20} on chain id 31337"
+
+
+def test_network_without_the_contract(anvil, database_url, schema, tmp_path):
+    # A project directory with no recorded deployment: nothing to index on this chain.
+    result = _run_index("--network", anvil.url, "--database", database_url, "--schema", schema,
+                        TRACKER_PROJECT=str(tmp_path))
+    assert result.returncode == 1
+    assert _error_line(result) == (
+        "Error: no InstanceTracker recorded for chain id 31337: run `ape run deploy` on this network "
+        "or pass --contract ADDRESS"
+    )
+
+
+def test_in_process_chain_has_no_json_rpc(chain):
+    with pytest.raises(ConfigurationError) as raised:
+        JsonRpc.from_provider(chain.provider)
+    assert str(raised.value) == (
+        "the indexer reads logs over JSON-RPC and this provider has no HTTP endpoint "
+        "(ape's in-process test chain): use --network ethereum:local:foundry, a node or Alchemy"
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"from_block": 10, "to_block": 5}, "--to-block 5 is before --from-block 10"),
+        ({"from_block": -1}, "--from-block must be >= 0, got -1"),
+        ({"schema": "Bad-Name"}, "invalid schema name 'Bad-Name': use lowercase letters, digits and _, "
+                                 "starting with a letter or _"),
+    ],
+)
+def test_bad_options(anvil, deployed, database_url, schema, overrides, message):
+    settings = {"schema": schema, **overrides}
+    config = IndexConfig(contract_address=deployed.address, database_url=database_url, **settings)
+    with pytest.raises(ConfigurationError) as raised:
+        index(config, anvil.rpc())
+    assert str(raised.value) == message
+
+
+def test_logs_that_do_not_decode_are_skipped_and_counted(anvil, emitter, database_url, schema, db):
+    summary = index(IndexConfig(contract_address=emitter, database_url=database_url, schema=schema), anvil.rpc())
+    assert (summary.events, summary.skipped_undecodable, summary.skipped_foreign) == (0, 3, 0)
+    assert db.execute("SELECT count(*) FROM fact_log").fetchone()[0] == 0
+    assert db.execute("SELECT block_number FROM cursor").fetchone()[0] == anvil.web3.eth.block_number
+
+
+def test_command_reports_skipped_logs(anvil, emitter, database_url, schema):
+    result = _run_index("--network", anvil.url, "--contract", emitter, "--database", database_url, "--schema", schema)
+    assert result.returncode == 0, result.stderr
+    assert "skipped 3 logs: 0 of other contracts, 3 that do not decode" in result.stdout.splitlines()
+
+
+def test_logs_of_another_contract_are_counted_as_foreign(anvil, deployed, emitter):
+    rpc = anvil.rpc()
+    emitter_logs = ChainReader(rpc, bytes.fromhex(emitter[2:])).logs(0, anvil.web3.eth.block_number)[1]
+    outcome = EventDecoder.for_tracker(bytes.fromhex(deployed.address[2:].lower())).decode(emitter_logs)
+    assert (len(outcome.events), outcome.foreign, outcome.undecodable) == (0, 3, 0)
