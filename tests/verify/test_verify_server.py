@@ -158,3 +158,59 @@ def test_stopped_server_frees_its_port(tmp_path):
     again = serve_in_thread(tmp_path, "127.0.0.1", port, tls_dir=tmp_path / "tls")
     again.stop()
     assert again.port == port
+
+
+def test_ape_run_serve_prints_origin_and_fingerprint_and_serves(tmp_path):
+    """The real command in its own process: what it prints is what it presents; SIGINT stops it."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = tmp_path / "publish"
+    (root / "documents").mkdir(parents=True)
+    (root / "documents" / "a.json").write_bytes(b'{"a":1}')
+    ape = str(Path(sys.executable).parent / "ape")
+    command = [ape, "run", "serve", str(root), "--port", "0", "--tls-dir", str(tmp_path / "tls"), "--quiet"]
+    project = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("SHA-256 fingerprint:") for line in lines):
+            assert time.monotonic() < deadline and process.poll() is None, "".join(lines)
+            lines.append(process.stdout.readline())
+        origin = re.search(r"at (https://127\.0\.0\.1:\d+)", "".join(lines)).group(1)
+        printed = next(line for line in lines if line.startswith("SHA-256 fingerprint:")).split(": ")[1].strip()
+
+        class Origin:
+            host, port = "127.0.0.1", int(origin.rsplit(":", 1)[1])
+
+        status, _headers, body, der = raw_get(Origin, "/documents/a.json")
+        assert (status, body) == (200, b'{"a":1}')
+        assert hashlib.sha256(der).hexdigest() == printed
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+
+
+def test_ape_run_serve_with_a_missing_directory_is_one_line(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    spec = importlib.util.spec_from_file_location("verify_tests_serve_script", Path(__file__).resolve().parents[2] / "scripts" / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = CliRunner(mix_stderr=False).invoke(module.cli, [str(tmp_path / "nope"), "--port", "0"])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: publish directory {tmp_path / 'nope'} does not exist or is not a directory\n"
