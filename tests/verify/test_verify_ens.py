@@ -116,3 +116,13 @@ def test_fingerprint_signature_by_another_key_fails_check_5(linked, client, acco
     assert report.check(CHECK_CERTIFICATE).reason == (
         f"registered signature recovers to {signer}, not to {str(client.address).lower()}"
     )
+
+
+def test_anchored_execution_passes_all_five_checks_over_json_rpc(publish, client, local_ens, accounts):
+    """Anchor mode on anvil: StatesAnchored logs and Merkle proofs read over JSON-RPC."""
+    published = publish(client, anchored_by=client)
+    ens.assign_name(accounts[0], NAME, str(client.address))
+    ens.link_identity(client, NAME, published.server.origin)
+    report = verify_protocol(published.url, published.tracker, FAST)
+    assert report.passed, [c.to_json() for c in report.checks if not c.ok]
+    assert all("anchored under" in state.reason for state in report.states)
