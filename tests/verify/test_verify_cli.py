@@ -143,3 +143,9 @@ def test_without_a_contract_and_an_unreachable_protocol_is_one_clear_error(verif
         "Error: no InstanceTracker recorded for this chain, and the protocol cannot be read to find one "
         f"(cannot fetch {url}: Connection refused): pass --contract ADDRESS"
     )
+
+
+def test_malformed_instance_id_is_one_clear_error(verify_cli, published):
+    result = run(verify_cli, "--instance", "xyz", "--contract", published.tracker.address)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: instance id must be 64 hex characters, got 'xyz'"
