@@ -382,7 +382,7 @@ class Tracker:
             {
                 "address": self.contract.address,
                 "topics": ["0x" + keccak(text=STATE_REGISTERED_SIGNATURE).hex(), "0x" + instance_id],
-                "fromBlock": 0,
+                "fromBlock": self._first_block(),
                 "toBlock": "latest",
             }
         )
@@ -408,6 +408,15 @@ class Tracker:
         if missing:
             raise ChainError(f"the chain counts {to_seq} states for {instance_id} but logs show none for seq {missing[0]}")
         return [by_seq[seq] for seq in range(from_seq, to_seq)]
+
+    def _first_block(self) -> int:
+        """Where log queries start: the recorded deployment's block for this contract, else 0."""
+        from tracker import deployments
+
+        record = deployments.recorded(self.chain_id)
+        if record is not None and record.address.lower() == self.contract.address.lower():
+            return record.block_number
+        return 0
 
     def _block_time(self, block_number: int) -> int:
         if block_number not in self._block_times:
@@ -464,7 +473,7 @@ class Tracker:
         self.summary.gas_used += sent.gas_used
         return sent, sent.block_number, self._block_time(sent.block_number)
 
-    def _confirmed(self, work: _Work, receipt: Any, block: int, when: int, states: list[RegisteredState]) -> Checkpoint:
+    def _confirmed(self, work: _Work, sent: SentTransaction, block: int, when: int, states: list[RegisteredState]) -> Checkpoint:
         checkpoint = work.checkpoint
         checkpoint.states.extend(states)
         checkpoint.instance_registered = True
@@ -481,14 +490,14 @@ class Tracker:
         self.summary.states_registered += len(states)
         return checkpoint
 
-    def _entry(self, seq: int, state_id: str, receipt: Any, block: int, when: int) -> RegisteredState:
-        return RegisteredState(state_id, seq, block, _tx_hex(receipt), when, self.sender)
+    def _entry(self, seq: int, state_id: str, sent: SentTransaction, block: int, when: int) -> RegisteredState:
+        return RegisteredState(state_id, seq, block, _tx_hex(sent), when, self.sender)
 
     def _send_direct(self, works: Sequence[_Work]) -> None:
         for group in self._pack(works):
-            receipt, block, when = self._send([call for work in group for call in work.calls])
+            sent, block, when = self._send([call for work in group for call in work.calls])
             touched = [
-                self._confirmed(work, receipt, block, when, [self._entry(s, i, receipt, block, when) for s, i in work.new_states])
+                self._confirmed(work, sent, block, when, [self._entry(s, i, sent, block, when) for s, i in work.new_states])
                 for work in group
             ]
             self._finish(touched)
@@ -501,21 +510,21 @@ class Tracker:
             pending = list(work.new_states)
             if work.registers_instance:
                 first = pending[:1]
-                receipt, block, when = self._send(
+                sent, block, when = self._send(
                     [contract.register_execution_call(plan.model_id, plan.instance_id, [i for _, i in first])]
                 )
-                self._finish([self._confirmed(_Work(plan, work.checkpoint, [], first, True, False), receipt, block, when,
-                                              [self._entry(s, i, receipt, block, when) for s, i in first])])
+                self._finish([self._confirmed(_Work(plan, work.checkpoint, [], first, True, False), sent, block, when,
+                                              [self._entry(s, i, sent, block, when) for s, i in first])])
                 pending = pending[1:]
                 count += len(first)
             for seq, state_id in pending:
-                receipt, block, when = self._send([contract.register_states_call(plan.instance_id, seq, [state_id])])
-                self._finish([self._confirmed(_Work(plan, work.checkpoint, [], [], False, False), receipt, block, when,
-                                              [self._entry(seq, state_id, receipt, block, when)])])
+                sent, block, when = self._send([contract.register_states_call(plan.instance_id, seq, [state_id])])
+                self._finish([self._confirmed(_Work(plan, work.checkpoint, [], [], False, False), sent, block, when,
+                                              [self._entry(seq, state_id, sent, block, when)])])
                 count += 1
             if work.terminates and plan.end is not None:
-                receipt, block, when = self._send([contract.register_states_and_terminate_call(plan.instance_id, count, [], plan.end.id)])
-                self._finish([self._confirmed(_Work(plan, work.checkpoint, [], [], False, True), receipt, block, when, [])])
+                sent, block, when = self._send([contract.register_states_and_terminate_call(plan.instance_id, count, [], plan.end.id)])
+                self._finish([self._confirmed(_Work(plan, work.checkpoint, [], [], False, True), sent, block, when, [])])
 
     def _send_anchor(self, works: Sequence[_Work]) -> None:
         calls = [call for work in works for call in work.calls]
@@ -543,16 +552,16 @@ class Tracker:
             self.store.add_pending(pending)
         if not calls:
             return
-        receipt, block, when = self._send(calls)
+        sent, block, when = self._send(calls)
         touched = []
         for work in works:
             entries = []
             for seq, state_id in work.new_states:
                 root, proof = proofs[(work.documents.instance_id, seq)]
-                entry = self._entry(seq, state_id, receipt, block, when)
+                entry = self._entry(seq, state_id, sent, block, when)
                 entry.merkle_root, entry.merkle_proof = root, proof
                 entries.append(entry)
-            touched.append(self._confirmed(work, receipt, block, when, entries))
+            touched.append(self._confirmed(work, sent, block, when, entries))
         if pending is not None:
             self.summary.anchors.append(pending.root)
         self._finish(touched, settled_roots=[pending.root] if pending else [])
@@ -589,7 +598,7 @@ class Tracker:
             {
                 "address": self.contract.address,
                 "topics": ["0x" + keccak(text="StatesAnchored(bytes32,address,uint256)").hex(), "0x" + root],
-                "fromBlock": 0,
+                "fromBlock": self._first_block(),
                 "toBlock": "latest",
             }
         )
