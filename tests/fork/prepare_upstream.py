@@ -53,6 +53,8 @@ def main() -> None:
     with networks.parse_network_choice(NETWORK) as provider:
         if provider.chain_id != STAND_IN_CHAIN_ID:
             raise SystemExit(f"the stand-in has chain id {provider.chain_id}, expected {STAND_IN_CHAIN_ID}")
+        # Setting up the stand-in is not what is under test: no need to wait for confirmations.
+        provider.network.config.required_confirmations = 0
         deployer = accounts.test_accounts[0]
         holder = accounts.test_accounts[options.account_index]
         installed = ens.install_local_ens(deployer)
