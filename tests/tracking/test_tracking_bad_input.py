@@ -116,3 +116,52 @@ def test_transient_faults_are_retried_and_permanent_ones_are_not():
     with pytest.raises(ClientError):
         with_retry(lambda: (_ for _ in ()).throw(denied), RetryPolicy(attempts=5), sleep=pauses.append)
     assert len(pauses) == 2
+
+
+def test_states_registered_with_other_documents_are_refused(aws, machine, tracker, publisher, tmp_path):
+    from tracker.tracking import TraceDivergedError
+
+    run_execution(aws, machine, "diverge-1", {"ok": True})
+    source = HistorySource(aws, Selection((machine,)))
+    track(TrackConfig(state_dir=tmp_path / "a"), source, tracker, publisher)
+    with pytest.raises(TraceDivergedError) as error:
+        track(TrackConfig(state_dir=tmp_path / "b", include_data=True), source, tracker, publisher)
+    assert str(error.value).endswith(
+        f"has {len(SUCCEEDING_STATES)} states on chain that differ from the {len(SUCCEEDING_STATES)} built from "
+        "arn:aws:states:us-east-1:123456789012:execution:orders:diverge-1 (tracked with another --include-data?)"
+    )
+
+
+def test_an_instance_registered_by_another_account(aws, machine, contract, tracker, other, publisher, state_dir):
+    from tracker.tracking import InstanceNotOwnedError, build_documents
+
+    arn = run_execution(aws, machine, "theirs-1", {"ok": True})
+    source = HistorySource(aws, Selection((machine,)))
+    docs = build_documents(source.load(source.list_executions()[0]))
+    theirs = TrackerContract(contract, other)
+    theirs.send_batch([theirs.register_execution_call(docs.model_id, docs.instance_id, [])])
+    with pytest.raises(InstanceNotOwnedError) as error:
+        track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
+    assert str(error.value) == (
+        f"instance {docs.instance_id} ({arn}) is registered by 0x{other.address.lower()[2:]}, "
+        f"which has not made 0x{tracker.sender.address.lower()[2:]} its operator"
+    )
+    # once the owner approves the tracker as its operator, the next run completes the instance
+    contract.setOperator(tracker.sender, True, sender=other)
+    summary = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
+    assert summary.states_registered == len(SUCCEEDING_STATES) and tracker.instance(docs.instance_id).terminated
+
+
+def test_a_since_that_is_neither_a_duration_nor_a_time():
+    import importlib.util
+    from pathlib import Path
+
+    from tracker.errors import ConfigurationError
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "track_execution.py"
+    spec = importlib.util.spec_from_file_location("track_execution_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.since_millis("2026-01-02T03:04:05Z") == 1767323045000
+    with pytest.raises(ConfigurationError, match=r"^--since 'yesterday': expected a duration like 30m, 2h, 7d or an ISO time$"):
+        script.since_millis("yesterday")

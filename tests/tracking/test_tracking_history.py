@@ -207,3 +207,15 @@ def test_a_publish_target_that_is_neither_a_directory_nor_s3():
 
     with pytest.raises(ConfigurationError, match=r"^publish target 'ftp://x/y': expected a directory or s3://bucket/prefix$"):
         open_target("ftp://x/y")
+
+
+def test_one_transaction_per_state_mode_matches_the_prototype(aws, machine, tracker, publisher, state_dir, read_protocol):
+    arn = run_execution(aws, machine, "per-state-1", {"ok": False})
+    source = HistorySource(aws, Selection((machine,)))
+    summary = track(TrackConfig(mode="per-state", state_dir=state_dir), source, tracker, publisher)
+    assert summary.transactions == len(FAILING_STATES) + 1  # one per state, then the termination
+    docs = documents_of(source, arn)
+    entries = read_protocol(docs.instance_id)["instance_protocol"]
+    assert [e["state_hash"] for e in entries] == docs.state_ids
+    assert len({e["transaction_hash"] for e in entries}) == len(FAILING_STATES)
+    assert tracker.instance(docs.instance_id).terminated
