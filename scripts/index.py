@@ -73,7 +73,10 @@ def _print_summary(summary: IndexSummary) -> None:
         click.echo(f"reorgs: {summary.reorgs}, rolled back to blocks {summary.rolled_back_to}")
 
 
-def _print_report(result: Report) -> None:
+PROTOCOL_COLUMNS = ("seq", "state_id", "block_number", "timestamp", "transaction_hash", "client_address")
+
+
+def _print_report(result: Report, instance_id: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -83,8 +86,9 @@ def _print_report(result: Report) -> None:
         ("Activity and gas per client", result.clients),
         ("States per day", result.days),
     ]
-    if result.protocol:
-        sections.insert(0, (f"Instance protocol of {result.protocol[0]['instance_id']}", result.protocol))
+    if instance_id:
+        protocol = [{key: row[key] for key in PROTOCOL_COLUMNS} for row in result.protocol]
+        sections.insert(0, (f"Instance protocol of {instance_id}", protocol))
     for title, rows in sections:
         table = Table(title=title)
         if not rows:
@@ -137,6 +141,7 @@ def cli(network_choice, contract_address, database_url, schema, from_block, to_b
     from tracker.documents import normalize_address, normalize_id
     from tracker.indexer_rpc import JsonRpc
 
+    instance_id = normalize_id(instance_id, "--instance") if instance_id else None
     if as_json:  # ape logs its connection notices to stdout, which must hold only the JSON
         from ape.logging import logger
 
@@ -160,7 +165,7 @@ def cli(network_choice, contract_address, database_url, schema, from_block, to_b
             display.stop()
         result = None
         if show_report:
-            result = report(config, summary.chain_id, normalize_id(instance_id) if instance_id else None)
+            result = report(config, summary.chain_id, instance_id)
     if as_json:
         document: dict[str, Any] = {"summary": summary.as_dict()}
         if result is not None:
@@ -171,4 +176,4 @@ def cli(network_choice, contract_address, database_url, schema, from_block, to_b
         return
     _print_summary(summary)
     if result is not None:
-        _print_report(result)
+        _print_report(result, instance_id)

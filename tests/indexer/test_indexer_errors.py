@@ -146,3 +146,16 @@ def test_logs_of_another_contract_are_counted_as_foreign(anvil, deployed, emitte
     emitter_logs = ChainReader(rpc, bytes.fromhex(emitter[2:])).logs(0, anvil.web3.eth.block_number)[1]
     outcome = EventDecoder.for_tracker(bytes.fromhex(deployed.address[2:].lower())).decode(emitter_logs)
     assert (len(outcome.events), outcome.foreign, outcome.undecodable) == (0, 3, 0)
+
+
+def test_bad_instance_id_is_refused_before_connecting(project):
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    spec = importlib.util.spec_from_file_location("index_script", project.path / "scripts" / "index.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    result = CliRunner(mix_stderr=False).invoke(script.cli, ["--report", "--instance", "xyz"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: --instance must be 64 hex characters, got 'xyz'"
