@@ -109,6 +109,7 @@ class TrackSummary:
     pending_executions: int = 0
     held_events: int = 0
     polls: int = 0
+    retries: int = 0
     anchors: list[str] = field(default_factory=list)
     protocols_written: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -125,6 +126,7 @@ class TrackSummary:
             "pending_executions": self.pending_executions,
             "held_events": self.held_events,
             "polls": self.polls,
+            "retries": self.retries,
             "anchors": list(self.anchors),
             "protocols_written": sorted(set(self.protocols_written)),
             "elapsed_s": round(self.elapsed_s, 3),
@@ -264,7 +266,7 @@ class Tracker:
         started = time.monotonic()
         try:
             while True:
-                with_retry(self.poll_once, self.config.retry)
+                with_retry(self.poll_once, self.config.retry, on_retry=self._count_retry)
                 self.summary.polls += 1
                 self.summary.elapsed_s = time.monotonic() - started
                 self.on_progress(self.summary)
@@ -277,6 +279,9 @@ class Tracker:
         finally:
             self.summary.elapsed_s = time.monotonic() - started
         return self.summary
+
+    def _count_retry(self, _attempt: int, _error: BaseException, _pause: float) -> None:
+        self.summary.retries += 1
 
     def poll_once(self) -> None:
         """One poll: settle journalled anchors, read sources and chain, send, publish, checkpoint."""

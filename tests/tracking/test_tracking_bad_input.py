@@ -165,3 +165,20 @@ def test_a_since_that_is_neither_a_duration_nor_a_time():
     assert script.since_millis("2026-01-02T03:04:05Z") == 1767323045000
     with pytest.raises(ConfigurationError, match=r"^--since 'yesterday': expected a duration like 30m, 2h, 7d or an ISO time$"):
         script.since_millis("yesterday")
+
+
+def test_a_throttled_poll_is_retried_and_completes(aws, machine, tracker, publisher, state_dir):
+    run_execution(aws, machine, "throttled-1", {"ok": True})
+    source = HistorySource(aws, Selection((machine,)))
+    refusals = []
+
+    def throttle_twice(**_kwargs):
+        # AWS answering "Rate exceeded" before the call reaches it (botocore's own retries are past)
+        if len(refusals) < 2:
+            refusals.append(1)
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetExecutionHistory")
+
+    source.client.meta.events.register("before-call.sfn.GetExecutionHistory", throttle_twice)
+    config = TrackConfig(state_dir=state_dir, retry=RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05))
+    summary = track(config, source, tracker, publisher)
+    assert summary.retries == 2 and summary.states_registered == len(SUCCEEDING_STATES)
