@@ -219,3 +219,36 @@ def test_one_transaction_per_state_mode_matches_the_prototype(aws, machine, trac
     assert [e["state_hash"] for e in entries] == docs.state_ids
     assert len({e["transaction_hash"] for e in entries}) == len(FAILING_STATES)
     assert tracker.instance(docs.instance_id).terminated
+
+
+def test_anchor_mode_across_polls_adds_a_root_per_poll(aws, tracker, publisher, state_dir, read_protocol):
+    import time
+
+    from tracking_helpers import create_machine
+
+    slow = create_machine(aws, "slow-anchor", {
+        "StartAt": "First", "States": {
+            "First": {"Type": "Pass", "Next": "Hold"},
+            "Hold": {"Type": "Wait", "Seconds": 2, "Next": "Last"},
+            "Last": {"Type": "Succeed"},
+        }})
+    arn = run_execution(aws, slow, "slow-anchor-1", {}, wait=False)
+    source = HistorySource(aws, Selection((slow,)))
+    deadline = time.monotonic() + 5
+    while not documents_of(source, arn).states and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first = track(TrackConfig(mode="anchor", state_dir=state_dir), source, tracker, publisher)
+    assert first.states_registered == 1 and len(first.anchors) == 1
+    while aws.client("stepfunctions").describe_execution(executionArn=arn)["status"] == "RUNNING":
+        time.sleep(0.05)
+    second = track(TrackConfig(mode="anchor", state_dir=state_dir), source, tracker, publisher)
+    assert second.states_registered == 2 and second.instances_terminated == 1
+    docs = documents_of(source, arn)
+    entries = read_protocol(docs.instance_id)["instance_protocol"]
+    assert [e["merkle_root"] for e in entries] == [first.anchors[0], second.anchors[0], second.anchors[0]]
+    for entry in entries:
+        valid, _ = tracker.contract.verifyAnchoredState(
+            id_to_bytes32(entry["merkle_root"]), id_to_bytes32(docs.instance_id), id_to_bytes32(entry["state_hash"]),
+            entry["seq"], [id_to_bytes32(p) for p in entry["merkle_proof"]],
+        )
+        assert valid
