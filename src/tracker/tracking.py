@@ -508,28 +508,26 @@ class Tracker:
             self._finish(touched)
 
     def _send_per_state(self, works: Sequence[_Work]) -> None:
+        """The prototype's way: each state in its own transaction, each awaited before the next."""
         contract = self.contract
         for work in works:
             plan = work.documents
-            count = len(work.checkpoint.states)
+            steps: list[tuple[PreparedCall, list[tuple[int, str]], bool, bool]] = []
             pending = list(work.new_states)
             if work.registers_instance:
-                first = pending[:1]
-                sent, block, when = self._send(
-                    [contract.register_execution_call(plan.model_id, plan.instance_id, [i for _, i in first])]
-                )
-                self._finish([self._confirmed(_Work(plan, work.checkpoint, [], first, True, False), sent, block, when,
-                                              [self._entry(s, i, sent, block, when) for s, i in first])])
-                pending = pending[1:]
-                count += len(first)
+                first, pending = pending[:1], pending[1:]
+                call = contract.register_execution_call(plan.model_id, plan.instance_id, [i for _, i in first])
+                steps.append((call, first, True, False))
             for seq, state_id in pending:
-                sent, block, when = self._send([contract.register_states_call(plan.instance_id, seq, [state_id])])
-                self._finish([self._confirmed(_Work(plan, work.checkpoint, [], [], False, False), sent, block, when,
-                                              [self._entry(seq, state_id, sent, block, when)])])
-                count += 1
+                steps.append((contract.register_states_call(plan.instance_id, seq, [state_id]), [(seq, state_id)], False, False))
             if work.terminates and plan.end is not None:
-                sent, block, when = self._send([contract.register_states_and_terminate_call(plan.instance_id, count, [], plan.end.id)])
-                self._finish([self._confirmed(_Work(plan, work.checkpoint, [], [], False, True), sent, block, when, [])])
+                count = len(work.checkpoint.states) + len(work.new_states)
+                steps.append((contract.register_states_and_terminate_call(plan.instance_id, count, [], plan.end.id), [], False, True))
+            for call, states, registers, terminates in steps:
+                sent, block, when = self._send([call])
+                step = _Work(plan, work.checkpoint, [call], states, registers, terminates)
+                entries = [self._entry(seq, state_id, sent, block, when) for seq, state_id in states]
+                self._finish([self._confirmed(step, sent, block, when, entries)])
 
     def _send_anchor(self, works: Sequence[_Work]) -> None:
         calls = [call for work in works for call in work.calls]
