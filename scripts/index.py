@@ -21,18 +21,19 @@ class Display:
         self.follow = follow
         self.progress: Any = None
         self.task: Any = None
-        self.caught_up = False
+        self.start = 0
 
     def __call__(self, batch: BatchReport) -> None:
         if not self.enabled:
             return
-        if self.caught_up:
-            click.echo(
-                f"blocks {batch.first_block}-{batch.last_block}: {batch.events} events"
-                + (f", {batch.skipped} skipped" if batch.skipped else "")
-                + f" in {batch.seconds:.2f} s",
-                err=True,
-            )
+        if self.progress is None and batch.last_block >= batch.target_block:
+            if self.follow:  # caught up: one line per batch from here on
+                click.echo(
+                    f"blocks {batch.first_block}-{batch.last_block}: {batch.events} events"
+                    + (f", {batch.skipped} skipped" if batch.skipped else "")
+                    + f" in {batch.seconds:.2f} s",
+                    err=True,
+                )
             return
         if self.progress is None:
             from rich.console import Console
@@ -43,13 +44,12 @@ class Display:
                 console=Console(stderr=True), transient=True,
             )
             self.progress.start()
-            self.task = self.progress.add_task("blocks", total=batch.target_block - batch.first_block + 1)
             self.start = batch.first_block
+            self.task = self.progress.add_task("blocks", total=batch.target_block - batch.first_block + 1)
         self.progress.update(self.task, completed=batch.last_block - self.start + 1,
                              total=max(batch.target_block - self.start + 1, 1))
         if batch.last_block >= batch.target_block:
             self.stop()
-            self.caught_up = self.follow
 
     def stop(self) -> None:
         if self.progress is not None:

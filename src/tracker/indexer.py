@@ -5,7 +5,8 @@ Library use (what `ape run index` and the demo call)::
     from tracker.indexer import IndexConfig, index
     from tracker.indexer_rpc import JsonRpc
 
-    rpc = JsonRpc.from_web3(provider.web3)          # or JsonRpc.from_uri("http://127.0.0.1:8545")
+    rpc = JsonRpc.from_provider(provider)           # ape's connected provider, or
+    rpc = JsonRpc.from_uri("http://127.0.0.1:8545")  # any JSON-RPC endpoint
     summary = index(IndexConfig(contract_address="0x...", database_url=None), rpc)
     print(summary.events, summary.last_block, summary.events_per_s)
 
@@ -14,7 +15,9 @@ creates and migrates its schema, then repeats: read the cursor, check that the c
 still on the chain (else roll back to the fork point), fetch the next range of logs, fetch the
 headers and receipts those logs need in batched round trips, decode, and load the batch together
 with the new cursor in one transaction. It stops at the target block (head minus confirmations,
-or `to_block`); with `follow` it then polls for new blocks. `read_report` gives the analysis views.
+or `to_block`); with `follow` it then polls for new blocks. Reading runs one batch ahead of
+loading, on a thread of its own. `report(config, chain_id, instance_id)` reads the analysis
+views (a `tracker.indexer_db.Report`).
 
 Modules: `indexer_rpc` (reading the chain), `indexer_decode` (ABI decoding),
 `indexer_db` (schema, loading, rollback, views). The SQL is in `tracker/sql/`.

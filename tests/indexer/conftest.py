@@ -231,3 +231,9 @@ def label_id():
 def closed_port() -> int:
     """A local TCP port nothing listens on."""
     return free_port()
+
+
+@pytest.fixture
+def deploy_tracker(anvil, anvil_keys, project):
+    """`deploy_tracker()`: one more InstanceTracker on the suite's anvil."""
+    return lambda: TrackerOnAnvil(anvil, project.InstanceTracker.contract_type, anvil_keys)

@@ -131,3 +131,24 @@ def test_confirmations_stay_behind_head(anvil, deployed, produce_every_event, da
     summary = index(config_for(deployed, database_url, schema, confirmations=confirmations), anvil.rpc())
     assert summary.last_block == head - confirmations
     assert db.execute("SELECT block_number FROM cursor").fetchone()[0] == head - confirmations
+
+
+def test_two_contracts_share_one_schema(anvil, deployed, deploy_tracker, database_url, schema, db, label_id):
+    second = deploy_tracker()
+    deployed.send("registerExecution", label_id("shared-model"), label_id("first-instance"), [label_id("s1")])
+    second.send("registerExecution", label_id("shared-model"), label_id("second-instance"),
+                [label_id("s2"), label_id("s3")])
+    first_summary = index(config_for(deployed, database_url, schema), anvil.rpc())
+    second_summary = index(config_for(second, database_url, schema), anvil.rpc())
+
+    assert (first_summary.events, second_summary.events) == (3, 4)
+    per_contract = db.execute(
+        "SELECT encode(c.address, 'hex'), count(*) FROM fact_log f JOIN contract c USING (contract_id) "
+        "GROUP BY c.address ORDER BY 2"
+    ).fetchall()
+    assert per_contract == [(deployed.address[2:].lower(), 3), (second.address[2:].lower(), 4)]
+    assert db.execute("SELECT count(*) FROM model").fetchone()[0] == 1  # one dimension row, two facts
+    assert db.execute("SELECT count(*) FROM cursor").fetchone()[0] == 2
+    chain_id = anvil.web3.eth.chain_id
+    models = report(config_for(second, database_url, schema), chain_id).models
+    assert [(m["instances"], m["states"]) for m in models] == [(1, 2)]
