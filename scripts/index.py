@@ -163,6 +163,7 @@ def cli(network_choice, contract_address, database_url, schema, from_block, to_b
             summary = index(config, rpc, on_batch=display)
         finally:
             display.stop()
+            rpc.close()
         result = None
         if show_report:
             result = report(config, summary.chain_id, instance_id)

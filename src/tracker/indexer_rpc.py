@@ -320,6 +320,8 @@ class ChainReader:
                 # its own words: any refusal of a range wider than one block is retried narrower.
                 if end == start:
                     raise
+                # Never grow back to a width the node refused.
+                self.max_span = max(1, end - start)
                 self.span = max(1, (end - start + 1) // 2)
                 continue
             if len(entries) > self.max_logs:

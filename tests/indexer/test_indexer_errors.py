@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from eth_utils import keccak
 
-from tracker.errors import ConfigurationError, ContractNotFoundError
+from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError, one_line
 from tracker.indexer import IndexConfig, index
 from tracker.indexer_db import DatabaseLoginError, DatabaseUnreachableError
 from tracker.indexer_decode import EventDecoder
@@ -103,6 +103,8 @@ def test_network_without_the_contract(anvil, database_url, schema, tmp_path):
 
 
 def test_in_process_chain_has_no_json_rpc(chain):
+    if getattr(chain.provider, "http_uri", None):
+        pytest.skip("the session runs on a JSON-RPC node, not ape's in-process chain")
     with pytest.raises(ConfigurationError) as raised:
         JsonRpc.from_provider(chain.provider)
     assert str(raised.value) == (
@@ -159,3 +161,12 @@ def test_bad_instance_id_is_refused_before_connecting(project):
     result = CliRunner(mix_stderr=False).invoke(script.cli, ["--report", "--instance", "xyz"])
     assert result.exit_code == 1
     assert result.stderr.strip() == "Error: --instance must be 64 hex characters, got 'xyz'"
+
+
+def test_unreachable_node(database_url, schema, closed_port):
+    config = IndexConfig(contract_address="0x" + "ab" * 20, database_url=database_url, schema=schema)
+    with pytest.raises(ChainError) as raised:
+        index(config, JsonRpc.from_uri(f"http://127.0.0.1:{closed_port}"))
+    message = str(raised.value)
+    assert message.startswith("eth_chainId failed: ") and "Connection refused" in message
+    assert one_line(message) == message
