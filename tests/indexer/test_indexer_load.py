@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
+from psycopg import sql
 
 from tracker.indexer import IndexConfig, index, report
 
@@ -96,7 +96,8 @@ def test_rerun_and_overlapping_ranges_change_nothing(anvil, deployed, produce_ev
     assert replay.events == first.events
     assert db.execute("SELECT event, count(*) FROM fact_log GROUP BY event ORDER BY event").fetchall() == snapshot
     for table in ("block", "transaction", "model", "instance", "state", "client"):
-        assert db.execute(f"SELECT count(*) = count(DISTINCT t) FROM {table} t").fetchone()[0] is True
+        query = sql.SQL("SELECT count(*) = count(DISTINCT t) FROM {} t").format(sql.Identifier(table))
+        assert db.execute(query).fetchone()[0] is True
 
 
 def test_migrations_are_recorded_and_run_once(anvil, deployed, database_url, schema, db):
@@ -124,8 +125,8 @@ def test_small_batches_and_block_bounds(anvil, deployed, produce_every_event, da
     assert partial.events + rest.events == story.event_count
 
 
-@pytest.mark.parametrize("confirmations", [2])
-def test_confirmations_stay_behind_head(anvil, deployed, produce_every_event, database_url, schema, db, confirmations):
+def test_confirmations_stay_behind_head(anvil, deployed, produce_every_event, database_url, schema, db):
+    confirmations = 2
     produce_every_event(deployed)
     head = anvil.web3.eth.block_number
     summary = index(config_for(deployed, database_url, schema, confirmations=confirmations), anvil.rpc())
