@@ -32,12 +32,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
+import psycopg
+
 from tracker.documents import normalize_address
-from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError
+from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError, one_line
 from tracker.indexer_db import (
     DEFAULT_SCHEMA,
     Batch,
     Cursor,
+    DatabaseError,
     Report,
     Store,
     connect,
@@ -157,6 +160,8 @@ def index(
             if config.to_block is not None and store.cursor(config.from_block).block_number >= config.to_block:
                 break
             time.sleep(config.poll_interval)
+    except psycopg.Error as error:  # the loader wraps its own statements; this covers the rest
+        raise DatabaseError(f"Postgres failed: {one_line(error)}") from error
     finally:
         summary.seconds = time.perf_counter() - started
         connection.close()

@@ -10,7 +10,7 @@ from eth_utils import keccak
 
 from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError, one_line
 from tracker.indexer import IndexConfig, index
-from tracker.indexer_db import DatabaseLoginError, DatabaseUnreachableError
+from tracker.indexer_db import DatabaseError, DatabaseLoginError, DatabaseUnreachableError
 from tracker.indexer_decode import EventDecoder
 from tracker.indexer_rpc import ChainReader, JsonRpc
 
@@ -170,3 +170,16 @@ def test_unreachable_node(database_url, schema, closed_port):
     message = str(raised.value)
     assert message.startswith("eth_chainId failed: ") and "Connection refused" in message
     assert one_line(message) == message
+
+
+def test_schema_with_a_conflicting_table(anvil, deployed, database_url, schema):
+    # A schema where another application already has a table the migrations need: one line.
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(psycopg.sql.SQL("CREATE SCHEMA {}").format(psycopg.sql.Identifier(schema)))
+        admin.execute(psycopg.sql.SQL("CREATE TABLE {}.contract (x int)").format(psycopg.sql.Identifier(schema)))
+    config = IndexConfig(contract_address=deployed.address, database_url=database_url, schema=schema)
+    with pytest.raises(DatabaseError) as raised:
+        index(config, anvil.rpc())
+    assert str(raised.value) == 'Postgres failed: relation "contract" already exists'
