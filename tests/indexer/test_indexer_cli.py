@@ -51,3 +51,18 @@ def test_command_json_report(anvil, deployed, database_url, schema, label_id):
     client = document["report"]["clients"][0]
     assert (client["client_id"], client["states"], client["transactions"]) == ("cli-client", 3, 2)
     assert sum(day["states"] for day in document["report"]["days"]) == 3
+
+
+def test_following_prints_one_line_per_batch_once_caught_up(project, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("index_script_display", project.path / "scripts" / "index.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    display = script.Display(enabled=True, follow=True)
+    display(BatchReport(first_block=101, last_block=101, target_block=101, events=3, skipped=1, seconds=0.25))
+    display(BatchReport(first_block=102, last_block=103, target_block=103, events=0, skipped=0, seconds=0.1))
+    assert capsys.readouterr().err.splitlines() == [
+        "blocks 101-101: 3 events, 1 skipped in 0.25 s",
+        "blocks 102-103: 0 events in 0.10 s",
+    ]
