@@ -320,9 +320,9 @@ class ChainReader:
                 # its own words: any refusal of a range wider than one block is retried narrower.
                 if end == start:
                     raise
-                # Never grow back to a width the node refused.
-                self.max_span = max(1, end - start)
-                self.span = max(1, (end - start + 1) // 2)
+                # Halve, and never grow back past the halved width: at most 2x below the node's
+                # limit, instead of probing it again and again.
+                self.span = self.max_span = max(1, (end - start + 1) // 2)
                 continue
             if len(entries) > self.max_logs:
                 self.span = max(1, (end - start + 1) // 2)
