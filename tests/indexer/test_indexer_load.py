@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tracker.indexer import IndexConfig, index, report
+from tracker.indexer_db import Store, migrate
 
 
 def config_for(deployed, database_url, schema, **overrides) -> IndexConfig:
@@ -153,3 +156,28 @@ def test_two_contracts_share_one_schema(anvil, deployed, deploy_tracker, databas
     chain_id = anvil.web3.eth.chain_id
     models = report(config_for(second, database_url, schema), chain_id).models
     assert [(m["instances"], m["states"]) for m in models] == [(1, 2)]
+
+
+def test_role_without_replication_privilege_keeps_row_triggers(anvil, deployed, produce_every_event, database_url,
+                                                              schema, db):
+    # A plain role may not set session_replication_role: Postgres's own per-row checks then run.
+    role = f"{schema}_role"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        database = admin.info.dbname
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(role)))
+    try:
+        story = produce_every_event(deployed)
+        url = make_conninfo(**{**conninfo_to_dict(database_url), "user": role})
+        with psycopg.connect(url) as connection:
+            migrate(connection, schema)
+            assert Store(connection, schema, 1, b"\x01" * 20).set_based_checks is False
+        with psycopg.connect(database_url) as connection:  # the suite's superuser may skip them
+            assert Store(connection, schema, 1, b"\x01" * 20).set_based_checks is True
+        summary = index(config_for(deployed, url, schema), anvil.rpc())
+        assert summary.events == story.event_count
+        assert dict(db.execute("SELECT event, count(*) FROM fact_log GROUP BY event").fetchall()) == story.counts
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
