@@ -181,3 +181,15 @@ def test_role_without_replication_privilege_keeps_row_triggers(anvil, deployed, 
         with psycopg.connect(database_url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_connects_through_libpq_variables(anvil, deployed, database_url, schema, db, monkeypatch, label_id):
+    settings = conninfo_to_dict(database_url)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for variable, key in (("PGHOST", "host"), ("PGPORT", "port"), ("PGUSER", "user"), ("PGDATABASE", "dbname")):
+        if settings.get(key):
+            monkeypatch.setenv(variable, str(settings[key]))
+    deployed.send("registerModel", label_id("libpq-model"))
+    summary = index(IndexConfig(contract_address=deployed.address, schema=schema), anvil.rpc())
+    assert summary.events == 1
+    assert db.execute("SELECT count(*) FROM model_registration").fetchone()[0] == 1
