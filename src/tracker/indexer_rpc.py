@@ -1,11 +1,12 @@
-"""Reading the chain for the indexer: raw JSON-RPC through the connected provider's transport.
+"""Reading the chain for the indexer: JSON-RPC to the HTTP endpoint of the connected provider.
 
 Answers are decoded with msgspec straight into the few fields the indexer reads (no web3 result
 formatters, which cost more than the rest of the indexer together on large log ranges, and a
 receipt's logs are skipped without being built). Block headers and receipts go out as JSON-RPC
 batch requests, one entry per distinct block or transaction, never one request per event.
-`eth_getLogs` runs over block ranges that adapt: they halve when the node refuses a range or
-returns more logs than a batch should hold, and double while they come back sparse.
+`eth_getLogs` runs over block ranges that adapt: they halve when the node refuses a range (and
+stay below it) or returns more logs than a batch should hold (the surplus is kept for the next
+batch), and double while they come back sparse.
 """
 
 from __future__ import annotations
@@ -252,7 +253,7 @@ class ChainReader:
     def __init__(self, rpc: JsonRpc, address: bytes, initial_span: int = 1000, max_span: int = 100_000,
                  max_logs: int = 10_000):
         if initial_span < 1 or max_span < initial_span:
-            raise ConfigurationError(f"block span must be between 1 and {max_span}, got {initial_span}")
+            raise ConfigurationError(f"--batch-blocks must be between 1 and {max_span}, got {initial_span}")
         self.rpc = rpc
         self.address = address
         self.span = initial_span

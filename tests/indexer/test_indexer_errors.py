@@ -183,3 +183,11 @@ def test_schema_with_a_conflicting_table(anvil, deployed, database_url, schema):
     with pytest.raises(DatabaseError) as raised:
         index(config, anvil.rpc())
     assert str(raised.value) == 'Postgres failed: relation "contract" already exists'
+
+
+def test_batch_blocks_beyond_the_largest_range(anvil, deployed, database_url, schema):
+    config = IndexConfig(contract_address=deployed.address, database_url=database_url, schema=schema,
+                         batch_blocks=1_000_000)
+    with pytest.raises(ConfigurationError) as raised:
+        index(config, anvil.rpc())
+    assert str(raised.value) == "--batch-blocks must be between 1 and 100000, got 1000000"
