@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,8 +205,7 @@ def start_execution(
         arguments["name"] = execution_name
     started = _aws(sfn.start_execution, f"state machine {arn}", **arguments)
     execution_arn = started["executionArn"]
-    source = HistorySource(session, Selection(execution_arn=execution_arn))
-    documents = build_documents(source.load(ExecutionRef(execution_arn, arn)))
+    documents = build_documents(_started_execution(session, execution_arn, arn))
     if expect_model is not None and documents.model_id != normalize_id(expect_model):
         # The definition changed between the check and the start: the execution ran another model.
         raise ModelMismatchError(
@@ -225,6 +225,20 @@ def start_execution(
         transaction_hash,
         url_for(publisher, protocol_path(documents.instance_id)),
     )
+
+
+def _started_execution(session: Any, execution_arn: str, state_machine_arn: str, timeout_s: float = 30.0) -> Any:
+    """The execution once its `ExecutionStarted` event is in the history: the instance document
+    includes the role named there, so it must not be built earlier (a tracker never does)."""
+    source = HistorySource(session, Selection(execution_arn=execution_arn))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        execution = source.load(ExecutionRef(execution_arn, state_machine_arn))
+        if execution.events:
+            return execution
+        if time.monotonic() > deadline:
+            raise TrackerError(f"execution {execution_arn} started, but its history stayed empty for {timeout_s:.0f}s")
+        time.sleep(0.2)
 
 
 def wait_for_execution(

@@ -94,3 +94,19 @@ def put_messages(session, group: str, stream: str, messages: list[str], timestam
         logStreamName=stream,
         logEvents=[{"timestamp": timestamp_ms + i, "message": m} for i, m in enumerate(messages)],
     )
+
+
+def branch_order_ignored(names: list[str], branches: frozenset[str] = frozenset({"Label", "Notify"})) -> list[str]:
+    """A trace with each run of Parallel branch states sorted: branches run concurrently, so the
+    history (rightly) orders them as they happened, which differs from run to run."""
+    result: list[str] = []
+    run: list[str] = []
+    for name in [*names, None]:
+        if name in branches:
+            run.append(name)
+            continue
+        result.extend(sorted(run))
+        run = []
+        if name is not None:
+            result.append(name)
+    return result
