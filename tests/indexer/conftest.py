@@ -36,9 +36,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_anvil(port: int) -> subprocess.Popen:
+def start_anvil(port: int, chain_id: int = 31337) -> subprocess.Popen:
     process = subprocess.Popen(
-        ["anvil", "--port", str(port), "--silent", "--gas-limit", "300000000"],
+        ["anvil", "--port", str(port), "--silent", "--gas-limit", "300000000", "--chain-id", str(chain_id)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -237,3 +237,16 @@ def closed_port() -> int:
 def deploy_tracker(anvil, anvil_keys, project):
     """`deploy_tracker()`: one more InstanceTracker on the suite's anvil."""
     return lambda: TrackerOnAnvil(anvil, project.InstanceTracker.contract_type, anvil_keys)
+
+
+@pytest.fixture
+def second_chain(anvil_keys, project) -> Iterator[TrackerOnAnvil]:
+    """An InstanceTracker on a second anvil (chain id 4242), stopped after the test."""
+    port = free_port()
+    process = start_anvil(port, chain_id=4242)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        yield TrackerOnAnvil(Anvil(url, Web3(HTTPProvider(url))), project.InstanceTracker.contract_type, anvil_keys)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -193,3 +193,18 @@ def test_connects_through_libpq_variables(anvil, deployed, database_url, schema,
     summary = index(IndexConfig(contract_address=deployed.address, schema=schema), anvil.rpc())
     assert summary.events == 1
     assert db.execute("SELECT count(*) FROM model_registration").fetchone()[0] == 1
+
+
+def test_two_chains_share_one_schema(anvil, deployed, second_chain, database_url, schema, db, label_id):
+    deployed.send("registerExecution", label_id("chain-model"), label_id("on-31337"), [label_id("a")])
+    second_chain.send("registerExecution", label_id("chain-model"), label_id("on-4242"), [label_id("b"), label_id("c")])
+    index(config_for(deployed, database_url, schema), anvil.rpc())
+    index(config_for(second_chain, database_url, schema), second_chain.anvil.rpc())
+
+    rows = db.execute(
+        "SELECT c.chain_id, count(*) FROM state_registration s JOIN contract c USING (contract_id) "
+        "GROUP BY c.chain_id ORDER BY c.chain_id"
+    ).fetchall()
+    assert rows == [(4242, 2), (31337, 1)]
+    assert db.execute("SELECT count(DISTINCT chain_id) FROM block").fetchone()[0] == 2
+    assert db.execute("SELECT count(*) FROM cursor").fetchone()[0] == 2
