@@ -102,6 +102,7 @@ class TrackSummary:
     mode: str
     executions: int = 0
     states_registered: int = 0
+    states_recovered: int = 0
     instances_registered: int = 0
     instances_terminated: int = 0
     transactions: int = 0
@@ -119,6 +120,7 @@ class TrackSummary:
             "mode": self.mode,
             "executions": self.executions,
             "states_registered": self.states_registered,
+            "states_recovered": self.states_recovered,
             "instances_registered": self.instances_registered,
             "instances_terminated": self.instances_terminated,
             "transactions": self.transactions,
@@ -369,7 +371,10 @@ class Tracker:
         if self.config.mode != "anchor":
             del checkpoint.states[chain_count:]
             if len(checkpoint.states) < chain_count:
-                checkpoint.states.extend(self._registrations_from_chain(plan.instance_id, len(checkpoint.states), chain_count))
+                # registered by a run that died before its checkpoint: taken from the chain's logs
+                recovered = self._registrations_from_chain(plan.instance_id, len(checkpoint.states), chain_count)
+                checkpoint.states.extend(recovered)
+                self.summary.states_recovered += len(recovered)
             if checkpoint.states:
                 checkpoint.last_event_id = plan.state_event_ids[len(checkpoint.states) - 1]
         if record.terminated and not checkpoint.terminated:

@@ -121,21 +121,28 @@ def test_killed_between_batches_then_rerun_registers_exactly_once(aws_server, an
         with sqlite3.connect(store) as db:
             return db.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
 
+    def checkpointed_states() -> int:
+        with sqlite3.connect(store) as db:
+            return sum(len(json.loads(body)["states"]) for (body,) in db.execute("SELECT body FROM checkpoints"))
+
     first = subprocess.Popen(command, cwd=ROOT, env=tracker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_until(lambda: checkpoints() >= 2, 90, "the first confirmed batch")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
-    done_before = checkpoints()
+    done_before, states_before = checkpoints(), checkpointed_states()
     assert 2 <= done_before < EXECUTIONS, "the kill must land between batches"
 
     rerun = subprocess.run([*command, "--json"], cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=180)
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
     assert summary["executions"] == EXECUTIONS
-    assert summary["instances_terminated"] == EXECUTIONS - done_before
-    assert summary["transactions"] >= 1 and summary["gas_used"] > 0
+    # a transaction the killed run had sent may have been mined after the kill: its states are
+    # recovered from the chain, everything else is registered now, nothing twice
+    total = sum(len(names) for names in expected.values())
+    assert summary["states_registered"] + summary["states_recovered"] == total - states_before
+    assert summary["gas_used"] > 0 or summary["states_registered"] == 0
 
     source = HistorySource(aws_server, Selection((machine,)))
     refs = {ref.execution_arn: ref for ref in source.list_executions()}

@@ -82,6 +82,7 @@ def test_rerun_without_checkpoints_sends_nothing_and_recovers_the_protocol(aws, 
     # A run that lost its local state (as a process killed after sending would): the chain decides.
     summary = track(TrackConfig(state_dir=tmp_path / "second"), source, tracker, publisher)
     assert summary.transactions == 0 and summary.states_registered == 0
+    assert summary.states_recovered == len(SUCCEEDING_STATES)
     assert read_protocol(instance_id) == original
 
 
