@@ -163,7 +163,7 @@ def test_a_running_execution_registers_its_exited_states_then_the_rest(aws, trac
     slow = create_machine(aws, "slow", {
         "StartAt": "First", "States": {
             "First": {"Type": "Pass", "Next": "Hold"},
-            "Hold": {"Type": "Wait", "Seconds": 2, "Next": "Last"},
+            "Hold": {"Type": "Wait", "Seconds": 3, "Next": "Last"},
             "Last": {"Type": "Succeed"},
         }})
     arn = run_execution(aws, slow, "slow-1", {}, wait=False)
@@ -230,7 +230,7 @@ def test_anchor_mode_across_polls_adds_a_root_per_poll(aws, tracker, publisher, 
     slow = create_machine(aws, "slow-anchor", {
         "StartAt": "First", "States": {
             "First": {"Type": "Pass", "Next": "Hold"},
-            "Hold": {"Type": "Wait", "Seconds": 2, "Next": "Last"},
+            "Hold": {"Type": "Wait", "Seconds": 3, "Next": "Last"},
             "Last": {"Type": "Succeed"},
         }})
     arn = run_execution(aws, slow, "slow-anchor-1", {}, wait=False)
