@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import psycopg
@@ -208,3 +209,23 @@ def test_two_chains_share_one_schema(anvil, deployed, second_chain, database_url
     assert rows == [(4242, 2), (31337, 1)]
     assert db.execute("SELECT count(DISTINCT chain_id) FROM block").fetchone()[0] == 2
     assert db.execute("SELECT count(*) FROM cursor").fetchone()[0] == 2
+
+
+def test_two_indexers_of_one_contract_at_once(anvil, deployed, database_url, schema, db, label_id):
+    for number in range(8):
+        deployed.send("registerExecution", label_id("race-model"), label_id(f"race-{number}"),
+                      [label_id(f"race-{number}-{i}") for i in range(5)])
+    config = config_for(deployed, database_url, schema, from_block=deployed.deploy_block, batch_blocks=1,
+                        max_batch_logs=1)
+    index(config_for(deployed, database_url, schema, to_block=deployed.deploy_block), anvil.rpc())  # migrate once
+    summaries = []
+    workers = [threading.Thread(target=lambda: summaries.append(index(config, anvil.rpc()))) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+
+    assert len(summaries) == 2
+    assert sum(s.events for s in summaries) == 1 + 8 * 6  # each batch loaded by exactly one of them
+    assert db.execute("SELECT count(*) FROM state_registration").fetchone()[0] == 8 * 5
+    assert db.execute("SELECT count(*) FROM fact_log").fetchone()[0] == 1 + 8 * 6
