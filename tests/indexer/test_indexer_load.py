@@ -155,8 +155,9 @@ def test_two_contracts_share_one_schema(anvil, deployed, deploy_tracker, databas
     assert db.execute("SELECT count(*) FROM model").fetchone()[0] == 1  # one dimension row, two facts
     assert db.execute("SELECT count(*) FROM cursor").fetchone()[0] == 2
     chain_id = anvil.web3.eth.chain_id
-    models = report(config_for(second, database_url, schema), chain_id).models
-    assert [(m["instances"], m["states"]) for m in models] == [(1, 2)]
+    second_report = report(config_for(second, database_url, schema), chain_id)
+    assert [(m["instances"], m["states"]) for m in second_report.models] == [(1, 2)]
+    assert [(c["transactions"], c["instances"], c["states"]) for c in second_report.clients] == [(1, 1, 2)]
 
 
 def test_role_without_replication_privilege_keeps_row_triggers(anvil, deployed, produce_every_event, database_url,

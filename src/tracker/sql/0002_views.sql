@@ -1,6 +1,19 @@
 -- Analysis views over the star schema. Hashes and addresses are shown as lowercase hex without
 -- 0x, as in the project's documents; times as timestamptz and, for the protocol, Unix seconds.
 
+-- Every indexed log, whatever its event: where it is and which contract emitted it.
+CREATE VIEW fact_log AS
+SELECT 'ModelRegistered' AS event, contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM model_registration
+UNION ALL SELECT 'InstanceRegistered', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM instance_registration
+UNION ALL SELECT 'StateRegistered', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM state_registration
+UNION ALL SELECT 'TransitionRegistered', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM transition_registration
+UNION ALL SELECT 'InstanceTerminated', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM termination
+UNION ALL SELECT 'StatesAnchored', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM anchor
+UNION ALL SELECT 'CertificateRegistered', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM certificate_registration
+UNION ALL SELECT 'InstanceTransferred', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM instance_transfer
+UNION ALL SELECT 'OperatorSet', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM operator_change
+UNION ALL SELECT 'ClientIdRegistered', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM client_id_registration;
+
 -- The instance protocol: each registered state of each instance, with where and by whom.
 -- Order by (chain_id, contract, instance_id, seq) to read one protocol.
 CREATE VIEW instance_protocol AS
@@ -56,43 +69,44 @@ SELECT chain_id,
 FROM instance_summary
 GROUP BY chain_id, contract, model_id;
 
--- Per client (the account that sent the transactions): activity and gas spent.
+-- Per contract and client (the account that sent the transactions): activity and gas spent.
+-- A transaction counts once per contract whose events it emitted.
 CREATE VIEW client_activity AS
-WITH activity AS (
-    SELECT t.chain_id, t.from_address, count(*) AS transactions, sum(t.gas_used) AS gas_used,
+WITH contract_transaction AS (
+    SELECT DISTINCT contract_id, chain_id, tx_hash, block_hash FROM fact_log
+),
+activity AS (
+    SELECT ct.contract_id, t.from_address, count(*) AS transactions, sum(t.gas_used) AS gas_used,
            sum(t.fee_wei) AS fee_wei, min(b.block_time) AS first_seen, max(b.block_time) AS last_seen
-    FROM transaction t
+    FROM contract_transaction ct
+    JOIN transaction t USING (chain_id, tx_hash, block_hash)
     JOIN block b USING (chain_id, block_hash)
-    GROUP BY t.chain_id, t.from_address
+    GROUP BY ct.contract_id, t.from_address
 ),
 registered AS (
-    SELECT t.chain_id, t.from_address,
-           count(*) FILTER (WHERE f.kind = 'model') AS models,
-           count(*) FILTER (WHERE f.kind = 'instance') AS instances,
-           count(*) FILTER (WHERE f.kind = 'state') AS states
-    FROM (
-        SELECT 'model' AS kind, chain_id, tx_hash, block_hash FROM model_registration
-        UNION ALL
-        SELECT 'instance', chain_id, tx_hash, block_hash FROM instance_registration
-        UNION ALL
-        SELECT 'state', chain_id, tx_hash, block_hash FROM state_registration
-    ) f
+    SELECT f.contract_id, t.from_address,
+           count(*) FILTER (WHERE f.event = 'ModelRegistered') AS models,
+           count(*) FILTER (WHERE f.event = 'InstanceRegistered') AS instances,
+           count(*) FILTER (WHERE f.event = 'StateRegistered') AS states
+    FROM fact_log f
     JOIN transaction t USING (chain_id, tx_hash, block_hash)
-    GROUP BY t.chain_id, t.from_address
+    GROUP BY f.contract_id, t.from_address
 )
-SELECT a.chain_id,
+SELECT c.chain_id,
+       encode(c.address, 'hex') AS contract,
        encode(a.from_address, 'hex') AS client_address,
        cl.client_id,
        a.transactions,
-       coalesce(r.models, 0) AS models,
-       coalesce(r.instances, 0) AS instances,
-       coalesce(r.states, 0) AS states,
+       r.models,
+       r.instances,
+       r.states,
        a.gas_used,
        a.fee_wei,
        a.first_seen,
        a.last_seen
 FROM activity a
-LEFT JOIN registered r USING (chain_id, from_address)
+JOIN registered r USING (contract_id, from_address)
+JOIN contract c USING (contract_id)
 LEFT JOIN client cl ON cl.address = a.from_address;
 
 -- States registered per UTC day, per contract.
@@ -106,16 +120,3 @@ FROM state_registration s
 JOIN contract c USING (contract_id)
 JOIN block b ON b.chain_id = s.chain_id AND b.block_hash = s.block_hash
 GROUP BY c.chain_id, c.address, day;
-
--- Every indexed log, whatever its event: where it is and which contract emitted it.
-CREATE VIEW fact_log AS
-SELECT 'ModelRegistered' AS event, contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM model_registration
-UNION ALL SELECT 'InstanceRegistered', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM instance_registration
-UNION ALL SELECT 'StateRegistered', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM state_registration
-UNION ALL SELECT 'TransitionRegistered', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM transition_registration
-UNION ALL SELECT 'InstanceTerminated', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM termination
-UNION ALL SELECT 'StatesAnchored', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM anchor
-UNION ALL SELECT 'CertificateRegistered', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM certificate_registration
-UNION ALL SELECT 'InstanceTransferred', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM instance_transfer
-UNION ALL SELECT 'OperatorSet', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM operator_change
-UNION ALL SELECT 'ClientIdRegistered', contract_id, chain_id, block_number, block_hash, tx_hash, log_index FROM client_id_registration;

@@ -105,7 +105,7 @@ ORDER BY instances DESC, model_id
 -- name: report_clients
 SELECT client_address, client_id, transactions, models, instances, states, gas_used, fee_wei
 FROM client_activity
-WHERE chain_id = %(chain_id)s
+WHERE chain_id = %(chain_id)s AND contract = %(contract)s
 ORDER BY gas_used DESC, client_address
 
 -- name: report_days
