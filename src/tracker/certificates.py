@@ -1,5 +1,6 @@
 """Server certificates as the tracker binds them to an account: load one (PEM or DER), fetch the one
-a server presents over TLS, its SHA-256 fingerprint, and the account's EIP-191 signature of it.
+a server presents over TLS, its SHA-256 fingerprint, the account's EIP-191 signature of it, and a
+self-signed certificate for a protocol server that has none.
 
 The fingerprint is the SHA-256 of the certificate's DER bytes. The signature is over the 32 raw
 fingerprint bytes with the `\\x19Ethereum Signed Message:\\n32` prefix, which is what the contract's
@@ -10,9 +11,10 @@ Fetching does not verify the certificate chain on purpose: the binding is the fi
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import socket
 import ssl
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from tracker.errors import TrackerError, one_line
 
 SIGNATURE_LENGTH = 65
+SELF_SIGNED_VALIDITY = timedelta(days=825)
 
 
 class CertificateError(TrackerError):
@@ -145,3 +148,44 @@ def recover_fingerprint_signer(fingerprint_hex: str, signature: bytes) -> str:
         return str(Account.recover_message(signable(fingerprint_hex), signature=bytes(signature)))
     except (ValueError, TypeError) as error:
         raise SignatureError(f"the fingerprint signature does not recover: {one_line(error)}") from error
+
+
+def generate_self_signed(
+    hostnames: list[str],
+    common_name: str | None = None,
+    valid_from: timedelta = timedelta(minutes=-5),
+    valid_until: timedelta = SELF_SIGNED_VALIDITY,
+) -> tuple[bytes, bytes]:
+    """A new P-256 key and a self-signed certificate naming the hosts, both PEM-encoded.
+
+    Host names that are IP addresses become IP subject alternative names; the validity window is
+    relative to now (tests make expired or not-yet-valid certificates with it).
+    """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = []
+    for host in dict.fromkeys(hostnames):
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name or hostnames[0])])
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + valid_from)
+        .not_valid_after(now + valid_until)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    return certificate.public_bytes(Encoding.PEM), key_pem

@@ -14,9 +14,7 @@ Without `--cert/--key` a self-signed certificate is generated on first use and k
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import ipaddress
 import mimetypes
 import os
 import shutil
@@ -29,6 +27,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tracker.certificates import generate_self_signed
 from tracker.errors import TrackerError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -36,7 +35,6 @@ DEFAULT_PORT = 8443
 DEFAULT_TLS_DIR = Path(".tracker") / "tls"
 SELF_SIGNED_CERT = "server.crt"
 SELF_SIGNED_KEY = "server.key"
-SELF_SIGNED_DAYS = 825
 # Sockets idle longer than this are closed, so that a stalled client cannot hold a thread forever.
 CONNECTION_IDLE_SECONDS = 30.0
 CONTENT_TYPES = {
@@ -87,7 +85,8 @@ def self_signed_files(tls_dir: Path, hostnames: list[str]) -> TlsFiles:
     cert_path, key_path = tls_dir / SELF_SIGNED_CERT, tls_dir / SELF_SIGNED_KEY
     if cert_path.exists() and key_path.exists():
         return TlsFiles(cert_path, key_path, certificate_fingerprint(cert_path))
-    cert_pem, key_pem = generate_self_signed(hostnames)
+    hosts = [host for host in ("localhost", "127.0.0.1", *hostnames) if host and host not in ("0.0.0.0", "::")]
+    cert_pem, key_pem = generate_self_signed(hosts, common_name="instance-tracker protocol server")
     try:
         tls_dir.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -97,42 +96,6 @@ def self_signed_files(tls_dir: Path, hostnames: list[str]) -> TlsFiles:
     except OSError as error:
         raise CertificateFileError(f"cannot save the self-signed certificate in {tls_dir}: {error}") from error
     return TlsFiles(cert_path, key_path, certificate_fingerprint(cert_path), generated=True)
-
-
-def generate_self_signed(hostnames: list[str]) -> tuple[bytes, bytes]:
-    """A new P-256 key and a self-signed certificate for the host names, both PEM-encoded."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for host in dict.fromkeys(["localhost", "127.0.0.1", *hostnames]):
-        if not host or host in ("0.0.0.0", "::"):
-            continue
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "instance-tracker protocol server")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=SELF_SIGNED_DAYS))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def tls_files(cert: Path | None, key: Path | None, tls_dir: Path, hostnames: list[str]) -> TlsFiles:

@@ -18,11 +18,10 @@ from typing import Callable, Iterator
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from tracker import ens
+from tracker.certificates import generate_self_signed
 
 ANVIL_ONLY = "needs anvil (anvil_setCode): run `ape test tests/deploy --network ethereum:local:foundry` (bin/test does)"
 
@@ -70,29 +69,13 @@ def generate_certificate(
     valid_until: datetime.timedelta = datetime.timedelta(days=30),
     der: bool = False,
 ) -> GeneratedCertificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + valid_from)
-        .not_valid_after(now + valid_until)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    cert_pem, key_pem = generate_self_signed([name], valid_from=valid_from, valid_until=valid_until)
+    certificate = x509.load_pem_x509_certificate(cert_pem)
     suffix = "der" if der else "pem"
     path = directory / f"{name}-{certificate.serial_number}.{suffix}"
-    path.write_bytes(certificate.public_bytes(serialization.Encoding.DER if der else serialization.Encoding.PEM))
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.DER) if der else cert_pem)
     key_path = directory / f"{name}-{certificate.serial_number}.key"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    key_path.write_bytes(key_pem)
     return GeneratedCertificate(path, key_path, certificate)
 
 

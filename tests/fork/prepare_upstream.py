@@ -11,31 +11,17 @@ import argparse
 import datetime
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from tracker.certificates import generate_self_signed
 
 NETWORK = "ethereum:sepolia:node"
 STAND_IN_CHAIN_ID = 11155111
 
 
 def write_certificate(path: Path, host: str) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .sign(key, hashes.SHA256())
+    cert_pem, _key_pem = generate_self_signed(
+        [host], valid_from=datetime.timedelta(hours=-1), valid_until=datetime.timedelta(days=7)
     )
-    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    path.write_bytes(cert_pem)
 
 
 def main() -> None:

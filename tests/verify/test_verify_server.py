@@ -9,11 +9,11 @@ import ssl
 
 import pytest
 
+from tracker.certificates import generate_self_signed
 from tracker.server import (
     CertificateFileError,
     PublishRootError,
     ServerStartError,
-    generate_self_signed,
     serve_in_thread,
 )
 
@@ -136,8 +136,8 @@ def test_missing_certificate_file_is_refused(tmp_path):
 
 
 def test_key_of_another_certificate_is_refused(tmp_path):
-    cert_pem, _ = generate_self_signed([])
-    _, other_key = generate_self_signed([])
+    cert_pem, _ = generate_self_signed(["localhost"])
+    _, other_key = generate_self_signed(["localhost"])
     (tmp_path / "c.pem").write_bytes(cert_pem)
     (tmp_path / "k.pem").write_bytes(other_key)
     with pytest.raises(CertificateFileError) as error:
