@@ -132,8 +132,11 @@ def install_identity_prerequisites(env: dict[str, str]) -> str:
         return str(account.address)
 
 
-def run_workload(env: dict[str, str], definition: Path, executions: int, failing: int) -> tuple[str, list[str]]:
-    """Creates the ETL state machine on the emulated AWS and runs it; returns its ARN and executions."""
+def run_workload(env: dict[str, str], definition: Path, executions: int, failing: int) -> tuple[str, dict[str, str]]:
+    """Creates the ETL state machine on the emulated AWS and runs it to the end.
+
+    Returns the state machine ARN and each execution's final status by ARN.
+    """
     import boto3
 
     client = boto3.client(
@@ -159,13 +162,16 @@ def run_workload(env: dict[str, str], definition: Path, executions: int, failing
             ]
         )
     deadline = time.monotonic() + 60
-    pending = set(started)
-    while pending and time.monotonic() < deadline:
-        pending = {arn for arn in pending if client.describe_execution(executionArn=arn)["status"] == "RUNNING"}
+    statuses = {arn: "RUNNING" for arn in started}
+    while "RUNNING" in statuses.values() and time.monotonic() < deadline:
+        for arn, status in statuses.items():
+            if status == "RUNNING":
+                statuses[arn] = client.describe_execution(executionArn=arn)["status"]
         time.sleep(0.3)
-    if pending:
-        raise DemoStepError(f"{len(pending)} execution(s) still running after 60 s on the emulated AWS")
-    return machine, started
+    still_running = sum(status == "RUNNING" for status in statuses.values())
+    if still_running:
+        raise DemoStepError(f"{still_running} execution(s) still running after 60 s on the emulated AWS")
+    return machine, statuses
 
 
 def run(config: DemoConfig, console: Console) -> DemoResult:
@@ -218,7 +224,7 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
         protocols = sorted(tracked.get("protocols_written", []))
         if not protocols:
             raise DemoStepError("the tracker wrote no instance protocol")
-        protocol_url = f"{origin}/{Path(protocols[0]).name}"
+        protocol_url = f"{origin}/{richest_protocol(config.work_dir / 'protocol', protocols).name}"
         console.print(f"[bold]> Verify[/bold] {protocol_url}")
         verification = subprocess.run(
             ape("verify", protocol_url, *network),
@@ -229,8 +235,9 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
         result.verdict = "passed" if verification.returncode == 0 else f"failed (exit {verification.returncode})"
         states = int(tracked.get("states_registered", 0))
         gas = int(tracked.get("gas_used", 0))
+        failed = sum(status != "SUCCEEDED" for status in executions.values())
         result.figures = {
-            "executions": len(executions),
+            "executions": f"{len(executions)} ({len(executions) - failed} succeeded, {failed} failed)",
             "states registered": states,
             "transactions": int(tracked.get("transactions", 0)),
             "gas used": gas,
@@ -240,6 +247,14 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
         }
         result.sql_hint = database_hint(demo.env["DATABASE_URL"], stack_embedded=demo.env["DATABASE_URL"] != os.environ.get("DATABASE_URL"))
     return result
+
+
+def richest_protocol(publish_dir: Path, protocols: list[str]) -> Path:
+    """The published protocol with the most states (the most telling one to verify)."""
+    def state_count(name: str) -> int:
+        return len(json.loads((publish_dir / Path(name).name).read_text())["instance_protocol"])
+
+    return publish_dir / Path(max(protocols, key=state_count)).name
 
 
 def wait_for_https(port: int, timeout: float = 60.0) -> None:
