@@ -96,6 +96,7 @@ class TrackerContract:
     def __init__(self, contract: Any, sender: Any = None):
         self.contract = contract
         self.sender = sender
+        self._deployment_block: int | None = None
 
     # ---------------------------------------------------------------- finding the contract
 
@@ -134,6 +135,16 @@ class TrackerContract:
     @property
     def address(self) -> str:
         return str(self.contract.address)
+
+    def deployment_block(self) -> int:
+        """Where log queries start: the block of the deployment recorded for this contract, else 0."""
+        from ape import chain
+
+        if self._deployment_block is None:
+            record = deployments.recorded(chain.chain_id)
+            matches = record is not None and record.address.lower() == self.address.lower()
+            self._deployment_block = record.block_number if matches else 0
+        return self._deployment_block
 
     # ---------------------------------------------------------------- reads
 

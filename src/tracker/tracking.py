@@ -392,7 +392,7 @@ class Tracker:
             {
                 "address": self.contract.address,
                 "topics": ["0x" + keccak(text=STATE_REGISTERED_SIGNATURE).hex(), "0x" + instance_id],
-                "fromBlock": self._first_block(),
+                "fromBlock": self.contract.deployment_block(),
                 "toBlock": "latest",
             }
         )
@@ -419,14 +419,6 @@ class Tracker:
             raise ChainError(f"the chain counts {to_seq} states for {instance_id} but logs show none for seq {missing[0]}")
         return [by_seq[seq] for seq in range(from_seq, to_seq)]
 
-    def _first_block(self) -> int:
-        """Where log queries start: the recorded deployment's block for this contract, else 0."""
-        from tracker import deployments
-
-        record = deployments.recorded(self.chain_id)
-        if record is not None and record.address.lower() == self.contract.address.lower():
-            return record.block_number
-        return 0
 
     def _block_time(self, block_number: int) -> int:
         if block_number not in self._block_times:
@@ -606,7 +598,7 @@ class Tracker:
             {
                 "address": self.contract.address,
                 "topics": ["0x" + keccak(text="StatesAnchored(bytes32,address,uint256)").hex(), "0x" + root],
-                "fromBlock": self._first_block(),
+                "fromBlock": self.contract.deployment_block(),
                 "toBlock": "latest",
             }
         )

@@ -465,20 +465,21 @@ def read_chain(tracker: TrackerContract, protocol: InstanceProtocol, batched: bo
     instance = tracker.instances([instance_id])[instance_id]
     model = tracker.models_of([model_id])[model_id]
     roots = sorted({entry.merkle_root for entry in protocol.instance_protocol if entry.merkle_root})
+    since = tracker.deployment_block()
     if batched:
-        events = {event.seq: event for event in state_events(tracker, instance_id)}
+        events = {event.seq: event for event in state_events(tracker, instance_id, since)}
     else:
         events = {}
         topic = "0x" + instance_id
         for entry in protocol.instance_protocol:
             tracker.instances([instance_id])  # what a per-state check reads: the instance, then its log
-            for log in _logs(tracker.address, [STATE_REGISTERED_TOPIC, topic, "0x" + entry.state_hash]):
+            for log in _logs(tracker.address, [STATE_REGISTERED_TOPIC, topic, "0x" + entry.state_hash], since):
                 event = _state_event(log)
                 events[event.seq] = event
     anchors: dict[str, AnchorFact] = {}
     if roots:
         submitters = _anchor_records(tracker, roots)
-        logs = _logs(tracker.address, [STATES_ANCHORED_TOPIC, ["0x" + root for root in roots]])
+        logs = _logs(tracker.address, [STATES_ANCHORED_TOPIC, ["0x" + root for root in roots]], since)
         placed = {_data(log["topics"][1]).hex(): log for log in logs}
         for root in roots:
             log = placed.get(root)
@@ -505,7 +506,7 @@ def read_chain(tracker: TrackerContract, protocol: InstanceProtocol, batched: bo
                 operators.add(address)
     end_document = None
     if protocol.end_hash is not None and instance is not None and instance.terminated:
-        terminated = _logs(tracker.address, [INSTANCE_TERMINATED_TOPIC, "0x" + instance_id])
+        terminated = _logs(tracker.address, [INSTANCE_TERMINATED_TOPIC, "0x" + instance_id], since)
         end_document = _data(terminated[0]["topics"][2]).hex() if terminated else None
     return ChainView(
         int(chain.chain_id),
