@@ -6,19 +6,16 @@ know, so the suite uses `expect_revert`, which insists on the error's name and o
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import pytest
-from eth_abi import decode
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils import keccak
 from hexbytes import HexBytes
 
+from tracker.contract import decode_raw_custom_error
 from tracker.documents import id_to_bytes32, sha256_hex
 
 
@@ -41,41 +38,6 @@ class RevertCapture:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
-_RAW_CUSTOM_ERROR = re.compile(r"custom error (0x[0-9a-fA-F]{8}):?\s*(?:0x)?([0-9a-fA-F]*)")
-
-
-def _raw_revert_data(message: str) -> tuple[bytes, bytes] | None:
-    """(selector, arguments) from a revert message ape could not decode, or None."""
-    match = _RAW_CUSTOM_ERROR.search(message)
-    if match is not None:
-        return bytes.fromhex(match.group(1)[2:]), bytes.fromhex(match.group(2))
-    if message.startswith('b"') and message.endswith('"'):
-        data = ast.literal_eval(message)
-        return data[:4], data[4:]
-    return None
-
-
-def _decode_raw_custom_error(error: Any) -> tuple[str, dict[str, Any]] | None:
-    """Decodes a revert that ape left undecoded, in either of two text forms.
-
-    ape-foundry 0.8.12 decodes custom errors of transactions but not those of `eth_call` against
-    the anvil from npm, which reports them as `custom error 0x<selector>: <data>`. ape's local
-    test provider receives revert data as the text of a Python bytes literal and only unwraps the
-    b'...' form (ApeWorX/eth-tester#253), so data whose literal needs double quotes (it contains
-    a 0x27 byte and no 0x22) arrives as b"...". The ABI is the contract's own.
-    """
-    raw = _raw_revert_data(str(getattr(error, "message", "") or error))
-    contract_type = getattr(error, "contract_type", None)
-    if raw is None or contract_type is None:
-        return None
-    selector, data = raw
-    for abi in contract_type.errors:
-        if keccak(text=abi.selector)[:4] == selector:
-            values = decode([i.canonical_type for i in abi.inputs], data)
-            return abi.name, {i.name: v for i, v in zip(abi.inputs, values)}
-    return None
-
-
 @contextlib.contextmanager
 def _expect_revert(error_name: str, **expected: Any) -> Iterator[RevertCapture]:
     from ape.exceptions import ContractLogicError, CustomError
@@ -85,7 +47,7 @@ def _expect_revert(error_name: str, **expected: Any) -> Iterator[RevertCapture]:
         yield capture
     except ContractLogicError as error:
         actual_name, raw_inputs = type(error).__name__, getattr(error, "inputs", None) or {}
-        if not isinstance(error, CustomError) and (decoded := _decode_raw_custom_error(error)):
+        if not isinstance(error, CustomError) and (decoded := decode_raw_custom_error(error)):
             actual_name, raw_inputs = decoded
         assert actual_name == error_name, f"expected {error_name}, reverted with {actual_name}: {error}"
         inputs = {key: _plain(value) for key, value in raw_inputs.items()}

@@ -12,3 +12,17 @@ def test_client_roundtrip(tracker, owner):
     got = tracker.instances([sha("i"), sha("i2"), sha("nope")])
     assert got[sha("nope")] is None and got[sha("i2")].head == chain_head(sha("m2"), sha("i2"), [])
     assert tracker.model(sha("m2")).publisher == owner.address.lower()[2:]
+
+
+def test_a_reverting_view_is_described_by_its_error_name_and_values(tracker):
+    from ape.exceptions import ContractLogicError
+
+    from tracker.contract import describe_revert
+
+    unknown = sha("never registered")
+    try:
+        tracker.contract.instanceHead(bytes.fromhex(unknown))
+    except ContractLogicError as error:
+        assert describe_revert(error) == f"InstanceNotRegistered(instance=0x{unknown})"
+    else:
+        raise AssertionError("instanceHead of an unknown instance did not revert")
