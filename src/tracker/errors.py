@@ -50,5 +50,9 @@ def command_boundary(function: F) -> F:
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+        except SystemExit as stop:
+            if stop.code == 130:  # ape's own SIGINT handler turns Ctrl-C into sys.exit(130)
+                click.echo("Interrupted.", err=True)
+            raise
 
     return wrapper  # type: ignore[return-value]
