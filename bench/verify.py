@@ -46,18 +46,13 @@ class ServedDirectory:
         return f"{self.origin}/{path}"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def served(root: Path, tls_dir: Path) -> Iterator[ServedDirectory]:
     """Runs `ape run serve` on a free loopback port until the block ends."""
     from tracker.server import certificate_fingerprint
+    from tracker.services import free_port
 
-    port = _free_port()
+    port = free_port()
     command = [str(Path(sys.executable).parent / "ape"), "run", "serve", str(root), "--port", str(port), "--tls-dir", str(tls_dir), "--quiet"]
     log = tls_dir.parent / "serve.log"
     with log.open("wb") as output:

@@ -9,7 +9,6 @@ Every test gets its own Postgres schema in TEST_DATABASE_URL, dropped afterwards
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -26,14 +25,9 @@ from web3 import HTTPProvider, Web3
 from tracker.documents import sha256_hex
 from tracker.indexer_db import drop_schema
 from tracker.indexer_rpc import JsonRpc
+from tracker.services import free_port
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_anvil(port: int, chain_id: int = 31337) -> subprocess.Popen:

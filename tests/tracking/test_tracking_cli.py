@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -18,6 +17,7 @@ import requests
 from web3 import Web3
 
 from tracker.checkpoints import store_path
+from tracker.services import free_port
 from tracker.stepfunctions import HistorySource, Selection
 from tracker.tracking import build_documents
 from tracking_helpers import FAILING_STATES, SUCCEEDING_STATES, create_machine, run_execution
@@ -25,12 +25,6 @@ from tracking_helpers import FAILING_STATES, SUCCEEDING_STATES, create_machine, 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 EXECUTIONS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(check, timeout: float, what: str) -> None:
