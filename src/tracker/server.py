@@ -14,7 +14,6 @@ Without `--cert/--key` a self-signed certificate is generated on first use and k
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 import os
 import shutil
@@ -27,7 +26,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tracker.certificates import generate_self_signed
+from tracker.certificates import fingerprint, generate_self_signed
 from tracker.errors import TrackerError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -68,12 +67,17 @@ class TlsFiles:
 
 
 def certificate_fingerprint(cert_path: Path) -> str:
-    """The SHA-256 of the DER encoding of a PEM certificate file, as 64 lowercase hex characters."""
+    """The fingerprint (`certificates.fingerprint`) of a PEM certificate file.
+
+    Validity dates are not checked here: the server serves whatever certificate it is given.
+    """
+    from cryptography import x509
+
     try:
-        der = ssl.PEM_cert_to_DER_cert(cert_path.read_text())
+        certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
     except (OSError, ValueError) as error:
         raise CertificateFileError(f"cannot read certificate {cert_path}: {error}") from error
-    return hashlib.sha256(der).hexdigest()
+    return fingerprint(certificate)
 
 
 def self_signed_files(tls_dir: Path, hostnames: list[str]) -> TlsFiles:
