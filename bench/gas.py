@@ -11,9 +11,10 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = ROOT / "bench" / "results" / "gas.json"
@@ -132,8 +133,7 @@ def rows(figures: GasFigures) -> list[Row]:
         ),
         Row(
             "  same, then terminated",
-            f"{n(figures.paper_execution_with_termination_gas)} / "
-            f"{figures.paper_execution_with_termination_txs} txs",
+            f"{n(figures.paper_execution_with_termination_gas)} / {figures.paper_execution_with_termination_txs} txs",
             f"<= {TARGET_PAPER_EXECUTION_TXS} txs",
             check(figures.paper_execution_with_termination_txs, TARGET_PAPER_EXECUTION_TXS),
             "-",

@@ -5,7 +5,7 @@
 Starts its own anvil on a free port, deploys InstanceTracker, produces the events with
 registerExecution transactions of a few hundred states each, then:
 
-* ours: `tracker.indexer.index` over the whole range (batched eth_getLogs, batched headers and
+* ours: `tracker.indexer.engine.index` over the whole range (batched eth_getLogs, batched headers and
   receipts, COPY into staging, set-based upserts, one commit per batch);
 * the published prototype's approach on a slice of the same events: per event, fetch its block,
   its transaction and its receipt (for the gas), then one INSERT per row and a commit per event
@@ -34,18 +34,21 @@ from web3 import HTTPProvider, Web3
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tracker.documents import sha256_hex  # noqa: E402
-from tracker.indexer import IndexConfig, index  # noqa: E402
-from tracker.indexer_db import drop_schema, migrate  # noqa: E402
-from tracker.indexer_decode import EventDecoder  # noqa: E402
-from tracker.indexer_rpc import ChainReader, JsonRpc  # noqa: E402
+from tracker.chain.events import EventDecoder
+from tracker.chain.reader import ChainReader
+from tracker.chain.rpc import JsonRpc
+from tracker.documents.ids import sha256_hex
+from tracker.indexer.engine import IndexConfig, index
+from tracker.indexer.store import drop_schema, migrate
 
 RESULTS = ROOT / "bench" / "results" / "indexer.json"
 SCHEMA = "bench_indexer"
 BASELINE_SCHEMA = "bench_indexer_baseline"
 
 # The prototype's loading: one INSERT per row, one commit per event.
-BASELINE_INSERT_CONTRACT = "INSERT INTO contract (chain_id, address) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING contract_id"
+BASELINE_INSERT_CONTRACT = (
+    "INSERT INTO contract (chain_id, address) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING contract_id"
+)
 BASELINE_SELECT_CONTRACT = "SELECT contract_id FROM contract WHERE chain_id = %s AND address = %s"
 BASELINE_INSERT_BLOCK = (
     "INSERT INTO block (chain_id, block_hash, block_number, parent_hash, block_time) VALUES (%s, %s, %s, %s, %s) "
@@ -80,7 +83,8 @@ def start_anvil() -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
         ["anvil", "--port", str(port), "--silent", "--gas-limit", "100000000"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     web3 = Web3(HTTPProvider(url))
@@ -127,7 +131,9 @@ def produce(web3: Web3, events: int, states_per_tx: int) -> tuple[object, int, i
     return contract, first_block, last.blockNumber, time.perf_counter() - started
 
 
-def baseline(web3: Web3, url: str, contract, database_url: str, first_block: int, last_block: int, limit: int) -> tuple[int, float]:
+def baseline(
+    web3: Web3, url: str, contract, database_url: str, first_block: int, last_block: int, limit: int
+) -> tuple[int, float]:
     """The prototype's approach on the first `limit` events: per event, its block, transaction and
     receipt, then one INSERT per row and a commit per event.
 
@@ -160,14 +166,29 @@ def baseline(web3: Web3, url: str, contract, database_url: str, first_block: int
             block_hash = bytes.fromhex(header["hash"][2:])
             sender = bytes.fromhex(transaction["from"][2:])
             gas_used, price = int(receipt["gasUsed"], 16), int(receipt["effectiveGasPrice"], 16)
-            connection.execute(BASELINE_INSERT_BLOCK, [
-                chain_id, block_hash, int(header["number"], 16), bytes.fromhex(header["parentHash"][2:]),
-                datetime.fromtimestamp(int(header["timestamp"], 16), timezone.utc),
-            ])
-            connection.execute(BASELINE_INSERT_TRANSACTION, [
-                chain_id, log.tx_hash, block_hash, sender, bytes.fromhex(transaction["to"][2:]),
-                gas_used, price, gas_used * price,
-            ])
+            connection.execute(
+                BASELINE_INSERT_BLOCK,
+                [
+                    chain_id,
+                    block_hash,
+                    int(header["number"], 16),
+                    bytes.fromhex(header["parentHash"][2:]),
+                    datetime.fromtimestamp(int(header["timestamp"], 16), timezone.utc),
+                ],
+            )
+            connection.execute(
+                BASELINE_INSERT_TRANSACTION,
+                [
+                    chain_id,
+                    log.tx_hash,
+                    block_hash,
+                    sender,
+                    bytes.fromhex(transaction["to"][2:]),
+                    gas_used,
+                    price,
+                    gas_used * price,
+                ],
+            )
             where = [contract_id, chain_id, log.block_number, block_hash, log.tx_hash, log.log_index]
             args = event.args
             if event.name == "ModelRegistered":
@@ -201,7 +222,8 @@ def main() -> None:
     parser.add_argument("--baseline-events", type=int, default=2_000)
     options = parser.parse_args()
     database_url = (
-        os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+        os.environ.get("BENCH_DATABASE_URL")
+        or os.environ.get("TEST_DATABASE_URL")
         or "postgresql://postgres@127.0.0.1:5432/test"
     )
     os.chdir(ROOT)
@@ -213,12 +235,14 @@ def main() -> None:
         with psycopg.connect(database_url) as connection:
             drop_schema(connection, SCHEMA)
         print("indexing with tracker.indexer", file=sys.stderr)
-        config = IndexConfig(contract_address=contract.address, database_url=database_url, schema=SCHEMA,
-                             from_block=first_block)
+        config = IndexConfig(
+            contract_address=contract.address, database_url=database_url, schema=SCHEMA, from_block=first_block
+        )
         summary = index(config, JsonRpc.from_uri(url))
         print(f"prototype approach on {options.baseline_events:,} events", file=sys.stderr)
-        baseline_events, baseline_s = baseline(web3, url, contract, database_url, first_block, last_block,
-                                               options.baseline_events)
+        baseline_events, baseline_s = baseline(
+            web3, url, contract, database_url, first_block, last_block, options.baseline_events
+        )
         with psycopg.connect(database_url) as connection:
             drop_schema(connection, SCHEMA)
             drop_schema(connection, BASELINE_SCHEMA)
@@ -252,7 +276,9 @@ def main() -> None:
     table = Table(title="indexer: anvil -> Postgres")
     for column in ("approach", "events", "seconds", "events/s", "target"):
         table.add_column(column)
-    table.add_row("tracker.indexer (batched)", f"{summary.events:,}", f"{summary.seconds:.2f}", f"{ours:,.0f}", ">= 5,000")
+    table.add_row(
+        "tracker.indexer.engine (batched)", f"{summary.events:,}", f"{summary.seconds:.2f}", f"{ours:,.0f}", ">= 5,000"
+    )
     table.add_row("prototype (per event)", f"{baseline_events:,}", f"{baseline_s:.2f}", f"{theirs:,.0f}", "")
     table.add_row("speedup", "", "", f"{ours / theirs:,.1f}x", ">= 20x")
     Console().print(table)

@@ -3,7 +3,7 @@ and the published prototype's one-transaction-per-state way, measured in the sam
 
 Run as `.venv/bin/python bench/tracker.py`. It starts its own anvil (without the
 `--steps-tracing` that ape-foundry always turns on, which makes anvil several times slower at
-executing large batches), connects ape to it by URL, deploys a fresh InstanceTracker per mode and runs `tracker.tracking.track` (the engine behind
+executing large batches), connects ape to it by URL, deploys a fresh InstanceTracker per mode and runs `tracker.tracking.engine.track` (the engine behind
 `ape run track_execution`, publishing to a temporary directory) over a synthetic backlog served
 through the same `ExecutionSource` interface as the AWS sources: moto would spend minutes running
 100 real executions, and the figure measured here is the tracker's, not the workflow engine's.
@@ -48,11 +48,13 @@ class SyntheticBacklog:
     name = "synthetic"
 
     def __init__(self, executions: int, label: str):
-        from tracker.stepfunctions import ExecutionRef
+        from tracker.aws.executions import ExecutionRef
 
         self.definition = definition_text()
         self.refs = [
-            ExecutionRef(f"arn:aws:states:us-east-1:{ACCOUNT}:execution:bench:{label}-{n:04d}", MACHINE_ARN, "SUCCEEDED")
+            ExecutionRef(
+                f"arn:aws:states:us-east-1:{ACCOUNT}:execution:bench:{label}-{n:04d}", MACHINE_ARN, "SUCCEEDED"
+            )
             for n in range(executions)
         ]
 
@@ -60,16 +62,41 @@ class SyntheticBacklog:
         return list(self.refs)
 
     def load(self, ref):
-        from tracker.stepfunctions import Execution, HistoryEvent
+        from tracker.aws.events import HistoryEvent
+        from tracker.aws.executions import Execution
 
         start = 1_790_000_000_000 + int(ref.execution_arn.rsplit("-", 1)[1]) * 1000
         payload = json.dumps({"order": ref.execution_arn.rsplit(":", 1)[1]})
-        events = [HistoryEvent(1, 0, "ExecutionStarted", start, {"input": payload, "roleArn": "arn:aws:iam::123456789012:role/bench"})]
+        events = [
+            HistoryEvent(
+                1, 0, "ExecutionStarted", start, {"input": payload, "roleArn": "arn:aws:iam::123456789012:role/bench"}
+            )
+        ]
         for i in range(STATES):
             entered = len(events) + 1
-            events.append(HistoryEvent(entered, entered - 1, "PassStateEntered", start + 2 * i + 1, {"name": f"Step{i:02d}", "input": payload}))
-            events.append(HistoryEvent(entered + 1, entered, "PassStateExited", start + 2 * i + 2, {"name": f"Step{i:02d}", "output": payload}))
-        events.append(HistoryEvent(len(events) + 1, len(events), "ExecutionSucceeded", start + 2 * STATES + 1, {"output": payload}))
+            events.append(
+                HistoryEvent(
+                    entered,
+                    entered - 1,
+                    "PassStateEntered",
+                    start + 2 * i + 1,
+                    {"name": f"Step{i:02d}", "input": payload},
+                )
+            )
+            events.append(
+                HistoryEvent(
+                    entered + 1,
+                    entered,
+                    "PassStateExited",
+                    start + 2 * i + 2,
+                    {"name": f"Step{i:02d}", "output": payload},
+                )
+            )
+        events.append(
+            HistoryEvent(
+                len(events) + 1, len(events), "ExecutionSucceeded", start + 2 * STATES + 1, {"output": payload}
+            )
+        )
         return Execution(
             execution_arn=ref.execution_arn,
             state_machine_arn=MACHINE_ARN,
@@ -83,9 +110,10 @@ class SyntheticBacklog:
 
 
 def measure(mode: str, executions: int, sender: Any) -> dict[str, Any]:
-    from tracker.contract import TrackerContract
-    from tracker.publish import DirectoryPublisher
-    from tracker.tracking import TrackConfig, track
+    from tracker.chain.contract import TrackerContract
+    from tracker.publish.targets import DirectoryPublisher
+    from tracker.tracking.config import TrackConfig
+    from tracker.tracking.engine import track
 
     contract = TrackerContract.deploy(sender)
     with tempfile.TemporaryDirectory(prefix=f"bench-tracker-{mode}-") as scratch:
@@ -123,7 +151,8 @@ def start_anvil() -> tuple[Any, str]:
     port = free_port()
     process = subprocess.Popen(
         ["anvil", "--port", str(port), "--silent", "--gas-limit", "60000000"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
@@ -139,7 +168,6 @@ def start_anvil() -> tuple[Any, str]:
 
 
 def run(on_status) -> dict[str, Any]:
-    from ape import accounts, networks
     from ape.logging import logger
 
     logger.set_level("WARNING")
@@ -187,8 +215,15 @@ def print_table(document: dict[str, Any]) -> None:
         table.add_column(column, justify="right")
     for r in document["runs"]:
         meets = "yes" if r["states_per_s"] >= TARGET_STATES_PER_S else "NO"
-        table.add_row(r["mode"], str(r["states"]), f"{r['seconds']:.2f}", f"{r['states_per_s']:,.0f}", str(r["transactions"]),
-                      f"{r['gas_per_state']:,}", meets if r["mode"] != "per-state" else "(reference)")
+        table.add_row(
+            r["mode"],
+            str(r["states"]),
+            f"{r['seconds']:.2f}",
+            f"{r['states_per_s']:,.0f}",
+            str(r["transactions"]),
+            f"{r['gas_per_state']:,}",
+            meets if r["mode"] != "per-state" else "(reference)",
+        )
     Console(width=None if sys.stdout.isatty() else 110).print(table)
     print(f"target: >= {TARGET_STATES_PER_S} states/s; histories: {document['histories']}")
 

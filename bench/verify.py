@@ -19,9 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = ROOT / "bench" / "results" / "verify.json"
@@ -49,11 +49,21 @@ class ServedDirectory:
 @contextlib.contextmanager
 def served(root: Path, tls_dir: Path) -> Iterator[ServedDirectory]:
     """Runs `ape run serve` on a free loopback port until the block ends."""
-    from tracker.server import certificate_fingerprint
-    from tracker.services import free_port
+    from tracker.dev.services import free_port
+    from tracker.publish.server import certificate_fingerprint
 
     port = free_port()
-    command = [str(Path(sys.executable).parent / "ape"), "run", "serve", str(root), "--port", str(port), "--tls-dir", str(tls_dir), "--quiet"]
+    command = [
+        str(Path(sys.executable).parent / "ape"),
+        "run",
+        "serve",
+        str(root),
+        "--port",
+        str(port),
+        "--tls-dir",
+        str(tls_dir),
+        "--quiet",
+    ]
     log = tls_dir.parent / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
@@ -78,7 +88,7 @@ def served(root: Path, tls_dir: Path) -> Iterator[ServedDirectory]:
 
 
 def _documents(count: int):
-    from tracker.documents import InstanceFacts, StateFacts, model_document
+    from tracker.documents.facts import InstanceFacts, StateFacts, model_document
 
     model = model_document('{"StartAt":"Work","States":{"Work":{"Type":"Pass","End":true}}}')
     instance = InstanceFacts(
@@ -91,7 +101,9 @@ def _documents(count: int):
     ).document()
     states, previous = [], ""
     for seq in range(count):
-        state = StateFacts(instance.id, seq, previous, seq + 2, "PassStateEntered", f"S{seq}", 1_700_000_000_000 + seq).document()
+        state = StateFacts(
+            instance.id, seq, previous, seq + 2, "PassStateEntered", f"S{seq}", 1_700_000_000_000 + seq
+        ).document()
         states.append(state)
         previous = state.id
     return model, instance, states
@@ -101,11 +113,13 @@ def _publish(root: Path, server, tracker, client, count: int):
     """Registers `count` states on chain and writes their documents and the protocol under `root`."""
     from ape import chain
 
-    from tracker.documents import InstanceProtocol, ProtocolEntry
+    from tracker.documents.protocol import InstanceProtocol, ProtocolEntry
 
     model, instance, states = _documents(count)
     ids = [state.id for state in states]
-    receipts = [tracker.send_batch([tracker.register_execution_call(model.id, instance.id, ids[:STATES_PER_TRANSACTION])])]
+    receipts = [
+        tracker.send_batch([tracker.register_execution_call(model.id, instance.id, ids[:STATES_PER_TRANSACTION])])
+    ]
     for start in range(STATES_PER_TRANSACTION, count, STATES_PER_TRANSACTION):
         chunk = ids[start : start + STATES_PER_TRANSACTION]
         receipts.append(tracker.send_batch([tracker.register_states_call(instance.id, start, chunk)]))
@@ -127,8 +141,13 @@ def _publish(root: Path, server, tracker, client, count: int):
             )
         )
     protocol = InstanceProtocol(
-        model.id, instance.id, server.url(f"documents/{model.id}.json"), server.url(f"documents/{instance.id}.json"),
-        entries, chain_id=int(chain.chain_id), contract_address=tracker.address.lower()[2:],
+        model.id,
+        instance.id,
+        server.url(f"documents/{model.id}.json"),
+        server.url(f"documents/{instance.id}.json"),
+        entries,
+        chain_id=int(chain.chain_id),
+        contract_address=tracker.address.lower()[2:],
     )
     (root / f"{instance.id}.json").write_bytes(protocol.to_bytes())
     return server.url(f"{instance.id}.json")
@@ -137,11 +156,13 @@ def _publish(root: Path, server, tracker, client, count: int):
 def measure() -> dict:
     from ape import accounts
 
-    from tracker import ens
-    from tracker.certificates import sign_fingerprint
-    from tracker.cli import connected
-    from tracker.contract import TrackerContract
-    from tracker.verify import VerifyOptions, verify_protocol
+    from tracker.chain.contract import TrackerContract
+    from tracker.cli.options import connected
+    from tracker.dev import ens as dev_ens
+    from tracker.identity import ens
+    from tracker.publish.certificates import sign_fingerprint
+    from tracker.verify.report import VerifyOptions
+    from tracker.verify.verifier import verify_protocol
 
     with connected(NETWORK), tempfile.TemporaryDirectory(prefix="bench-verify-") as temporary:
         deployer, client = accounts.test_accounts[0], accounts.test_accounts[1]
@@ -152,8 +173,8 @@ def measure() -> dict:
             tracker.contract.registerCertificate(
                 bytes.fromhex(server.fingerprint), sign_fingerprint(client, server.fingerprint), sender=client
             )
-            ens.install_local_ens(deployer)
-            ens.assign_name(deployer, ENS_NAME, str(client.address))
+            dev_ens.install_local_ens(deployer)
+            dev_ens.assign_name(deployer, ENS_NAME, str(client.address))
             ens.link_identity(client, ENS_NAME, server.origin)
             url = _publish(root, server, tracker, client, STATE_COUNT)
             batched = verify_protocol(url, tracker, VerifyOptions(timeout=10.0))
@@ -190,7 +211,12 @@ def main() -> int:
     table.add_column("verdict")
     table.add_column("target")
     met = "met" if figures["seconds_batched"] <= TARGET_SECONDS else "MISSED"
-    table.add_row("batched reads, concurrent downloads", f"{figures['seconds_batched']:.3f}", figures["verdict_batched"], f"<= {TARGET_SECONDS:g} s ({met})")
+    table.add_row(
+        "batched reads, concurrent downloads",
+        f"{figures['seconds_batched']:.3f}",
+        figures["verdict_batched"],
+        f"<= {TARGET_SECONDS:g} s ({met})",
+    )
     table.add_row("same, second run", f"{figures['seconds_batched_second_run']:.3f}", "", "")
     table.add_row(
         "one call per state, sequential downloads",

@@ -9,10 +9,11 @@ from dataclasses import asdict
 
 import click
 
-from tracker.cli import connected, contract_option, json_option, network_option
-from tracker.contract import TrackerContract
-from tracker.errors import command_boundary
-from tracker.identity import check_client_id, check_new_alias, create_keyfile_account, register_client_id_when_funded
+from tracker.chain.contract import TrackerContract
+from tracker.cli.boundary import command_boundary
+from tracker.cli.options import connected, contract_option, json_option, network_option
+from tracker.identity.accounts import check_new_alias, create_keyfile_account, register_client_id_when_funded
+from tracker.identity.deploy import check_client_id
 
 
 @click.command()

@@ -9,15 +9,25 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tracker.demo import DemoConfig, run
-from tracker.errors import command_boundary
+from tracker.cli.boundary import command_boundary
+from tracker.dev.demo import DemoConfig, run
 
 
 @click.command()
-@click.option("--work-dir", type=click.Path(path_type=Path), default=Path(".demo"), show_default=True,
-              help="Where the demo keeps logs, the publish directory, checkpoints and the embedded database.")
-@click.option("--executions", type=click.IntRange(2, 50), default=4, show_default=True,
-              help="Executions of the ETL state machine to run (the last one fails).")
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".demo"),
+    show_default=True,
+    help="Where the demo keeps logs, the publish directory, checkpoints and the embedded database.",
+)
+@click.option(
+    "--executions",
+    type=click.IntRange(2, 50),
+    default=4,
+    show_default=True,
+    help="Executions of the ETL state machine to run (the last one fails).",
+)
 @command_boundary
 def cli(work_dir, executions):
     """Run the whole loop locally: deploy, link ENS, run executions, track, index, serve, verify."""

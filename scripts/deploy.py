@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from tracker.cli import account_option, connected, json_option, load_account, network_option
-from tracker.errors import command_boundary
-from tracker.identity import IdentityReport, IdentityRequest, set_up_identity
+from tracker.cli.boundary import command_boundary
+from tracker.cli.options import account_option, connected, json_option, load_account, network_option
+from tracker.identity.deploy import IdentityReport, IdentityRequest, set_up_identity
 
 
 @click.command()

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from tracker.cli import account_option, connected, contract_option, json_option, load_account, network_option
-from tracker.errors import ConfigurationError, command_boundary
+from tracker.cli.boundary import command_boundary
+from tracker.cli.options import account_option, connected, contract_option, json_option, load_account, network_option
+from tracker.errors import ConfigurationError
 
 
 @click.command()
@@ -23,9 +24,9 @@ from tracker.errors import ConfigurationError, command_boundary
 @command_boundary
 def cli(definition_file, name, role_arn, region, network_choice, account_alias, contract_address, as_json):
     """Deploy DEFINITION_FILE as state machine NAME and register its model on InstanceTracker."""
-    from tracker.contract import TrackerContract
-    from tracker.control import deploy_model
-    from tracker.stepfunctions import aws_session
+    from tracker.aws.session import aws_session
+    from tracker.chain.contract import TrackerContract
+    from tracker.tracking.control import deploy_model
 
     try:
         definition = definition_file.read_text(encoding="utf-8")
@@ -46,5 +47,8 @@ def cli(definition_file, name, role_arn, region, network_choice, account_alias, 
         click.echo(f"model changed: {outcome.previous_model_id} -> {outcome.model_id}")
     else:
         click.echo(f"model {outcome.change}: {outcome.model_id}")
-    click.echo(f"state machine {outcome.state_machine_arn}" + (f" (version {outcome.version_arn})" if outcome.version_arn else ""))
+    click.echo(
+        f"state machine {outcome.state_machine_arn}"
+        + (f" (version {outcome.version_arn})" if outcome.version_arn else "")
+    )
     click.echo("model registered on chain" if outcome.registered else "model was already registered on chain")

@@ -7,10 +7,11 @@ from typing import Any
 
 import click
 
-from tracker.cli import connected, contract_option, json_option, network_option
-from tracker.errors import command_boundary
-from tracker.indexer import BatchReport, IndexConfig, IndexSummary, index, report
-from tracker.indexer_db import DEFAULT_SCHEMA, Report
+from tracker.cli.boundary import command_boundary
+from tracker.cli.options import connected, contract_option, json_option, network_option
+from tracker.indexer.engine import BatchReport, IndexConfig, IndexSummary, index, report
+from tracker.indexer.report import Report
+from tracker.indexer.store import DEFAULT_SCHEMA
 
 
 class Display:
@@ -40,14 +41,19 @@ class Display:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
-                TextColumn("indexing blocks"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=True,
+                TextColumn("indexing blocks"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
             )
             self.progress.start()
             self.start = batch.first_block
             self.task = self.progress.add_task("blocks", total=batch.target_block - batch.first_block + 1)
-        self.progress.update(self.task, completed=batch.last_block - self.start + 1,
-                             total=max(batch.target_block - self.start + 1, 1))
+        self.progress.update(
+            self.task, completed=batch.last_block - self.start + 1, total=max(batch.target_block - self.start + 1, 1)
+        )
         if batch.last_block >= batch.target_block:
             self.stop()
 
@@ -114,32 +120,75 @@ def _jsonable(value: Any) -> Any:
 @click.command()
 @network_option()
 @contract_option()
-@click.option("--database", "database_url", default=None, metavar="URL",
-              help="Postgres URL (default: DATABASE_URL, else libpq's PG* variables).")
+@click.option(
+    "--database",
+    "database_url",
+    default=None,
+    metavar="URL",
+    help="Postgres URL (default: DATABASE_URL, else libpq's PG* variables).",
+)
 @click.option("--schema", default=DEFAULT_SCHEMA, show_default=True, help="Postgres schema of the indexer.")
-@click.option("--from-block", type=int, default=None,
-              help="First block of a new index (default: the recorded deployment block, else 0).")
+@click.option(
+    "--from-block",
+    type=int,
+    default=None,
+    help="First block of a new index (default: the recorded deployment block, else 0).",
+)
 @click.option("--to-block", type=int, default=None, help="Last block to index (default: head - confirmations).")
-@click.option("--confirmations", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Stay this many blocks behind the head.")
+@click.option(
+    "--confirmations",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Stay this many blocks behind the head.",
+)
 @click.option("--follow", is_flag=True, help="Keep polling for new blocks.")
-@click.option("--poll-interval", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds between polls.")
-@click.option("--max-polls", type=click.IntRange(min=1), default=None, help="With --follow: stop after this many polls.")
-@click.option("--batch-blocks", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Initial block range per eth_getLogs (it adapts).")
-@click.option("--max-batch-logs", type=click.IntRange(min=1), default=10_000, show_default=True,
-              help="Logs per batch above which the block range shrinks.")
+@click.option(
+    "--poll-interval", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds between polls."
+)
+@click.option(
+    "--max-polls", type=click.IntRange(min=1), default=None, help="With --follow: stop after this many polls."
+)
+@click.option(
+    "--batch-blocks",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Initial block range per eth_getLogs (it adapts).",
+)
+@click.option(
+    "--max-batch-logs",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Logs per batch above which the block range shrinks.",
+)
 @click.option("--report", "show_report", is_flag=True, help="After indexing, print the analysis views.")
 @click.option("--instance", "instance_id", default=None, metavar="ID", help="With --report: this instance's protocol.")
 @json_option()
 @command_boundary
-def cli(network_choice, contract_address, database_url, schema, from_block, to_block, confirmations, follow,
-        poll_interval, max_polls, batch_blocks, max_batch_logs, show_report, instance_id, as_json):
+def cli(
+    network_choice,
+    contract_address,
+    database_url,
+    schema,
+    from_block,
+    to_block,
+    confirmations,
+    follow,
+    poll_interval,
+    max_polls,
+    batch_blocks,
+    max_batch_logs,
+    show_report,
+    instance_id,
+    as_json,
+):
     """Index InstanceTracker's logs into Postgres (exactly once, reorg-safe)."""
-    from tracker import deployments
-    from tracker.contract import TrackerContract
-    from tracker.documents import normalize_address, normalize_id
-    from tracker.indexer_rpc import JsonRpc
+    from tracker.chain import deployments
+    from tracker.chain.contract import TrackerContract
+    from tracker.chain.rpc import JsonRpc
+    from tracker.documents.ids import normalize_address, normalize_id
 
     instance_id = normalize_id(instance_id, "--instance") if instance_id else None
     if as_json:  # ape logs its connection notices to stdout, which must hold only the JSON
@@ -154,9 +203,17 @@ def cli(network_choice, contract_address, database_url, schema, from_block, to_b
             matches = record is not None and normalize_address(record.address) == normalize_address(tracker.address)
             from_block = record.block_number if matches else 0
         config = IndexConfig(
-            contract_address=tracker.address, database_url=database_url, schema=schema, from_block=from_block,
-            to_block=to_block, confirmations=confirmations, batch_blocks=batch_blocks,
-            max_batch_logs=max_batch_logs, follow=follow, poll_interval=poll_interval, max_polls=max_polls,
+            contract_address=tracker.address,
+            database_url=database_url,
+            schema=schema,
+            from_block=from_block,
+            to_block=to_block,
+            confirmations=confirmations,
+            batch_blocks=batch_blocks,
+            max_batch_logs=max_batch_logs,
+            follow=follow,
+            poll_interval=poll_interval,
+            max_polls=max_polls,
         )
         display = Display(enabled=not as_json, follow=follow)
         try:

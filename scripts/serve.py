@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from tracker.errors import command_boundary
-from tracker.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TLS_DIR, serve_in_thread
+from tracker.cli.boundary import command_boundary
+from tracker.publish.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TLS_DIR, serve_in_thread
 
 
 @click.command()

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import click
 
-from tracker.cli import account_option, connected, contract_option, json_option, load_account, network_option
-from tracker.errors import ConfigurationError, command_boundary
-from tracker.publish import DEFAULT_BASE_URL, DEFAULT_TARGET
+from tracker.cli.boundary import command_boundary
+from tracker.cli.options import account_option, connected, contract_option, json_option, load_account, network_option
+from tracker.errors import ConfigurationError
+from tracker.publish.targets import DEFAULT_BASE_URL, DEFAULT_TARGET
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -30,13 +31,15 @@ def since_millis(value: str | None) -> int | None:
         try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ConfigurationError(f"--since {value!r}: expected a duration like 30m, 2h, 7d or an ISO time") from None
+            raise ConfigurationError(
+                f"--since {value!r}: expected a duration like 30m, 2h, 7d or an ISO time"
+            ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp() * 1000)
 
 
-def status_table(summary) -> "object":
+def status_table(summary) -> object:
     from rich.table import Table
 
     table = Table(title=f"track_execution ({summary.mode})", show_header=False)
@@ -58,38 +61,86 @@ def status_table(summary) -> "object":
 @click.argument("state_machine_arns", nargs=-1, metavar="[STATE_MACHINE_ARN]...")
 @click.option("--execution", "execution_arn", default=None, metavar="ARN", help="Track only this execution.")
 @click.option("--since", default=None, help="Only executions started since (30m, 2h, 7d or an ISO time).")
-@click.option("--source", "source_name", type=click.Choice(["history", "logs"]), default="history", show_default=True,
-              help="history: Standard workflows' history API; logs: CloudWatch Logs (Express workflows).")
+@click.option(
+    "--source",
+    "source_name",
+    type=click.Choice(["history", "logs"]),
+    default="history",
+    show_default=True,
+    help="history: Standard workflows' history API; logs: CloudWatch Logs (Express workflows).",
+)
 @click.option("--log-group", default=None, help="Log group for --source logs (default: the state machine's).")
 @click.option("--region", default=None, help="AWS region (default: AWS_REGION / the profile's).")
 @click.option("--follow", is_flag=True, help="Keep polling until interrupted (Ctrl-C ends after the current batch).")
-@click.option("--poll-interval", type=float, default=5.0, show_default=True, help="Seconds between polls with --follow.")
+@click.option(
+    "--poll-interval", type=float, default=5.0, show_default=True, help="Seconds between polls with --follow."
+)
 @click.option("--max-polls", type=click.IntRange(min=1), default=None, help="Stop --follow after this many polls.")
-@click.option("--max-instances-per-tx", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Direct mode: instances packed into one transaction.")
+@click.option(
+    "--max-instances-per-tx",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Direct mode: instances packed into one transaction.",
+)
 @click.option("--anchor", is_flag=True, help="Anchor each poll's new states under one Merkle root.")
 @click.option("--include-data", is_flag=True, help="Put raw state input/output into state documents.")
-@click.option("--publish", "publish_target", default=DEFAULT_TARGET, show_default=True,
-              help="Publish target: a directory or s3://bucket/prefix.")
+@click.option(
+    "--publish",
+    "publish_target",
+    default=DEFAULT_TARGET,
+    show_default=True,
+    help="Publish target: a directory or s3://bucket/prefix.",
+)
 @click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="URL the publish target is served at.")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".tracker"), show_default=True,
-              help="Where checkpoints are kept.")
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".tracker"),
+    show_default=True,
+    help="Where checkpoints are kept.",
+)
 @network_option()
 @account_option()
 @contract_option()
 @json_option()
 @command_boundary
-def cli(state_machine_arns, execution_arn, since, source_name, log_group, region, follow, poll_interval, max_polls,
-        max_instances_per_tx, anchor, include_data, publish_target, base_url, state_dir, network_choice, account_alias, contract_address, as_json):
+def cli(
+    state_machine_arns,
+    execution_arn,
+    since,
+    source_name,
+    log_group,
+    region,
+    follow,
+    poll_interval,
+    max_polls,
+    max_instances_per_tx,
+    anchor,
+    include_data,
+    publish_target,
+    base_url,
+    state_dir,
+    network_choice,
+    account_alias,
+    contract_address,
+    as_json,
+):
     """Register Step Functions executions (models, instances, states) on InstanceTracker and publish them."""
-    from tracker.contract import TrackerContract
-    from tracker.publish import open_target
-    from tracker.stepfunctions import HistorySource, LogsSource, Selection, aws_session
-    from tracker.tracking import TrackConfig, track
+    from tracker.aws.executions import Selection
+    from tracker.aws.history import HistorySource
+    from tracker.aws.logs import LogsSource
+    from tracker.aws.session import aws_session
+    from tracker.chain.contract import TrackerContract
+    from tracker.publish.targets import open_target
+    from tracker.tracking.config import TrackConfig
+    from tracker.tracking.engine import track
 
     selection = Selection(tuple(state_machine_arns), execution_arn, since_millis(since))
     session = aws_session(region)
-    source = HistorySource(session, selection) if source_name == "history" else LogsSource(session, selection, log_group)
+    source = (
+        HistorySource(session, selection) if source_name == "history" else LogsSource(session, selection, log_group)
+    )
     publisher = open_target(publish_target, base_url, session)
     config = TrackConfig(
         mode="anchor" if anchor else "direct",
@@ -124,7 +175,14 @@ def cli(state_machine_arns, execution_arn, since, source_name, log_group, region
                 from rich.live import Live
 
                 with Live(status_table(_empty(config.mode)), refresh_per_second=4, transient=True) as live:
-                    summary = track(config, source, contract, publisher, on_progress=lambda s: live.update(status_table(s)), stop=stop)
+                    summary = track(
+                        config,
+                        source,
+                        contract,
+                        publisher,
+                        on_progress=lambda s: live.update(status_table(s)),
+                        stop=stop,
+                    )
     finally:
         signal.signal(signal.SIGINT, previous)
     if as_json:
@@ -141,6 +199,6 @@ def cli(state_machine_arns, execution_arn, since, source_name, log_group, region
 
 
 def _empty(mode: str):
-    from tracker.tracking import TrackSummary
+    from tracker.tracking.config import TrackSummary
 
     return TrackSummary(mode=mode)

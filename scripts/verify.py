@@ -10,17 +10,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tracker.cli import connected, contract_option, json_option, network_option
-from tracker.errors import ChainError, ConfigurationError, command_boundary
-from tracker.verify import (
-    StateResult,
-    VerificationReport,
-    VerifyOptions,
-    follow_instance,
-    locate_protocol,
-    tracker_for,
-    verify_protocol,
-)
+from tracker.cli.boundary import command_boundary
+from tracker.cli.options import connected, contract_option, json_option, network_option
+from tracker.errors import ChainError, ConfigurationError
+from tracker.verify.follow import follow_instance
+from tracker.verify.locate import locate_protocol, tracker_for
+from tracker.verify.report import StateResult, VerificationReport, VerifyOptions
+from tracker.verify.verifier import verify_protocol
 
 EXIT_FAILED = 1
 EXIT_INCOMPLETE = 2
@@ -29,19 +25,47 @@ MARKS = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "[yellow]not check
 
 @click.command()
 @click.argument("url", required=False)
-@click.option("--instance", "instance_id", metavar="ID", help="Find the protocol through the chain: owner -> ENS name -> url record.")
+@click.option(
+    "--instance",
+    "instance_id",
+    metavar="ID",
+    help="Find the protocol through the chain: owner -> ENS name -> url record.",
+)
 @network_option()
 @contract_option()
 @json_option()
 @click.option("--timeout", default=10.0, show_default=True, type=float, help="Seconds allowed per download.")
-@click.option("--max-bytes", default=VerifyOptions.max_document_bytes, show_default=True, type=int, help="Size limit per document.")
-@click.option("--concurrency", default=VerifyOptions.concurrency, show_default=True, type=int, help="Parallel downloads.")
+@click.option(
+    "--max-bytes",
+    default=VerifyOptions.max_document_bytes,
+    show_default=True,
+    type=int,
+    help="Size limit per document.",
+)
+@click.option(
+    "--concurrency", default=VerifyOptions.concurrency, show_default=True, type=int, help="Parallel downloads."
+)
 @click.option("--follow", is_flag=True, help="Then verify each new state as it is registered, until interrupted.")
-@click.option("--poll", "poll_seconds", default=2.0, show_default=True, type=float, help="Seconds between polls with --follow.")
+@click.option(
+    "--poll", "poll_seconds", default=2.0, show_default=True, type=float, help="Seconds between polls with --follow."
+)
 @click.option("--max-states", type=int, default=None, help="With --follow: stop after this many new states.")
 @click.option("--follow-seconds", type=float, default=None, help="With --follow: stop after this many seconds.")
 @command_boundary
-def cli(url, instance_id, network_choice, contract_address, as_json, timeout, max_bytes, concurrency, follow, poll_seconds, max_states, follow_seconds):
+def cli(
+    url,
+    instance_id,
+    network_choice,
+    contract_address,
+    as_json,
+    timeout,
+    max_bytes,
+    concurrency,
+    follow,
+    poll_seconds,
+    max_states,
+    follow_seconds,
+):
     """Verify the instance protocol at URL (or of --instance ID): the five checks of DESIGN.md.
 
     Exit status: 0 when every check and state passed, 1 when one failed, 2 when none failed but
@@ -107,7 +131,9 @@ def _state_row(table: Table, state: StateResult) -> None:
     table.add_row(str(state.position), str(state.seq), state.state_id[:16], MARKS[state.ok], state.reason)
 
 
-def _follow(report, url, tracker, options, console: Console, as_json: bool, poll_seconds, max_states, follow_seconds) -> None:
+def _follow(
+    report, url, tracker, options, console: Console, as_json: bool, poll_seconds, max_states, follow_seconds
+) -> None:
     if report.instance_id is None:
         raise ConfigurationError("cannot follow: the protocol could not be read")
     deadline = time.monotonic() + follow_seconds if follow_seconds is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracker.contract import TrackerContract
+from tracker.chain.contract import TrackerContract
 
 
 @pytest.fixture(scope="session")

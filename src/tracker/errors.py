@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import sys
-from typing import Callable, TypeVar
-
-import click
-
-F = TypeVar("F", bound=Callable)
-
 
 class TrackerError(Exception):
     """Base of every expected failure: its message is printed as one line, without a traceback."""
@@ -35,24 +27,3 @@ def one_line(message: object) -> str:
         if line.strip():
             return line.strip()
     return type(message).__name__ if not isinstance(message, str) else "unknown error"
-
-
-def command_boundary(function: F) -> F:
-    """Runs a command body and prints any `TrackerError` as `Error: <cause>` with a non-zero exit."""
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except TrackerError as error:
-            click.echo(f"Error: {one_line(error)}", err=True)
-            sys.exit(error.exit_code)
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            sys.exit(130)
-        except SystemExit as stop:
-            if stop.code == 130:  # ape's own SIGINT handler turns Ctrl-C into sys.exit(130)
-                click.echo("Interrupted.", err=True)
-            raise
-
-    return wrapper  # type: ignore[return-value]

@@ -6,7 +6,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from tracker.errors import ConfigurationError, command_boundary
+from tracker.cli.boundary import command_boundary
+from tracker.errors import ConfigurationError
 
 
 def command_raising(failure: BaseException) -> click.Command:
@@ -24,7 +25,9 @@ def test_a_tracker_error_is_one_line_and_exit_1():
     assert result.output == "Error: no account\n"
 
 
-@pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), SystemExit(130)], ids=["KeyboardInterrupt", "ape-sigint-exit"])
+@pytest.mark.parametrize(
+    "interrupt", [KeyboardInterrupt(), SystemExit(130)], ids=["KeyboardInterrupt", "ape-sigint-exit"]
+)
 def test_ctrl_c_says_interrupted_and_exits_130(interrupt):
     result = CliRunner().invoke(command_raising(interrupt))
     assert result.exit_code == 130

@@ -7,16 +7,17 @@ know, so the suite uses `expect_revert`, which insists on the error's name and o
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from hexbytes import HexBytes
 
-from tracker.contract import decode_raw_custom_error
-from tracker.documents import id_to_bytes32, sha256_hex
+from tracker.chain.revert import decode_raw_custom_error
+from tracker.documents.ids import id_to_bytes32, sha256_hex
 
 
 def _plain(value: Any) -> Any:

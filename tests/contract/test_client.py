@@ -1,5 +1,6 @@
-from tracker.documents import chain_head
-from tracker.documents import sha256_hex as sha
+from tracker.documents.facts import chain_head
+from tracker.documents.ids import sha256_hex as sha
+
 
 def test_client_roundtrip(tracker, owner):
     states = [sha(f"s{i}") for i in range(3)]
@@ -17,7 +18,7 @@ def test_client_roundtrip(tracker, owner):
 def test_a_reverting_view_is_described_by_its_error_name_and_values(tracker):
     from ape.exceptions import ContractLogicError
 
-    from tracker.contract import describe_revert
+    from tracker.chain.revert import describe_revert
 
     unknown = sha("never registered")
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracker.documents import chain_head
+from tracker.documents.facts import chain_head
 
 
 def test_several_calls_in_one_transaction(contract, owner, operator, ids, hexid, events, chain):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tracker.documents import chain_head
-from tracker.merkle import MerkleTree, state_leaf
+from tracker.chain.merkle import MerkleTree, state_leaf
+from tracker.documents.facts import chain_head
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -62,7 +62,9 @@ def test_prototype_attack_reregister_instance_then_append_states(
     untouched()
 
 
-def test_reregistering_a_victims_model_changes_nothing(contract, attacker, victim, victim_instance, ids, events, untouched):
+def test_reregistering_a_victims_model_changes_nothing(
+    contract, attacker, victim, victim_instance, ids, events, untouched
+):
     before = contract.models(ids("m"))
     receipt = contract.registerModel(ids("m"), sender=attacker)
     assert events(receipt) == []
@@ -166,14 +168,18 @@ def test_multicall_cannot_act_as_someone_else(contract, attacker, victim_instanc
     ]
     with expect_revert("InstanceNotOwned", instance=victim_instance, caller=attacker.address):
         contract.multicall(hijack, sender=attacker)
-    nested = [contract.multicall.encode_input([contract.transferInstance.encode_input(victim_instance, attacker.address)])]
+    nested = [
+        contract.multicall.encode_input([contract.transferInstance.encode_input(victim_instance, attacker.address)])
+    ]
     with expect_revert("NotInstanceOwner", instance=victim_instance, caller=attacker.address):
         contract.multicall(nested, sender=attacker)
     assert contract.models(ids("attacker-m"))[0] == ZERO_ADDRESS
     untouched()
 
 
-def test_anchor_over_a_victims_states_is_attributed_to_its_submitter(contract, victim, attacker, victim_instance, hexid):
+def test_anchor_over_a_victims_states_is_attributed_to_its_submitter(
+    contract, victim, attacker, victim_instance, hexid
+):
     """Anyone may anchor a root; the view names who did, so a verifier rejects a stranger's anchor."""
     leaves = [state_leaf(hexid("i"), hexid("a"), 0), state_leaf(hexid("i"), hexid("b"), 1)]
     tree = MerkleTree.build(leaves)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracker.merkle import MerkleTree, state_leaf, verify_proof
+from tracker.chain.merkle import MerkleTree, state_leaf, verify_proof
 
 ZERO = b"\x00" * 32
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -30,9 +30,7 @@ def test_every_leaf_verifies_against_an_anchored_root(contract, owner, hexid, ev
     triples = _states(hexid, count)
     tree = MerkleTree.build([state_leaf(*t) for t in triples])
     receipt = contract.anchorStates(tree.root, count, sender=owner)
-    assert events(receipt) == [
-        ("StatesAnchored", {"root": tree.root, "submitter": owner.address, "leafCount": count})
-    ]
+    assert events(receipt) == [("StatesAnchored", {"root": tree.root, "submitter": owner.address, "leafCount": count})]
     submitter, anchored_at, leaf_count = contract.anchors(tree.root)
     assert (submitter, anchored_at, leaf_count) == (owner.address, block_time(receipt), count)
     for index, (instance, state, seq) in enumerate(triples):

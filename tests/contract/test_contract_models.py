@@ -81,7 +81,7 @@ def test_duplicate_instance_reverts_for_everyone(contract, owner, other, ids, ex
 
 
 def test_register_execution_registers_model_instance_and_states(contract, owner, ids, hexid, events):
-    from tracker.documents import chain_head
+    from tracker.documents.facts import chain_head
 
     states = [ids(f"s{n}") for n in range(3)]
     receipt = contract.registerExecution(ids("m"), ids("i"), states, sender=owner)
@@ -116,7 +116,7 @@ def test_register_execution_zero_ids(contract, owner, ids, expect_revert):
 
 
 def test_instance_head_before_states_is_derived_from_model_and_instance(contract, owner, ids, hexid):
-    from tracker.documents import chain_head
+    from tracker.documents.facts import chain_head
 
     contract.registerExecution(ids("m"), ids("i"), [], sender=owner)
     assert bytes(contract.instanceHead(ids("i"))).hex() == chain_head(hexid("m"), hexid("i"), [])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from eth_utils import keccak
 
-from tracker.documents import chain_head
+from tracker.documents.facts import chain_head
 
 NAMES = [f"state-{n}" for n in range(5)]
 

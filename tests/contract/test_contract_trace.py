@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracker.documents import chain_head
+from tracker.documents.facts import chain_head
 
 ZERO = b"\x00" * 32
 
@@ -159,7 +159,9 @@ def test_writes_after_termination_revert(contract, owner, instance, ids, hexid, 
 
 def test_set_operator_events_and_view(contract, owner, operator, events):
     receipt = contract.setOperator(operator, True, sender=owner)
-    assert events(receipt) == [("OperatorSet", {"owner": owner.address, "operator": operator.address, "approved": True})]
+    assert events(receipt) == [
+        ("OperatorSet", {"owner": owner.address, "operator": operator.address, "approved": True})
+    ]
     assert contract.isOperator(owner, operator) is True
     assert contract.isOperator(operator, owner) is False
     receipt = contract.setOperator(operator, False, sender=owner)
@@ -291,7 +293,9 @@ def test_transfer_checks(contract, owner, other, instance, ids, expect_revert):
     assert contract.instances(instance)[0] == owner.address
 
 
-def test_old_owners_operator_loses_access_after_transfer(contract, owner, other, operator, instance, ids, expect_revert):
+def test_old_owners_operator_loses_access_after_transfer(
+    contract, owner, other, operator, instance, ids, expect_revert
+):
     contract.setOperator(operator, True, sender=owner)
     contract.transferInstance(instance, other, sender=owner)
     with expect_revert("InstanceNotOwned", instance=instance, caller=operator.address):

@@ -6,14 +6,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tracker.publish import DirectoryPublisher
+from tracker.publish.targets import DirectoryPublisher
 
 
 @pytest.fixture
 def aws(monkeypatch):
     for key, value in {
-        "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

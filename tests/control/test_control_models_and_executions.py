@@ -4,7 +4,11 @@ import json
 
 import pytest
 
-from tracker.control import (
+from tracker.aws.executions import Selection
+from tracker.aws.history import HistorySource
+from tracker.documents.ids import sha256_hex
+from tracker.tracking.config import TrackConfig
+from tracker.tracking.control import (
     ExecutionExistsError,
     InvalidDefinitionError,
     InvalidInputError,
@@ -16,9 +20,7 @@ from tracker.control import (
     start_execution,
     wait_for_execution,
 )
-from tracker.documents import sha256_hex
-from tracker.stepfunctions import HistorySource, Selection
-from tracker.tracking import TrackConfig, track
+from tracker.tracking.engine import track
 
 ROLE = "arn:aws:iam::123456789012:role/control-test"
 FLOW = {
@@ -26,12 +28,15 @@ FLOW = {
     "States": {
         "Prepare": {"Type": "Pass", "Result": [1, 2, 3], "ResultPath": "$.items", "Next": "Each"},
         "Each": {
-            "Type": "Map", "ItemsPath": "$.items", "ResultPath": "$.each",
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "ResultPath": "$.each",
             "Iterator": {"StartAt": "Handle", "States": {"Handle": {"Type": "Pass", "End": True}}},
             "Next": "Both",
         },
         "Both": {
-            "Type": "Parallel", "ResultPath": "$.both",
+            "Type": "Parallel",
+            "ResultPath": "$.both",
             "Branches": [
                 {"StartAt": "Left", "States": {"Left": {"Type": "Pass", "End": True}}},
                 {"StartAt": "Right", "States": {"Right": {"Type": "Pass", "End": True}}},
@@ -51,7 +56,9 @@ def text(definition) -> str:
 def test_deploy_change_and_redeploy_registers_both_models(aws, tracker):
     first = deploy_model(aws, tracker, "flow", text(FLOW), ROLE)
     assert first.change == "new" and first.registered and first.previous_model_id is None
-    definition = aws.client("stepfunctions").describe_state_machine(stateMachineArn=first.state_machine_arn)["definition"]
+    definition = aws.client("stepfunctions").describe_state_machine(stateMachineArn=first.state_machine_arn)[
+        "definition"
+    ]
     assert first.model_id == sha256_hex(definition)
 
     same = deploy_model(aws, tracker, "flow", text(FLOW))
@@ -88,9 +95,14 @@ def test_a_stale_expected_model_refuses_to_start_and_registers_nothing(aws, trac
 def test_an_expected_model_that_is_not_registered(aws, tracker, publisher):
     sfn = aws.client("stepfunctions")
     sfn.create_state_machine(name="unregistered", definition=text(FLOW), roleArn=ROLE)
-    model_id = sha256_hex(sfn.describe_state_machine(
-        stateMachineArn="arn:aws:states:us-east-1:123456789012:stateMachine:unregistered")["definition"])
-    with pytest.raises(ModelNotRegisteredError, match=rf"^model {model_id} is not registered on the contract: run deploy_model first$"):
+    model_id = sha256_hex(
+        sfn.describe_state_machine(stateMachineArn="arn:aws:states:us-east-1:123456789012:stateMachine:unregistered")[
+            "definition"
+        ]
+    )
+    with pytest.raises(
+        ModelNotRegisteredError, match=rf"^model {model_id} is not registered on the contract: run deploy_model first$"
+    ):
         start_execution(aws, tracker, publisher, "unregistered", "{}", "run-x", expect_model=model_id)
 
 
@@ -103,8 +115,10 @@ def test_wait_registers_every_state_in_order_and_a_later_tracker_sends_nothing(a
     record = tracker.instance(started.instance_id)
     assert record.terminated and record.state_count == len(FLOW_STATES) == summary.states_registered
     protocol = json.loads((tmp_path / "protocol" / f"{started.instance_id}.json").read_text())
-    names = [json.loads((tmp_path / "protocol" / "documents" / f"{e['state_hash']}.json").read_text())["state_name"]
-             for e in protocol["instance_protocol"]]
+    names = [
+        json.loads((tmp_path / "protocol" / "documents" / f"{e['state_hash']}.json").read_text())["state_name"]
+        for e in protocol["instance_protocol"]
+    ]
     # Parallel branches run concurrently: the history orders Left and Right as they happened
     assert names[:6] + sorted(names[6:8]) + names[8:] == FLOW_STATES
     later = track(TrackConfig(state_dir=tmp_path / "other-state"), HistorySource(aws, Selection()), tracker, publisher)

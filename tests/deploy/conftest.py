@@ -12,16 +12,17 @@ import datetime
 import http.server
 import ssl
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tracker import ens
-from tracker.certificates import generate_self_signed
+from tracker.dev import ens as dev_ens
+from tracker.identity import ens
+from tracker.publish.certificates import generate_self_signed
 
 ANVIL_ONLY = "needs anvil (anvil_setCode): run `ape test tests/deploy --network ethereum:local:foundry` (bin/test does)"
 
@@ -38,10 +39,10 @@ def stranger(accounts):
 
 
 @pytest.fixture(scope="session")
-def local_ens(accounts, chain) -> ens.LocalEns:
+def local_ens(accounts, chain) -> ens.EnsDeployment:
     if chain.provider.name != "foundry":
         pytest.skip(ANVIL_ONLY)
-    return ens.install_local_ens(accounts[0])
+    return dev_ens.install_local_ens(accounts[0])
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def give_name(local_ens, accounts) -> Callable[[str, object], str]:
     """Assigns a name on the local ENS to an account; returns the name."""
 
     def give(name: str, account) -> str:
-        ens.assign_name(accounts[0], name, str(account.address))
+        dev_ens.assign_name(accounts[0], name, str(account.address))
         return name
 
     return give

@@ -1,4 +1,4 @@
-"""tracker.certificates: loading, fingerprints, fetching over TLS, EIP-191 signatures."""
+"""tracker.publish.targets.certificates: loading, fingerprints, fetching over TLS, EIP-191 signatures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tracker import certificates
+from tracker.publish import certificates
 
 
 def test_pem_and_der_give_the_sha256_of_the_der_bytes(make_certificate):

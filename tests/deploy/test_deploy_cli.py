@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker import ens
+from tracker.identity import ens
 
 PROJECT = Path(__file__).resolve().parents[2]
 URI = "https://tracker.example.org"
@@ -32,7 +32,9 @@ def last_line(text: str) -> str:
 def node_uri(chain) -> str:
     """The suite's anvil, which the command reaches over RPC like any node."""
     if chain.provider.name != "foundry":
-        pytest.skip("the command connects over RPC: needs anvil (ape test tests/deploy --network ethereum:local:foundry)")
+        pytest.skip(
+            "the command connects over RPC: needs anvil (ape test tests/deploy --network ethereum:local:foundry)"
+        )
     return chain.provider.uri
 
 
@@ -62,7 +64,10 @@ def test_name_the_account_does_not_control(node_uri, client, stranger, give_name
     result = ape_run("deploy", "--network", node_uri, "--account", "TEST::3", "--ens-name", name, "--uri", URI)
 
     assert result.returncode == 1
-    assert last_line(result.stderr) == f"Error: ENS name theirs.eth is owned by {stranger.address}, not by {client.address}"
+    assert (
+        last_line(result.stderr)
+        == f"Error: ENS name theirs.eth is owned by {stranger.address}, not by {client.address}"
+    )
 
 
 def test_unknown_account(node_uri):

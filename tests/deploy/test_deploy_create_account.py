@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker.identity import AccountCreationError, create_keyfile_account, register_client_id_when_funded
+from tracker.identity.accounts import AccountCreationError, create_keyfile_account, register_client_id_when_funded
 
 PROJECT = Path(__file__).resolve().parents[2]
 PASSPHRASE = "a passphrase 42"

@@ -6,10 +6,11 @@ import datetime
 
 import pytest
 
-from tracker import certificates, ens
-from tracker.contract import TrackerContract
+from tracker.chain.contract import TrackerContract
 from tracker.errors import ConfigurationError
-from tracker.identity import IdentityRequest, set_up_identity
+from tracker.identity import ens
+from tracker.identity.deploy import IdentityRequest, set_up_identity
+from tracker.publish import certificates
 
 URI = "https://tracker.example.org"
 
@@ -79,7 +80,9 @@ def test_dry_run_estimates_gas_and_sends_nothing(client, give_name, make_certifi
 
     report = set_up_identity(
         client,
-        IdentityRequest(client_id="dry", ens_name=name, uri=URI, certificate_path=make_certificate().path, dry_run=True),
+        IdentityRequest(
+            client_id="dry", ens_name=name, uri=URI, certificate_path=make_certificate().path, dry_run=True
+        ),
     )
 
     assert chain.blocks.height == height

@@ -11,7 +11,7 @@ import argparse
 import datetime
 from pathlib import Path
 
-from tracker.certificates import generate_self_signed
+from tracker.publish.certificates import generate_self_signed
 
 NETWORK = "ethereum:sepolia:node"
 STAND_IN_CHAIN_ID = 11155111
@@ -34,7 +34,7 @@ def main() -> None:
 
     from ape import accounts, networks
 
-    from tracker import ens
+    from tracker.dev import ens as dev_ens
 
     with networks.parse_network_choice(NETWORK) as provider:
         if provider.chain_id != STAND_IN_CHAIN_ID:
@@ -43,10 +43,12 @@ def main() -> None:
         provider.network.config.required_confirmations = 0
         deployer = accounts.test_accounts[0]
         holder = accounts.test_accounts[options.account_index]
-        installed = ens.install_local_ens(deployer)
-        ens.assign_name(deployer, options.name, str(holder.address))
-        print(f"ENS registry {installed.registry}, resolver {installed.public_resolver}, "
-              f"reverse registrar {installed.reverse_registrar}; {options.name} -> {holder.address}")
+        installed = dev_ens.install_local_ens(deployer)
+        dev_ens.assign_name(deployer, options.name, str(holder.address))
+        print(
+            f"ENS registry {installed.registry}, resolver {installed.public_resolver}, "
+            f"reverse registrar {installed.reverse_registrar}; {options.name} -> {holder.address}"
+        )
     write_certificate(options.cert_out, options.host)
 
 

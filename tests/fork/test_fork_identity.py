@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from tracker import certificates, ens
-from tracker.contract import TrackerContract
-from tracker.documents import sha256_hex
-from tracker.identity import IdentityRequest, recorded_tracker, set_up_identity
+from tracker.chain.contract import TrackerContract
+from tracker.documents.ids import sha256_hex
+from tracker.identity import ens
+from tracker.identity.deploy import IdentityRequest, recorded_tracker, set_up_identity
+from tracker.publish import certificates
 
 SEPOLIA_CHAIN_ID = 11155111
 

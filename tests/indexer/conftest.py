@@ -12,8 +12,9 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,10 +23,10 @@ from eth_account.messages import encode_defunct
 from eth_utils import keccak
 from web3 import HTTPProvider, Web3
 
-from tracker.documents import sha256_hex
-from tracker.indexer_db import drop_schema
-from tracker.indexer_rpc import JsonRpc
-from tracker.services import free_port
+from tracker.chain.rpc import JsonRpc
+from tracker.dev.services import free_port
+from tracker.documents.ids import sha256_hex
+from tracker.indexer.store import drop_schema
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -184,9 +185,7 @@ def _produce_every_event(tracker: TrackerOnAnvil) -> Story:
     owner_txs.append(tracker.send("setOperator", tracker.accounts[2], True).transactionHash)
     owner_txs.append(tracker.send("registerClientId", "acme-tracker").transactionHash)
     fingerprint = b32("certificate")
-    owner_txs.append(
-        tracker.send("registerCertificate", fingerprint, tracker.sign(0, fingerprint)).transactionHash
-    )
+    owner_txs.append(tracker.send("registerCertificate", fingerprint, tracker.sign(0, fingerprint)).transactionHash)
     end_document = b32("end")
     owner_txs.append(tracker.send("terminateInstance", instance, end_document).transactionHash)
     owner_txs.append(tracker.send("transferInstance", instance, tracker.accounts[1]).transactionHash)
@@ -205,8 +204,18 @@ def _produce_every_event(tracker: TrackerOnAnvil) -> Story:
         "CertificateRegistered": 1,
         "StatesAnchored": 1,
     }
-    return Story(model, instance, states, end_document, root, fingerprint, bytes(execution.transactionHash),
-                 execution.blockNumber, [bytes(h) for h in owner_txs], counts)
+    return Story(
+        model,
+        instance,
+        states,
+        end_document,
+        root,
+        fingerprint,
+        bytes(execution.transactionHash),
+        execution.blockNumber,
+        [bytes(h) for h in owner_txs],
+        counts,
+    )
 
 
 @pytest.fixture

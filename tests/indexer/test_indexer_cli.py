@@ -7,13 +7,20 @@ import subprocess
 import threading
 import time
 
-from tracker.indexer import BatchReport, IndexConfig, index
+from tracker.indexer.engine import BatchReport, IndexConfig, index
 
 
 def test_follow_indexes_blocks_mined_while_polling(anvil, deployed, database_url, schema, db, label_id):
     deployed.send("registerModel", label_id("follow-model"))
-    config = IndexConfig(contract_address=deployed.address, database_url=database_url, schema=schema,
-                         from_block=deployed.deploy_block, follow=True, poll_interval=0.2, max_polls=15)
+    config = IndexConfig(
+        contract_address=deployed.address,
+        database_url=database_url,
+        schema=schema,
+        from_block=deployed.deploy_block,
+        follow=True,
+        poll_interval=0.2,
+        max_polls=15,
+    )
     reports: list[BatchReport] = []
     outcome = {}
     worker = threading.Thread(target=lambda: outcome.update(summary=index(config, anvil.rpc(), reports.append)))
@@ -21,8 +28,9 @@ def test_follow_indexes_blocks_mined_while_polling(anvil, deployed, database_url
     deadline = time.monotonic() + 30
     while not reports and time.monotonic() < deadline:
         time.sleep(0.05)
-    receipt = deployed.send("registerExecution", label_id("follow-model"), label_id("follow-instance"),
-                            [label_id("follow-state")])
+    receipt = deployed.send(
+        "registerExecution", label_id("follow-model"), label_id("follow-instance"), [label_id("follow-state")]
+    )
     worker.join(timeout=60)
 
     assert not worker.is_alive()
@@ -38,10 +46,28 @@ def test_command_json_report(anvil, deployed, database_url, schema, label_id):
     deployed.send("registerExecution", model, instance, states)
     deployed.send("registerClientId", "cli-client")
     result = subprocess.run(
-        ["ape", "run", "index", "--network", anvil.url, "--contract", deployed.address, "--database", database_url,
-         "--schema", schema, "--from-block", str(deployed.deploy_block), "--report", "--instance", instance.hex(),
-         "--json"],
-        capture_output=True, text=True, timeout=120,
+        [
+            "ape",
+            "run",
+            "index",
+            "--network",
+            anvil.url,
+            "--contract",
+            deployed.address,
+            "--database",
+            database_url,
+            "--schema",
+            schema,
+            "--from-block",
+            str(deployed.deploy_block),
+            "--report",
+            "--instance",
+            instance.hex(),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)

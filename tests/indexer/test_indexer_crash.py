@@ -16,9 +16,24 @@ STATES_PER_EXECUTION = 30
 
 def _index_command(anvil, deployed, database_url, schema) -> list[str]:
     return [
-        "ape", "run", "index", "--network", anvil.url, "--contract", deployed.address, "--database", database_url,
-        "--schema", schema, "--from-block", str(deployed.deploy_block), "--batch-blocks", "1",
-        "--max-batch-logs", "1", "--json",
+        "ape",
+        "run",
+        "index",
+        "--network",
+        anvil.url,
+        "--contract",
+        deployed.address,
+        "--database",
+        database_url,
+        "--schema",
+        schema,
+        "--from-block",
+        str(deployed.deploy_block),
+        "--batch-blocks",
+        "1",
+        "--max-batch-logs",
+        "1",
+        "--json",
     ]
 
 
@@ -75,6 +90,7 @@ def test_sigkill_mid_batch_then_restart_gives_exact_rows(anvil, deployed, databa
     assert db.execute("SELECT count(*) FROM state").fetchone()[0] == expected_states
     assert db.execute("SELECT count(*) FROM transaction").fetchone()[0] == EXECUTIONS
     assert db.execute("SELECT count(*), count(DISTINCT (instance_id, seq)) FROM state_registration").fetchone() == (
-        expected_states, expected_states
+        expected_states,
+        expected_states,
     )
     assert db.execute("SELECT block_number FROM cursor").fetchone()[0] == anvil.web3.eth.block_number

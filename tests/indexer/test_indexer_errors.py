@@ -8,11 +8,12 @@ import subprocess
 import pytest
 from eth_utils import keccak
 
+from tracker.chain.events import EventDecoder
+from tracker.chain.reader import ChainReader
+from tracker.chain.rpc import JsonRpc
 from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError, one_line
-from tracker.indexer import IndexConfig, index
-from tracker.indexer_db import DatabaseError, DatabaseLoginError, DatabaseUnreachableError
-from tracker.indexer_decode import EventDecoder
-from tracker.indexer_rpc import ChainReader, JsonRpc
+from tracker.indexer.engine import IndexConfig, index
+from tracker.indexer.store import DatabaseError, DatabaseLoginError, DatabaseUnreachableError
 
 STATE_REGISTERED = keccak(text="StateRegistered(bytes32,bytes32,uint256)")
 UNKNOWN_EVENT = keccak(text="Unknown()")
@@ -40,7 +41,10 @@ def emitter(anvil) -> str:
 
 def _run_index(*arguments: str, **environment: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["ape", "run", "index", *arguments], capture_output=True, text=True, timeout=120,
+        ["ape", "run", "index", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, **environment},
     )
 
@@ -93,8 +97,9 @@ def test_address_without_code(anvil, database_url, schema):
 
 def test_network_without_the_contract(anvil, database_url, schema, tmp_path):
     # A project directory with no recorded deployment: nothing to index on this chain.
-    result = _run_index("--network", anvil.url, "--database", database_url, "--schema", schema,
-                        TRACKER_PROJECT=str(tmp_path))
+    result = _run_index(
+        "--network", anvil.url, "--database", database_url, "--schema", schema, TRACKER_PROJECT=str(tmp_path)
+    )
     assert result.returncode == 1
     assert _error_line(result) == (
         "Error: no InstanceTracker recorded for chain id 31337: run `ape run deploy` on this network "
@@ -118,8 +123,10 @@ def test_in_process_chain_has_no_json_rpc(chain):
     [
         ({"from_block": 10, "to_block": 5}, "--to-block 5 is before --from-block 10"),
         ({"from_block": -1}, "--from-block must be >= 0, got -1"),
-        ({"schema": "Bad-Name"}, "invalid schema name 'Bad-Name': use lowercase letters, digits and _, "
-                                 "starting with a letter or _"),
+        (
+            {"schema": "Bad-Name"},
+            "invalid schema name 'Bad-Name': use lowercase letters, digits and _, starting with a letter or _",
+        ),
     ],
 )
 def test_bad_options(anvil, deployed, database_url, schema, overrides, message):
@@ -186,8 +193,9 @@ def test_schema_with_a_conflicting_table(anvil, deployed, database_url, schema):
 
 
 def test_batch_blocks_beyond_the_largest_range(anvil, deployed, database_url, schema):
-    config = IndexConfig(contract_address=deployed.address, database_url=database_url, schema=schema,
-                         batch_blocks=1_000_000)
+    config = IndexConfig(
+        contract_address=deployed.address, database_url=database_url, schema=schema, batch_blocks=1_000_000
+    )
     with pytest.raises(ConfigurationError) as raised:
         index(config, anvil.rpc())
     assert str(raised.value) == "--batch-blocks must be between 1 and 100000, got 1000000"

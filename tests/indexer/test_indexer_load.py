@@ -9,8 +9,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tracker.indexer import IndexConfig, index, report
-from tracker.indexer_db import Store, migrate
+from tracker.indexer.engine import IndexConfig, index, report
+from tracker.indexer.store import Store, migrate
 
 
 def config_for(deployed, database_url, schema, **overrides) -> IndexConfig:
@@ -30,15 +30,18 @@ def test_every_event_lands_in_its_tables(anvil, deployed, produce_every_event, d
     assert db.execute("SELECT count(*) FROM instance").fetchone()[0] == 2
     assert db.execute("SELECT count(*) FROM state").fetchone()[0] == 5
     owner, other = (bytes.fromhex(a[2:].lower()) for a in deployed.accounts[:2])
-    rows = db.execute(
-        "SELECT instance_id, state_id, seq FROM state_registration ORDER BY instance_id, seq"
-    ).fetchall()
+    rows = db.execute("SELECT instance_id, state_id, seq FROM state_registration ORDER BY instance_id, seq").fetchall()
     assert [(bytes(i), bytes(s), q) for i, s, q in rows if bytes(i) == story.instance] == [
         (story.instance, state, seq) for seq, state in enumerate(story.states)
     ]
-    transition = db.execute("SELECT pre_state_id, post_state_id, pre_seq, post_seq FROM transition_registration").fetchone()
+    transition = db.execute(
+        "SELECT pre_state_id, post_state_id, pre_seq, post_seq FROM transition_registration"
+    ).fetchone()
     assert (bytes(transition[0]), bytes(transition[1]), transition[2], transition[3]) == (
-        story.states[1], story.states[2], 1, 2
+        story.states[1],
+        story.states[2],
+        1,
+        2,
     )
     end = db.execute("SELECT instance_id, end_document_id, state_count FROM termination").fetchone()
     assert (bytes(end[0]), bytes(end[1]), end[2]) == (story.instance, story.end_document, 4)
@@ -47,7 +50,9 @@ def test_every_event_lands_in_its_tables(anvil, deployed, produce_every_event, d
     assert (bytes(cert[0]), bytes(cert[1]), cert[2]) == (owner, story.fingerprint, 65)
     assert db.execute("SELECT from_owner, to_owner FROM instance_transfer").fetchone() == (owner, other)
     assert db.execute("SELECT owner, operator, approved FROM operator_change").fetchone() == (
-        owner, bytes.fromhex(deployed.accounts[2][2:].lower()), True
+        owner,
+        bytes.fromhex(deployed.accounts[2][2:].lower()),
+        True,
     )
     assert db.execute("SELECT client_id FROM client WHERE address = %s", [owner]).fetchone() == ("acme-tracker",)
     fee_ok = db.execute("SELECT bool_and(fee_wei = gas_used * effective_gas_price AND gas_used > 0) FROM transaction")
@@ -73,7 +78,10 @@ def test_views_give_protocol_and_aggregates(anvil, deployed, produce_every_event
     assert len(result.models) == 1
     model = result.models[0]
     assert (model["model_id"], model["instances"], model["terminated_instances"], model["states"]) == (
-        story.model.hex(), 2, 1, 5
+        story.model.hex(),
+        2,
+        1,
+        5,
     )
     assert model["max_duration"] >= model["min_duration"] >= timedelta(0)
     by_client = {row["client_address"]: row for row in result.clients}
@@ -117,8 +125,15 @@ def test_small_batches_and_block_bounds(anvil, deployed, produce_every_event, da
     story = produce_every_event(deployed)
     head = anvil.web3.eth.block_number
     middle = story.execution_block
-    config = config_for(deployed, database_url, schema, from_block=deployed.deploy_block, to_block=middle,
-                        batch_blocks=1, max_batch_logs=1)
+    config = config_for(
+        deployed,
+        database_url,
+        schema,
+        from_block=deployed.deploy_block,
+        to_block=middle,
+        batch_blocks=1,
+        max_batch_logs=1,
+    )
     partial = index(config, anvil.rpc())
     assert partial.last_block == middle
     assert db.execute("SELECT block_number FROM cursor").fetchone()[0] == middle
@@ -141,8 +156,9 @@ def test_confirmations_stay_behind_head(anvil, deployed, produce_every_event, da
 def test_two_contracts_share_one_schema(anvil, deployed, deploy_tracker, database_url, schema, db, label_id):
     second = deploy_tracker()
     deployed.send("registerExecution", label_id("shared-model"), label_id("first-instance"), [label_id("s1")])
-    second.send("registerExecution", label_id("shared-model"), label_id("second-instance"),
-                [label_id("s2"), label_id("s3")])
+    second.send(
+        "registerExecution", label_id("shared-model"), label_id("second-instance"), [label_id("s2"), label_id("s3")]
+    )
     first_summary = index(config_for(deployed, database_url, schema), anvil.rpc())
     second_summary = index(config_for(second, database_url, schema), anvil.rpc())
 
@@ -160,14 +176,17 @@ def test_two_contracts_share_one_schema(anvil, deployed, deploy_tracker, databas
     assert [(c["transactions"], c["instances"], c["states"]) for c in second_report.clients] == [(1, 1, 2)]
 
 
-def test_role_without_replication_privilege_keeps_row_triggers(anvil, deployed, produce_every_event, database_url,
-                                                              schema, db):
+def test_role_without_replication_privilege_keeps_row_triggers(
+    anvil, deployed, produce_every_event, database_url, schema, db
+):
     # A plain role may not set session_replication_role: Postgres's own per-row checks then run.
     role = f"{schema}_role"
     with psycopg.connect(database_url, autocommit=True) as admin:
         database = admin.info.dbname
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        admin.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(role))
+        )
     try:
         story = produce_every_event(deployed)
         url = make_conninfo(**{**conninfo_to_dict(database_url), "user": role})
@@ -214,10 +233,15 @@ def test_two_chains_share_one_schema(anvil, deployed, second_chain, database_url
 
 def test_two_indexers_of_one_contract_at_once(anvil, deployed, database_url, schema, db, label_id):
     for number in range(8):
-        deployed.send("registerExecution", label_id("race-model"), label_id(f"race-{number}"),
-                      [label_id(f"race-{number}-{i}") for i in range(5)])
-    config = config_for(deployed, database_url, schema, from_block=deployed.deploy_block, batch_blocks=1,
-                        max_batch_logs=1)
+        deployed.send(
+            "registerExecution",
+            label_id("race-model"),
+            label_id(f"race-{number}"),
+            [label_id(f"race-{number}-{i}") for i in range(5)],
+        )
+    config = config_for(
+        deployed, database_url, schema, from_block=deployed.deploy_block, batch_blocks=1, max_batch_logs=1
+    )
     index(config_for(deployed, database_url, schema, to_block=deployed.deploy_block), anvil.rpc())  # migrate once
     summaries = []
     workers = [threading.Thread(target=lambda: summaries.append(index(config, anvil.rpc()))) for _ in range(2)]

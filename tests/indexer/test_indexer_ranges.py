@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 import requests
 
-from tracker.indexer import IndexConfig, index
-from tracker.indexer_rpc import JsonRpc
+from tracker.chain.rpc import JsonRpc
+from tracker.indexer.engine import IndexConfig, index
 
 MAX_RANGE = 4
 
@@ -38,12 +38,18 @@ class RangeLimitedRelay:
                     width = int(request["params"][0]["toBlock"], 16) - int(request["params"][0]["fromBlock"], 16) + 1
                     if width > MAX_RANGE:
                         relay.refused.append(width)
-                        answer = {"jsonrpc": "2.0", "id": request["id"],
-                                  "error": {"code": -32005, "message": f"query exceeds max block range {MAX_RANGE}"}}
+                        answer = {
+                            "jsonrpc": "2.0",
+                            "id": request["id"],
+                            "error": {"code": -32005, "message": f"query exceeds max block range {MAX_RANGE}"},
+                        }
                         return self._send(json.dumps(answer).encode())
                     relay.served.append(width)
-                self._send(requests.post(relay.upstream, data=body, headers={"Content-Type": "application/json"},
-                                         timeout=30).content)
+                self._send(
+                    requests.post(
+                        relay.upstream, data=body, headers={"Content-Type": "application/json"}, timeout=30
+                    ).content
+                )
 
             def _send(self, payload: bytes) -> None:
                 self.send_response(200)
@@ -69,11 +75,18 @@ def relay(anvil) -> Iterator[RangeLimitedRelay]:
 
 def test_refused_ranges_shrink_and_stay_below_the_limit(relay, anvil, deployed, database_url, schema, db, label_id):
     for number in range(6):
-        deployed.send("registerExecution", label_id("range-model"), label_id(f"range-{number}"), [label_id(f"r-{number}")])
+        deployed.send(
+            "registerExecution", label_id("range-model"), label_id(f"range-{number}"), [label_id(f"r-{number}")]
+        )
     anvil.mine(100)
     head = anvil.web3.eth.block_number
-    config = IndexConfig(contract_address=deployed.address, database_url=database_url, schema=schema,
-                         from_block=deployed.deploy_block, batch_blocks=64)
+    config = IndexConfig(
+        contract_address=deployed.address,
+        database_url=database_url,
+        schema=schema,
+        from_block=deployed.deploy_block,
+        batch_blocks=64,
+    )
 
     summary = index(config, JsonRpc.from_uri(relay.url))
 

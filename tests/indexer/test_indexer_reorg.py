@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracker.indexer import IndexConfig, index
+from tracker.indexer.engine import IndexConfig, index
 
 
 def _instances(db) -> set[bytes]:
@@ -10,8 +10,9 @@ def _instances(db) -> set[bytes]:
 
 
 def test_reorg_is_rolled_back_and_reindexed(anvil, deployed, database_url, schema, db, label_id):
-    config = IndexConfig(contract_address=deployed.address, database_url=database_url, schema=schema,
-                         from_block=deployed.deploy_block)
+    config = IndexConfig(
+        contract_address=deployed.address, database_url=database_url, schema=schema, from_block=deployed.deploy_block
+    )
     model = label_id("reorg-model")
     deployed.send("registerExecution", model, label_id("kept"), [label_id("kept-0"), label_id("kept-1")])
     fork_block = anvil.web3.eth.block_number
@@ -44,8 +45,9 @@ def test_reorg_is_rolled_back_and_reindexed(anvil, deployed, database_url, schem
 
 
 def test_chain_shorter_than_the_cursor_is_a_reorg(anvil, deployed, database_url, schema, db, label_id):
-    config = IndexConfig(contract_address=deployed.address, database_url=database_url, schema=schema,
-                         from_block=deployed.deploy_block)
+    config = IndexConfig(
+        contract_address=deployed.address, database_url=database_url, schema=schema, from_block=deployed.deploy_block
+    )
     deployed.send("registerModel", label_id("short-model"))
     snapshot = anvil.snapshot()
     deployed.send("registerModel", label_id("orphan-model"))

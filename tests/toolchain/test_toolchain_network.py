@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tracker.cli import normalize_network_choice
+from tracker.cli.options import normalize_network_choice
 
 
 @pytest.mark.parametrize(

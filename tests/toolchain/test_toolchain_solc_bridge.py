@@ -7,7 +7,6 @@ import re
 import subprocess
 from pathlib import Path
 
-
 LIBRARY = """// SPDX-License-Identifier: MIT
 pragma solidity ^0.8.0;
 library Numbers { function one() internal pure returns (uint256) { return 1; } }
@@ -53,7 +52,6 @@ def test_version_answers_in_native_format(solc_bridge, solc_version):
 
 def test_py_solc_x_sees_the_bridge_as_an_installed_compiler(solc_bridge, solc_version):
     import solcx
-
     from solcx.install import get_executable
     from solcx.wrapper import get_solc_version
 

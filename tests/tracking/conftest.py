@@ -4,15 +4,15 @@ directory and a state directory per test."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import boto3
 import pytest
 from moto import mock_aws
-
-from tracker.publish import DirectoryPublisher
 from tracking_helpers import REGION, create_machine
+
+from tracker.publish.targets import DirectoryPublisher
 
 
 @pytest.fixture

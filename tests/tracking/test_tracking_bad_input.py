@@ -2,20 +2,21 @@
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from tracking_helpers import SUCCEEDING_STATES, run_execution
 
-from tracker.contract import TrackerContract
-from tracker.errors import ContractNotFoundError
-from tracker.retry import RetryPolicy, is_transient, with_retry
-from tracker.stepfunctions import (
-    HistorySource,
+from tracker.aws.errors import (
     MalformedArnError,
     MalformedDefinitionError,
     NoStateMachinesError,
-    Selection,
     StateMachineNotFoundError,
 )
-from tracker.tracking import InsufficientFundsError, TrackConfig, track
-from tracking_helpers import SUCCEEDING_STATES, run_execution
+from tracker.aws.executions import Selection
+from tracker.aws.history import HistorySource
+from tracker.chain.contract import TrackerContract
+from tracker.errors import ContractNotFoundError
+from tracker.retry import RetryPolicy, is_transient, with_retry
+from tracker.tracking.config import TrackConfig
+from tracker.tracking.engine import InsufficientFundsError, track
 
 MISSING_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:missing"
 
@@ -60,7 +61,9 @@ def test_a_malformed_definition(aws, machine, tracker, publisher, state_dir):
     # as a broken or hostile endpoint could answer.
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-    stepfunctions_parser_backends["123456789012"]["us-east-1"].describe_state_machine(machine).definition = '{"Comment": "half'
+    stepfunctions_parser_backends["123456789012"]["us-east-1"].describe_state_machine(
+        machine
+    ).definition = '{"Comment": "half'
     with pytest.raises(MalformedDefinitionError) as error:
         track(TrackConfig(state_dir=state_dir), HistorySource(aws, Selection((machine,))), tracker, publisher)
     assert str(error.value).startswith(f"state machine {machine} has a malformed definition: not JSON (")
@@ -73,7 +76,9 @@ def test_no_contract_deployed_at_the_address(owner):
     assert str(error.value).startswith("no contract code at 0x00000000000000000000000000000000000000AA on chain id ")
 
 
-def test_an_account_without_funds_stops_then_the_next_run_completes(aws, machine, contract, owner, accounts, publisher, state_dir):
+def test_an_account_without_funds_stops_then_the_next_run_completes(
+    aws, machine, contract, owner, accounts, publisher, state_dir
+):
     poor = accounts.generate_test_account()
     if poor.balance:
         owner.transfer(poor, 0)  # keeps the account known to the chain
@@ -93,7 +98,9 @@ def test_an_account_without_funds_stops_then_the_next_run_completes(aws, machine
 
 
 def test_transient_faults_are_retried_and_permanent_ones_are_not():
-    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetExecutionHistory")
+    throttled = ClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetExecutionHistory"
+    )
     denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetExecutionHistory")
     assert is_transient(throttled)
     assert is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
@@ -119,7 +126,7 @@ def test_transient_faults_are_retried_and_permanent_ones_are_not():
 
 
 def test_states_registered_with_other_documents_are_refused(aws, machine, tracker, publisher, tmp_path):
-    from tracker.tracking import TraceDivergedError
+    from tracker.tracking.engine import TraceDivergedError
 
     run_execution(aws, machine, "diverge-1", {"ok": True})
     source = HistorySource(aws, Selection((machine,)))
@@ -133,7 +140,8 @@ def test_states_registered_with_other_documents_are_refused(aws, machine, tracke
 
 
 def test_an_instance_registered_by_another_account(aws, machine, contract, tracker, other, publisher, state_dir):
-    from tracker.tracking import InstanceNotOwnedError, build_documents
+    from tracker.tracking.build import build_documents
+    from tracker.tracking.engine import InstanceNotOwnedError
 
     arn = run_execution(aws, machine, "theirs-1", {"ok": True})
     source = HistorySource(aws, Selection((machine,)))
@@ -163,7 +171,9 @@ def test_a_since_that_is_neither_a_duration_nor_a_time():
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.since_millis("2026-01-02T03:04:05Z") == 1767323045000
-    with pytest.raises(ConfigurationError, match=r"^--since 'yesterday': expected a duration like 30m, 2h, 7d or an ISO time$"):
+    with pytest.raises(
+        ConfigurationError, match=r"^--since 'yesterday': expected a duration like 30m, 2h, 7d or an ISO time$"
+    ):
         script.since_millis("yesterday")
 
 
@@ -176,7 +186,9 @@ def test_a_throttled_poll_is_retried_and_completes(aws, machine, tracker, publis
         # AWS answering "Rate exceeded" before the call reaches it (botocore's own retries are past)
         if len(refusals) < 2:
             refusals.append(1)
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetExecutionHistory")
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetExecutionHistory"
+            )
 
     source.client.meta.events.register("before-call.sfn.GetExecutionHistory", throttle_twice)
     config = TrackConfig(state_dir=state_dir, retry=RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05))

@@ -14,13 +14,14 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+from tracking_helpers import FAILING_STATES, SUCCEEDING_STATES, create_machine, run_execution
 from web3 import Web3
 
-from tracker.checkpoints import store_path
-from tracker.services import free_port
-from tracker.stepfunctions import HistorySource, Selection
-from tracker.tracking import build_documents
-from tracking_helpers import FAILING_STATES, SUCCEEDING_STATES, create_machine, run_execution
+from tracker.aws.executions import Selection
+from tracker.aws.history import HistorySource
+from tracker.dev.services import free_port
+from tracker.tracking.build import build_documents
+from tracker.tracking.checkpoints import store_path
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -44,13 +45,16 @@ def moto_server():
     port = free_port()
     process = subprocess.Popen(
         [str(VENV_BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: requests.get(f"{url}/moto-api/").ok, 30, "moto server start")
         # the server-side switch for what mock_aws(config=...) does in-process
-        requests.post(f"{url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}).raise_for_status()
+        requests.post(
+            f"{url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}
+        ).raise_for_status()
         yield url
     finally:
         process.terminate()
@@ -63,14 +67,17 @@ def anvil(project):
     # one block per second, so that a run spans several blocks and can be killed between batches
     process = subprocess.Popen(
         [str(VENV_BIN / "anvil"), "--port", str(port), "--block-time", "1", "--silent"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         web3 = Web3(Web3.HTTPProvider(url))
         wait_until(web3.is_connected, 30, "anvil start")
         contract_type = project.InstanceTracker.contract_type
-        tx = web3.eth.send_transaction({"from": web3.eth.accounts[0], "data": contract_type.deployment_bytecode.bytecode})
+        tx = web3.eth.send_transaction(
+            {"from": web3.eth.accounts[0], "data": contract_type.deployment_bytecode.bytecode}
+        )
         address = web3.eth.wait_for_transaction_receipt(tx, timeout=30)["contractAddress"]
         abi = [item.model_dump(mode="json", by_alias=True) for item in contract_type.abi]
         yield url, web3.eth.contract(address=address, abi=abi)
@@ -82,8 +89,11 @@ def anvil(project):
 @pytest.fixture
 def aws_server(moto_server, monkeypatch):
     for key, value in {
-        "AWS_ENDPOINT_URL": moto_server, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
     }.items():
         monkeypatch.setenv(key, value)
     requests.post(f"{moto_server}/moto-api/reset").raise_for_status()
@@ -92,8 +102,20 @@ def aws_server(moto_server, monkeypatch):
 
 def tracker_command(anvil_url: str, address: str, tmp_path: Path, *extra: str) -> list[str]:
     return [
-        str(VENV_BIN / "ape"), "run", "track_execution", "--network", anvil_url, "--account", "TEST::0",
-        "--contract", address, "--publish", str(tmp_path / "protocol"), "--state-dir", str(tmp_path / "state"), *extra,
+        str(VENV_BIN / "ape"),
+        "run",
+        "track_execution",
+        "--network",
+        anvil_url,
+        "--account",
+        "TEST::0",
+        "--contract",
+        address,
+        "--publish",
+        str(tmp_path / "protocol"),
+        "--state-dir",
+        str(tmp_path / "state"),
+        *extra,
     ]
 
 
@@ -128,7 +150,9 @@ def test_killed_between_batches_then_rerun_registers_exactly_once(aws_server, an
     done_before, states_before = checkpoints(), checkpointed_states()
     assert 2 <= done_before < EXECUTIONS, "the kill must land between batches"
 
-    rerun = subprocess.run([*command, "--json"], cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=180)
+    rerun = subprocess.run(
+        [*command, "--json"], cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=180
+    )
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
     assert summary["executions"] == EXECUTIONS
@@ -153,7 +177,9 @@ def test_killed_between_batches_then_rerun_registers_exactly_once(aws_server, an
         assert [e["state_hash"] for e in protocol["instance_protocol"]] == docs.state_ids
     assert seen == sorted(wanted)
 
-    again = subprocess.run([*command, "--json"], cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=180)
+    again = subprocess.run(
+        [*command, "--json"], cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=180
+    )
     assert json.loads(again.stdout)["transactions"] == 0
 
 
@@ -161,7 +187,12 @@ def test_no_contract_at_the_address_is_one_line(aws_server, anvil, tmp_path):
     anvil_url, _ = anvil
     empty = "0x00000000000000000000000000000000000000aA"
     result = subprocess.run(
-        tracker_command(anvil_url, empty, tmp_path), cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=120
+        tracker_command(anvil_url, empty, tmp_path),
+        cwd=ROOT,
+        env=tracker_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
@@ -172,8 +203,12 @@ def test_no_contract_at_the_address_is_one_line(aws_server, anvil, tmp_path):
 def test_a_malformed_arn_is_one_line(aws_server, anvil, tmp_path):
     anvil_url, contract = anvil
     result = subprocess.run(
-        tracker_command(anvil_url, contract.address, tmp_path, "orders"), cwd=ROOT, env=tracker_env(),
-        capture_output=True, text=True, timeout=120,
+        tracker_command(anvil_url, contract.address, tmp_path, "orders"),
+        cwd=ROOT,
+        env=tracker_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
@@ -193,8 +228,12 @@ def test_follow_picks_up_a_new_execution_and_ctrl_c_ends_after_the_batch(aws_ser
         with sqlite3.connect(store) as db:
             return sum(json.loads(body)["terminated"] for (body,) in db.execute("SELECT body FROM checkpoints"))
 
-    command = tracker_command(anvil_url, contract.address, tmp_path, machine, "--follow", "--poll-interval", "0.5", "--json")
-    follower = subprocess.Popen(command, cwd=ROOT, env=tracker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = tracker_command(
+        anvil_url, contract.address, tmp_path, machine, "--follow", "--poll-interval", "0.5", "--json"
+    )
+    follower = subprocess.Popen(
+        command, cwd=ROOT, env=tracker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_until(lambda: terminated() == 1, 90, "the first execution tracked")
         run_execution(aws_server, machine, "follow-b", {"ok": False})

@@ -3,12 +3,16 @@
 import json
 
 import pytest
-
-from tracker.checkpoints import CheckpointStore, store_path
-from tracker.documents import chain_head, id_to_bytes32, sha256_hex
-from tracker.stepfunctions import HistorySource, Selection
-from tracker.tracking import TrackConfig, build_documents, track
 from tracking_helpers import FAILING_STATES, SUCCEEDING_STATES, branch_order_ignored, run_execution
+
+from tracker.aws.executions import Selection
+from tracker.aws.history import HistorySource
+from tracker.documents.facts import chain_head
+from tracker.documents.ids import id_to_bytes32, sha256_hex
+from tracker.tracking.build import build_documents
+from tracker.tracking.checkpoints import CheckpointStore, store_path
+from tracker.tracking.config import TrackConfig
+from tracker.tracking.engine import track
 
 
 def documents_of(source, execution_arn):
@@ -16,7 +20,9 @@ def documents_of(source, execution_arn):
     return build_documents(source.load(ref))
 
 
-def test_history_source_registers_and_publishes_everything(aws, machine, tracker, publisher, state_dir, read_protocol, tmp_path):
+def test_history_source_registers_and_publishes_everything(
+    aws, machine, tracker, publisher, state_dir, read_protocol, tmp_path
+):
     ok = run_execution(aws, machine, "ok-1", {"ok": True})
     bad = run_execution(aws, machine, "bad-1", {"ok": False})
     source = HistorySource(aws, Selection((machine,)))
@@ -50,7 +56,12 @@ def test_history_source_registers_and_publishes_everything(aws, machine, tracker
             body = (tmp_path / "protocol" / "documents" / f"{entry['state_hash']}.json").read_bytes()
             assert sha256_hex(body) == entry["state_hash"]
     failed_end = json.loads(
-        (tmp_path / "protocol" / "documents" / f"{read_protocol(documents_of(source, bad).instance_id)['end_hash']}.json").read_text()
+        (
+            tmp_path
+            / "protocol"
+            / "documents"
+            / f"{read_protocol(documents_of(source, bad).instance_id)['end_hash']}.json"
+        ).read_text()
     )
     assert failed_end["error"] == "OrderRejected"
 
@@ -72,7 +83,9 @@ def test_state_documents_are_hash_chained_and_carry_digests_unless_data_is_inclu
     assert with_data.instance_id == plain.instance_id  # the instance never depends on the option
 
 
-def test_rerun_without_checkpoints_sends_nothing_and_recovers_the_protocol(aws, machine, tracker, publisher, tmp_path, read_protocol):
+def test_rerun_without_checkpoints_sends_nothing_and_recovers_the_protocol(
+    aws, machine, tracker, publisher, tmp_path, read_protocol
+):
     arn = run_execution(aws, machine, "again-1", {"ok": True})
     source = HistorySource(aws, Selection((machine,)))
     track(TrackConfig(state_dir=tmp_path / "first"), source, tracker, publisher)
@@ -105,21 +118,29 @@ def test_anchor_mode_puts_a_poll_under_one_root_and_proofs_check_against_the_con
         for entry in protocol["instance_protocol"]:
             assert entry["merkle_root"] == root
             valid, submitter = tracker.contract.verifyAnchoredState(
-                id_to_bytes32(root), id_to_bytes32(docs.instance_id), id_to_bytes32(entry["state_hash"]), entry["seq"],
+                id_to_bytes32(root),
+                id_to_bytes32(docs.instance_id),
+                id_to_bytes32(entry["state_hash"]),
+                entry["seq"],
                 [id_to_bytes32(p) for p in entry["merkle_proof"]],
             )
             assert valid and submitter == tracker.sender.address
         # a wrong seq must not verify
         entry = protocol["instance_protocol"][0]
         valid, _ = tracker.contract.verifyAnchoredState(
-            id_to_bytes32(root), id_to_bytes32(docs.instance_id), id_to_bytes32(entry["state_hash"]), entry["seq"] + 1,
+            id_to_bytes32(root),
+            id_to_bytes32(docs.instance_id),
+            id_to_bytes32(entry["state_hash"]),
+            entry["seq"] + 1,
             [id_to_bytes32(p) for p in entry["merkle_proof"]],
         )
         assert not valid
     assert track(TrackConfig(mode="anchor", state_dir=state_dir), source, tracker, publisher).transactions == 0
 
 
-def test_anchor_sent_but_not_checkpointed_is_settled_from_the_chain(aws, machine, tracker, publisher, state_dir, read_protocol):
+def test_anchor_sent_but_not_checkpointed_is_settled_from_the_chain(
+    aws, machine, tracker, publisher, state_dir, read_protocol
+):
     arn = run_execution(aws, machine, "journal-1", {"ok": True})
     source = HistorySource(aws, Selection((machine,)))
     track(TrackConfig(mode="anchor", state_dir=state_dir), source, tracker, publisher)
@@ -128,10 +149,13 @@ def test_anchor_sent_but_not_checkpointed_is_settled_from_the_chain(aws, machine
     # Rewind the checkpoint to "anchor journalled, transaction sent, checkpoint not written".
     path = store_path(state_dir, tracker.contract.chain_manager.chain_id, tracker.address)
     store = CheckpointStore(path)
-    from tracker.checkpoints import Checkpoint, PendingAnchor, RegisteredState
+    from tracker.tracking.checkpoints import Checkpoint, PendingAnchor, RegisteredState
 
     checkpoint = store.load_all()[arn]
-    states = [RegisteredState(s.state_id, s.seq, 0, "", 0, s.client_address, s.merkle_root, s.merkle_proof) for s in checkpoint.states]
+    states = [
+        RegisteredState(s.state_id, s.seq, 0, "", 0, s.client_address, s.merkle_root, s.merkle_proof)
+        for s in checkpoint.states
+    ]
     store.add_pending(PendingAnchor(original["instance_protocol"][0]["merkle_root"], len(states), {arn: states}))
     store.commit([Checkpoint(arn, checkpoint.model_id, checkpoint.instance_id, instance_registered=True)])
     store.close()
@@ -160,12 +184,18 @@ def test_follow_mode_picks_up_a_new_execution(aws, machine, tracker, publisher, 
 def test_a_running_execution_registers_its_exited_states_then_the_rest(aws, tracker, publisher, state_dir):
     from tracking_helpers import create_machine
 
-    slow = create_machine(aws, "slow", {
-        "StartAt": "First", "States": {
-            "First": {"Type": "Pass", "Next": "Hold"},
-            "Hold": {"Type": "Wait", "Seconds": 3, "Next": "Last"},
-            "Last": {"Type": "Succeed"},
-        }})
+    slow = create_machine(
+        aws,
+        "slow",
+        {
+            "StartAt": "First",
+            "States": {
+                "First": {"Type": "Pass", "Next": "Hold"},
+                "Hold": {"Type": "Wait", "Seconds": 3, "Next": "Last"},
+                "Last": {"Type": "Succeed"},
+            },
+        },
+    )
     arn = run_execution(aws, slow, "slow-1", {}, wait=False)
     source = HistorySource(aws, Selection((slow,)))
     import time
@@ -185,7 +215,7 @@ def test_a_running_execution_registers_its_exited_states_then_the_rest(aws, trac
 
 
 def test_publishing_to_s3(aws, machine, tracker, state_dir):
-    from tracker.publish import open_target
+    from tracker.publish.targets import open_target
 
     aws.client("s3").create_bucket(Bucket="protocols")
     arn = run_execution(aws, machine, "s3-1", {"ok": True})
@@ -204,13 +234,17 @@ def test_publishing_to_s3(aws, machine, tracker, state_dir):
 
 def test_a_publish_target_that_is_neither_a_directory_nor_s3():
     from tracker.errors import ConfigurationError
-    from tracker.publish import open_target
+    from tracker.publish.targets import open_target
 
-    with pytest.raises(ConfigurationError, match=r"^publish target 'ftp://x/y': expected a directory or s3://bucket/prefix$"):
+    with pytest.raises(
+        ConfigurationError, match=r"^publish target 'ftp://x/y': expected a directory or s3://bucket/prefix$"
+    ):
         open_target("ftp://x/y")
 
 
-def test_one_transaction_per_state_mode_matches_the_prototype(aws, machine, tracker, publisher, state_dir, read_protocol):
+def test_one_transaction_per_state_mode_matches_the_prototype(
+    aws, machine, tracker, publisher, state_dir, read_protocol
+):
     arn = run_execution(aws, machine, "per-state-1", {"ok": False})
     source = HistorySource(aws, Selection((machine,)))
     summary = track(TrackConfig(mode="per-state", state_dir=state_dir), source, tracker, publisher)
@@ -227,12 +261,18 @@ def test_anchor_mode_across_polls_adds_a_root_per_poll(aws, tracker, publisher, 
 
     from tracking_helpers import create_machine
 
-    slow = create_machine(aws, "slow-anchor", {
-        "StartAt": "First", "States": {
-            "First": {"Type": "Pass", "Next": "Hold"},
-            "Hold": {"Type": "Wait", "Seconds": 3, "Next": "Last"},
-            "Last": {"Type": "Succeed"},
-        }})
+    slow = create_machine(
+        aws,
+        "slow-anchor",
+        {
+            "StartAt": "First",
+            "States": {
+                "First": {"Type": "Pass", "Next": "Hold"},
+                "Hold": {"Type": "Wait", "Seconds": 3, "Next": "Last"},
+                "Last": {"Type": "Succeed"},
+            },
+        },
+    )
     arn = run_execution(aws, slow, "slow-anchor-1", {}, wait=False)
     source = HistorySource(aws, Selection((slow,)))
     deadline = time.monotonic() + 5
@@ -249,7 +289,10 @@ def test_anchor_mode_across_polls_adds_a_root_per_poll(aws, tracker, publisher, 
     assert [e["merkle_root"] for e in entries] == [first.anchors[0], second.anchors[0], second.anchors[0]]
     for entry in entries:
         valid, _ = tracker.contract.verifyAnchoredState(
-            id_to_bytes32(entry["merkle_root"]), id_to_bytes32(docs.instance_id), id_to_bytes32(entry["state_hash"]),
-            entry["seq"], [id_to_bytes32(p) for p in entry["merkle_proof"]],
+            id_to_bytes32(entry["merkle_root"]),
+            id_to_bytes32(docs.instance_id),
+            id_to_bytes32(entry["state_hash"]),
+            entry["seq"],
+            [id_to_bytes32(p) for p in entry["merkle_proof"]],
         )
         assert valid

@@ -11,16 +11,21 @@ import time
 import boto3
 import pytest
 from moto.core import set_initial_no_auth_action_count
-
-from tracker.stepfunctions import (
-    AccessDeniedError,
-    LogGroupNotFoundError,
-    LogsSource,
-    MalformedLogMessageError,
-    Selection,
+from tracking_helpers import (
+    ORDER_MACHINE,
+    SUCCEEDING_STATES,
+    branch_order_ignored,
+    create_machine,
+    history_as_log_messages,
+    put_messages,
+    run_execution,
 )
-from tracker.tracking import TrackConfig, track
-from tracking_helpers import ORDER_MACHINE, SUCCEEDING_STATES, branch_order_ignored, create_machine, history_as_log_messages, put_messages, run_execution
+
+from tracker.aws.errors import AccessDeniedError, LogGroupNotFoundError, MalformedLogMessageError
+from tracker.aws.executions import Selection
+from tracker.aws.logs import LogsSource
+from tracker.tracking.config import TrackConfig
+from tracker.tracking.engine import track
 
 GROUP = "/aws/vendedlogs/states/orders-express"
 
@@ -32,9 +37,15 @@ def express(aws):
     logs.create_log_group(logGroupName=GROUP)
     group_arn = f"arn:aws:logs:us-east-1:123456789012:log-group:{GROUP}:*"
     machine = create_machine(
-        aws, "orders-express", ORDER_MACHINE, type="EXPRESS",
-        loggingConfiguration={"level": "ALL", "includeExecutionData": True,
-                              "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": group_arn}}]},
+        aws,
+        "orders-express",
+        ORDER_MACHINE,
+        type="EXPRESS",
+        loggingConfiguration={
+            "level": "ALL",
+            "includeExecutionData": True,
+            "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": group_arn}}],
+        },
     )
     twin = create_machine(aws, "orders-twin")
     return machine, twin
@@ -71,7 +82,7 @@ def test_logs_out_of_order_and_duplicated_events_are_ordered_held_and_registered
     assert held.states_registered + done.states_registered == len(SUCCEEDING_STATES)
 
     ref = source.list_executions()[0]
-    from tracker.tracking import build_documents
+    from tracker.tracking.build import build_documents
 
     docs = build_documents(source.load(ref))
     assert branch_order_ignored([json.loads(d.content)["state_name"] for d in docs.states]) == SUCCEEDING_STATES
@@ -97,7 +108,9 @@ def test_a_malformed_log_message_is_one_clear_error(aws, express, tracker, publi
 
 def test_a_log_message_without_the_documented_fields_is_rejected(aws, express, tracker, publisher, state_dir):
     machine, _ = express
-    put_messages(aws, GROUP, "stream-odd", [json.dumps({"id": "1", "type": "ExecutionStarted"})], int(time.time() * 1000))
+    put_messages(
+        aws, GROUP, "stream-odd", [json.dumps({"id": "1", "type": "ExecutionStarted"})], int(time.time() * 1000)
+    )
     with pytest.raises(MalformedLogMessageError, match=r"lacks previous_event_id, event_timestamp, execution_arn$"):
         track(TrackConfig(state_dir=state_dir), LogsSource(aws, Selection((machine,))), tracker, publisher)
 
@@ -105,7 +118,12 @@ def test_a_log_message_without_the_documented_fields_is_rejected(aws, express, t
 def test_a_log_group_that_does_not_exist(aws, express, tracker, publisher, state_dir):
     machine, _ = express
     with pytest.raises(LogGroupNotFoundError, match=r"^log group /no/such/group does not exist$"):
-        track(TrackConfig(state_dir=state_dir), LogsSource(aws, Selection((machine,)), "/no/such/group"), tracker, publisher)
+        track(
+            TrackConfig(state_dir=state_dir),
+            LogsSource(aws, Selection((machine,)), "/no/such/group"),
+            tracker,
+            publisher,
+        )
 
 
 def test_access_denied_names_the_refused_call(aws, express, tracker, publisher, state_dir):

@@ -10,18 +10,22 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
-from tracker.certificates import sign_fingerprint
-from tracker.contract import TrackerContract
-from tracker.documents import InstanceFacts, InstanceProtocol, ProtocolEntry, StateFacts, model_document
-from tracker.server import RunningServer, serve_in_thread
+from tracker.chain.contract import TrackerContract
+from tracker.documents.facts import InstanceFacts, StateFacts, model_document
+from tracker.documents.protocol import InstanceProtocol, ProtocolEntry
+from tracker.publish.certificates import sign_fingerprint
+from tracker.publish.server import RunningServer, serve_in_thread
 
-MODEL_DEFINITION = '{"StartAt":"Hello","States":{"Hello":{"Type":"Pass","Next":"World"},"World":{"Type":"Pass","End":true}}}'
+MODEL_DEFINITION = (
+    '{"StartAt":"Hello","States":{"Hello":{"Type":"Pass","Next":"World"},"World":{"Type":"Pass","End":true}}}'
+)
 
 
 def _register_certificate(tracker: TrackerContract, account: Any, fingerprint: str) -> None:
@@ -44,13 +48,13 @@ class Execution:
 
     @property
     def instance_id(self) -> str:
-        from tracker.documents import sha256_hex
+        from tracker.documents.ids import sha256_hex
 
         return sha256_hex(self.instance)
 
     @property
     def state_ids(self) -> list[str]:
-        from tracker.documents import sha256_hex
+        from tracker.documents.ids import sha256_hex
 
         return [sha256_hex(s) for s in self.states]
 
@@ -102,7 +106,7 @@ class Published:
         return self.server.url(f"documents/{identifier}.json")
 
     def write_document(self, content: bytes, identifier: str | None = None) -> str:
-        from tracker.documents import sha256_hex
+        from tracker.documents.ids import sha256_hex
 
         identifier = identifier or sha256_hex(content)
         (self.root / "documents" / f"{identifier}.json").write_bytes(content)
@@ -179,7 +183,7 @@ def publish_anchored(
     `anchor_sender`; the protocol entries carry the root and each state's proof (anchor mode)."""
     from ape import chain
 
-    from tracker.merkle import MerkleTree, state_leaf
+    from tracker.chain.merkle import MerkleTree, state_leaf
 
     (root / "documents").mkdir(parents=True, exist_ok=True)
     tracker.send_batch([tracker.register_execution_call(execution.model_id, execution.instance_id, [])])

@@ -6,16 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from tracker.documents import sha256_hex
-from tracker.verify import (
-    CHECK_CERTIFICATE,
-    CHECK_ENS,
-    CHECK_MODEL,
-    CHECK_STATES,
-    CHECK_TLS,
-    VerifyOptions,
-    verify_protocol,
-)
+from tracker.documents.ids import sha256_hex
+from tracker.verify.report import CHECK_CERTIFICATE, CHECK_ENS, CHECK_MODEL, CHECK_STATES, CHECK_TLS, VerifyOptions
+from tracker.verify.verifier import verify_protocol
 
 FAST = VerifyOptions(timeout=2.0)
 
@@ -122,7 +115,10 @@ def test_client_address_other_than_the_owner_fails_check_2(published, other):
     checks, rows = failing(report)
     assert checks == [CHECK_STATES]
     assert rows == [
-        (0, f"client_address {str(other.address).lower()} is neither the instance owner {str(published.owner.address).lower()} nor its operator")
+        (
+            0,
+            f"client_address {str(other.address).lower()} is neither the instance owner {str(published.owner.address).lower()} nor its operator",
+        )
     ]
 
 
@@ -175,7 +171,10 @@ def test_no_certificate_registered_fails_check_5(publish, other):
     published = publish(other, register_certificate=False)
     report = verify_protocol(published.url, published.tracker, FAST)
     assert report.failed_checks == [CHECK_CERTIFICATE]
-    assert report.check(CHECK_CERTIFICATE).reason == f"{str(other.address).lower()} has registered no certificate fingerprint"
+    assert (
+        report.check(CHECK_CERTIFICATE).reason
+        == f"{str(other.address).lower()} has registered no certificate fingerprint"
+    )
 
 
 def test_server_down_fails_check_1_and_nothing_else_is_checked(published):
@@ -248,7 +247,18 @@ def test_prototype_format_without_seq_or_additions_is_read_as_is(published):
     data = published.protocol.to_json()
     prototype = {key: data[key] for key in ("model_hash", "instance_hash", "model_data", "instance_data")}
     prototype["instance_protocol"] = [
-        {key: entry[key] for key in ("event_type", "state_hash", "timestamp", "block_nr", "client_address", "transaction_hash", "state_data")}
+        {
+            key: entry[key]
+            for key in (
+                "event_type",
+                "state_hash",
+                "timestamp",
+                "block_nr",
+                "client_address",
+                "transaction_hash",
+                "state_data",
+            )
+        }
         for entry in data["instance_protocol"]
     ]
     published.write_protocol(json.dumps(prototype, indent=1).encode())
@@ -289,7 +299,9 @@ def test_anchored_states_pass_with_their_merkle_proofs(publish, owner):
 def test_a_merkle_proof_that_does_not_lead_to_the_root_fails_check_2(publish, owner):
     published = publish(owner, anchored_by=owner)
     entry = published.protocol.instance_protocol[1]
-    published.protocol.instance_protocol[1] = dataclasses.replace(entry, merkle_proof=list(reversed(entry.merkle_proof)))
+    published.protocol.instance_protocol[1] = dataclasses.replace(
+        entry, merkle_proof=list(reversed(entry.merkle_proof))
+    )
     published.write_protocol()
     report = verify_protocol(published.url, published.tracker, FAST)
     checks, rows = failing(report)
@@ -340,4 +352,7 @@ def test_an_end_claimed_for_a_running_instance_fails_check_3(published):
     _terminate(published, b'{"kind":"end","status":"SUCCEEDED"}', on_chain=False)
     report = verify_protocol(published.url, published.tracker, FAST)
     assert report.failed_checks == [CHECK_MODEL]
-    assert report.check(CHECK_MODEL).reason == "the protocol has an end document but the instance is not terminated on chain"
+    assert (
+        report.check(CHECK_MODEL).reason
+        == "the protocol has an end document but the instance is not terminated on chain"
+    )

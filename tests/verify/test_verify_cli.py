@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tracker.documents import StateFacts, sha256_hex
-from tracker.verify import VerifyOptions, follow_instance, locate_protocol
+from tracker.documents.facts import StateFacts
+from tracker.documents.ids import sha256_hex
+from tracker.verify.follow import follow_instance
+from tracker.verify.locate import locate_protocol
+from tracker.verify.report import VerifyOptions
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
@@ -72,11 +75,13 @@ def test_plain_http_url_is_refused(verify_cli):
 def test_instance_on_a_chain_without_ens_is_one_clear_error(verify_cli, published):
     result = run(verify_cli, "--instance", published.execution.instance_id, "--contract", published.tracker.address)
     assert result.exit_code == 1
-    assert result.stderr.strip() == "Error: no ENS registry on this network: give the protocol URL instead of --instance"
+    assert (
+        result.stderr.strip() == "Error: no ENS registry on this network: give the protocol URL instead of --instance"
+    )
 
 
 def test_unknown_instance_is_one_clear_error(published):
-    from tracker.verify import ProtocolNotFoundError
+    from tracker.verify.locate import ProtocolNotFoundError
 
     with pytest.raises(ProtocolNotFoundError) as error:
         locate_protocol(published.tracker, "cd" * 32)
@@ -88,7 +93,15 @@ def _next_states(published, count: int) -> list[bytes]:
     documents = []
     for offset in range(count):
         seq = len(published.execution.states) + offset
-        document = StateFacts(published.execution.instance_id, seq, previous, seq + 2, "PassStateEntered", f"S{seq}", 1_700_000_000_000 + seq).document()
+        document = StateFacts(
+            published.execution.instance_id,
+            seq,
+            previous,
+            seq + 2,
+            "PassStateEntered",
+            f"S{seq}",
+            1_700_000_000_000 + seq,
+        ).document()
         documents.append(document.content)
         previous = document.id
     return documents
@@ -99,8 +112,14 @@ def test_follow_verifies_each_new_state_as_it_is_registered(published):
 
     execution = published.execution
     follower = follow_instance(
-        published.url, published.tracker, execution.instance_id, VerifyOptions(timeout=2.0),
-        poll_seconds=0.05, publish_grace_seconds=0.3, max_states=3, known_seqs=range(4),
+        published.url,
+        published.tracker,
+        execution.instance_id,
+        VerifyOptions(timeout=2.0),
+        poll_seconds=0.05,
+        publish_grace_seconds=0.3,
+        max_states=3,
+        known_seqs=range(4),
     )
     new = _next_states(published, 3)
     new_ids = [sha256_hex(content) for content in new]
@@ -111,8 +130,13 @@ def test_follow_verifies_each_new_state_as_it_is_registered(published):
         state_id = published.write_document(content if seq == 4 else content + b" ")
         published.protocol.instance_protocol.append(
             dataclasses.replace(
-                template, state_hash=sha256_hex(content), seq=seq, block_nr=int(receipt.block_number), timestamp=timestamp,
-                transaction_hash=str(receipt.txn_hash).lower()[2:], state_data=published.document_url(state_id),
+                template,
+                state_hash=sha256_hex(content),
+                seq=seq,
+                block_nr=int(receipt.block_number),
+                timestamp=timestamp,
+                transaction_hash=str(receipt.txn_hash).lower()[2:],
+                state_data=published.document_url(state_id),
             )
         )
     published.write_protocol()

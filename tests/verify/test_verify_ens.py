@@ -12,24 +12,31 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from tracker import ens
-from tracker.certificates import recover_fingerprint_signer, sign_fingerprint
-from tracker.verify import CHECK_CERTIFICATE, CHECK_ENS, VerifyOptions, locate_protocol, verify_protocol
+from tracker.dev import ens as dev_ens
+from tracker.identity import ens
+from tracker.publish.certificates import recover_fingerprint_signer, sign_fingerprint
+from tracker.verify.locate import locate_protocol
+from tracker.verify.report import CHECK_CERTIFICATE, CHECK_ENS, VerifyOptions
+from tracker.verify.verifier import verify_protocol
 
 NAME = "verifier-client.eth"
-CERTIFICATES_SLOT = 5  # storage slot of InstanceTracker._certificates (after models, instances, isOperator, clientIdOf, anchors)
+CERTIFICATES_SLOT = (
+    5  # storage slot of InstanceTracker._certificates (after models, instances, isOperator, clientIdOf, anchors)
+)
 FAST = VerifyOptions(timeout=3.0)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def on_anvil(chain):
     if chain.provider.name != "foundry":
-        pytest.skip("needs anvil (ENS via anvil_setCode): ape test tests/verify/test_verify_ens.py --network ethereum:local:foundry")
+        pytest.skip(
+            "needs anvil (ENS via anvil_setCode): ape test tests/verify/test_verify_ens.py --network ethereum:local:foundry"
+        )
 
 
 @pytest.fixture(scope="module")
 def local_ens(on_anvil, accounts):
-    return ens.install_local_ens(accounts[0])
+    return dev_ens.install_local_ens(accounts[0])
 
 
 @pytest.fixture
@@ -41,7 +48,7 @@ def client(accounts):
 def linked(publish, client, local_ens, accounts):
     """An execution published by `client`, whose ENS name resolves to it, names it back, and has url = the server."""
     published = publish(client)
-    ens.assign_name(accounts[0], NAME, str(client.address))
+    dev_ens.assign_name(accounts[0], NAME, str(client.address))
     ens.link_identity(client, NAME, published.server.origin)
     return published
 
@@ -71,7 +78,7 @@ def test_address_without_reverse_record_fails_check_4(publish, local_ens, accoun
     report = verify_protocol(published.url, published.tracker, FAST)
     assert report.failed_checks == [CHECK_ENS]
     assert report.check(CHECK_ENS).reason == f"{str(stranger.address).lower()} has no ENS reverse record"
-    from tracker.verify import ProtocolNotFoundError
+    from tracker.verify.locate import ProtocolNotFoundError
 
     with pytest.raises(ProtocolNotFoundError) as error:
         locate_protocol(published.tracker, published.execution.instance_id)
@@ -89,7 +96,9 @@ def test_reverse_record_naming_someone_elses_name_fails_check_4(linked, client, 
     registrar.setName(NAME, sender=impostor)  # anyone may claim any name in their own reverse record
     report = verify_protocol(published.url, published.tracker, FAST)
     assert report.failed_checks == [CHECK_ENS]
-    assert report.check(CHECK_ENS).reason == f"{NAME} resolves to {client.address}, not to {str(impostor.address).lower()}"
+    assert (
+        report.check(CHECK_ENS).reason == f"{NAME} resolves to {client.address}, not to {str(impostor.address).lower()}"
+    )
 
 
 def _write_signature(chain, contract_address: str, account: str, signature: bytes) -> None:
@@ -121,7 +130,7 @@ def test_fingerprint_signature_by_another_key_fails_check_5(linked, client, acco
 def test_anchored_execution_passes_all_five_checks_over_json_rpc(publish, client, local_ens, accounts):
     """Anchor mode on anvil: StatesAnchored logs and Merkle proofs read over JSON-RPC."""
     published = publish(client, anchored_by=client)
-    ens.assign_name(accounts[0], NAME, str(client.address))
+    dev_ens.assign_name(accounts[0], NAME, str(client.address))
     ens.link_identity(client, NAME, published.server.origin)
     report = verify_protocol(published.url, published.tracker, FAST)
     assert report.passed, [c.to_json() for c in report.checks if not c.ok]

@@ -10,17 +10,24 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tracker.publish import DirectoryPublisher
-from tracker.stepfunctions import HistorySource, Selection
-from tracker.tracking import TrackConfig, track
-from tracker.verify import CHECK_ENS, VerifyOptions, verify_protocol
+from tracker.aws.executions import Selection
+from tracker.aws.history import HistorySource
+from tracker.publish.targets import DirectoryPublisher
+from tracker.tracking.config import TrackConfig
+from tracker.tracking.engine import track
+from tracker.verify.report import CHECK_ENS, VerifyOptions
+from tracker.verify.verifier import verify_protocol
 
 REGION = "us-east-1"
 MACHINE = {
     "StartAt": "Receive",
     "States": {
         "Receive": {"Type": "Pass", "Result": {"ok": True}, "Next": "Check"},
-        "Check": {"Type": "Choice", "Choices": [{"Variable": "$.ok", "BooleanEquals": True, "Next": "Done"}], "Default": "Stop"},
+        "Check": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.ok", "BooleanEquals": True, "Next": "Done"}],
+            "Default": "Stop",
+        },
         "Done": {"Type": "Succeed"},
         "Stop": {"Type": "Fail", "Error": "NotOk"},
     },
@@ -30,7 +37,12 @@ MACHINE = {
 @pytest.fixture
 def executed_machine(monkeypatch):
     """One finished execution on moto (which runs the state machine), and the boto3 session."""
-    for key, value in {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+    for key, value in {
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
@@ -56,7 +68,12 @@ def test_track_publish_serve_verify(mode, executed_machine, tmp_path, serve, tra
     server = serve(root)
     register_certificate(tracker, owner, server.fingerprint)
     publisher = DirectoryPublisher(root, server.origin)
-    summary = track(TrackConfig(mode=mode, state_dir=tmp_path / "state"), HistorySource(session, Selection((machine_arn,))), tracker, publisher)
+    summary = track(
+        TrackConfig(mode=mode, state_dir=tmp_path / "state"),
+        HistorySource(session, Selection((machine_arn,))),
+        tracker,
+        publisher,
+    )
     assert summary.executions == 1 and summary.states_registered == 3
     [protocol_file] = summary.protocols_written
     report = verify_protocol(server.url(protocol_file), tracker, VerifyOptions(timeout=5.0))

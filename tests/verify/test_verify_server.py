@@ -9,13 +9,8 @@ import ssl
 
 import pytest
 
-from tracker.certificates import generate_self_signed
-from tracker.server import (
-    CertificateFileError,
-    PublishRootError,
-    ServerStartError,
-    serve_in_thread,
-)
+from tracker.publish.certificates import generate_self_signed
+from tracker.publish.server import CertificateFileError, PublishRootError, ServerStartError, serve_in_thread
 
 
 def raw_get(server, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes, bytes]:
@@ -53,7 +48,12 @@ def site(tmp_path):
 
 def test_files_are_served_with_their_content_types(site):
     status, headers, body, _ = raw_get(site, "/documents/a.json")
-    assert (status, headers["Content-Type"], headers["Content-Length"], body) == (200, "application/json", "7", b'{"a":1}')
+    assert (status, headers["Content-Type"], headers["Content-Length"], body) == (
+        200,
+        "application/json",
+        "7",
+        b'{"a":1}',
+    )
     assert raw_get(site, "/notes.txt")[1]["Content-Type"] == "text/plain; charset=utf-8"
     assert raw_get(site, "/blob.bin")[1]["Content-Type"] == "application/octet-stream"
     status, headers, body, _ = raw_get(site, "/documents/a.json", method="HEAD")
@@ -162,7 +162,6 @@ def test_stopped_server_frees_its_port(tmp_path):
 
 def test_ape_run_serve_prints_origin_and_fingerprint_and_serves(tmp_path):
     """The real command in its own process: what it prints is what it presents; SIGINT stops it."""
-    import os
     import re
     import signal
     import subprocess
@@ -208,7 +207,9 @@ def test_ape_run_serve_with_a_missing_directory_is_one_line(tmp_path):
 
     from click.testing import CliRunner
 
-    spec = importlib.util.spec_from_file_location("verify_tests_serve_script", Path(__file__).resolve().parents[2] / "scripts" / "serve.py")
+    spec = importlib.util.spec_from_file_location(
+        "verify_tests_serve_script", Path(__file__).resolve().parents[2] / "scripts" / "serve.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     result = CliRunner(mix_stderr=False).invoke(module.cli, [str(tmp_path / "nope"), "--port", "0"])

@@ -1,0 +1,40 @@
+"""Step Functions ARNs: checking and taking them apart."""
+
+from __future__ import annotations
+
+import re
+
+from tracker.aws.errors import MalformedArnError
+
+STATE_MACHINE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_.-]{1,80}(:[A-Za-z0-9_.$-]+)?$"
+)
+EXECUTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:(execution|express):[A-Za-z0-9_.-]{1,80}:[^:\s]+(:[^:\s]+)?$"
+)
+
+
+def check_state_machine_arn(arn: str) -> str:
+    if not STATE_MACHINE_ARN.match(arn):
+        raise MalformedArnError(
+            f"malformed state machine ARN {arn!r} (expected arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)"
+        )
+    return arn
+
+
+def check_execution_arn(arn: str) -> str:
+    if not EXECUTION_ARN.match(arn):
+        raise MalformedArnError(
+            f"malformed execution ARN {arn!r} (expected arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)"
+        )
+    return arn
+
+
+def state_machine_of(execution_arn: str) -> str:
+    """The state machine ARN an execution ARN (standard or express) belongs to."""
+    parts = execution_arn.split(":")
+    return ":".join(parts[:5] + ["stateMachine", parts[6]])
+
+
+def execution_name(execution_arn: str) -> str:
+    return execution_arn.split(":")[7]

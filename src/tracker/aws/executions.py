@@ -1,0 +1,86 @@
+"""What the tracker reads from Step Functions: which executions (Selection), references to them, and one execution as read at one moment."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from tracker.aws.arns import check_execution_arn, check_state_machine_arn
+from tracker.aws.errors import MalformedDefinitionError
+from tracker.aws.events import HistoryEvent, execution_end
+
+
+@dataclass(frozen=True)
+class ExecutionRef:
+    """An execution found by listing; `status` is None when the source cannot tell before loading."""
+
+    execution_arn: str
+    state_machine_arn: str
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Everything the tracker needs about one execution, as read at one moment."""
+
+    execution_arn: str
+    state_machine_arn: str
+    name: str
+    start_date_ms: int
+    definition: str
+    input: str | None
+    events: tuple[HistoryEvent, ...]
+    held_events: int = 0
+    state_machine_version_arn: str | None = None
+    role_arn: str | None = None
+
+    @property
+    def account_id(self) -> str | None:
+        parts = self.execution_arn.split(":")
+        return parts[4] if len(parts) > 4 and parts[4].isdigit() else None
+
+    @property
+    def end_event(self) -> HistoryEvent | None:
+        return execution_end(self.events)
+
+
+class ExecutionSource(Protocol):
+    """What the tracking engine reads executions from."""
+
+    name: str
+
+    def list_executions(self) -> list[ExecutionRef]: ...
+
+    def load(self, ref: ExecutionRef) -> Execution: ...
+
+
+def check_definition(definition: str, state_machine_arn: str) -> str:
+    """Returns the definition text unchanged after checking it is an ASL object (StartAt, States)."""
+    try:
+        parsed = json.loads(definition)
+    except (TypeError, ValueError) as error:
+        raise MalformedDefinitionError(
+            f"state machine {state_machine_arn} has a malformed definition: not JSON ({error})"
+        ) from None
+    if not isinstance(parsed, Mapping) or "StartAt" not in parsed or not isinstance(parsed.get("States"), Mapping):
+        raise MalformedDefinitionError(
+            f"state machine {state_machine_arn} has a malformed definition: no StartAt and States"
+        )
+    return definition
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which executions to track: machines (none: every machine of the region), one execution, since."""
+
+    state_machine_arns: tuple[str, ...] = ()
+    execution_arn: str | None = None
+    since_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        for arn in self.state_machine_arns:
+            check_state_machine_arn(arn)
+        if self.execution_arn is not None:
+            check_execution_arn(self.execution_arn)

@@ -1,0 +1,86 @@
+"""Standard workflows through the execution history API (ListStateMachines, ListExecutions, DescribeExecution, GetExecutionHistory, all paginated)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracker.aws.arns import execution_name
+from tracker.aws.errors import NoStateMachinesError
+from tracker.aws.events import history_event, release_in_order
+from tracker.aws.executions import Execution, ExecutionRef, Selection, check_definition
+from tracker.aws.session import _AwsCalls, aws_client
+from tracker.documents.ids import to_millis
+
+
+class HistorySource(_AwsCalls):
+    """Standard workflows through the execution history API."""
+
+    name = "history"
+
+    def __init__(self, session: Any, selection: Selection):
+        self.client = aws_client(session, "stepfunctions")
+        self.region = session.region_name
+        self.selection = selection
+        self._definitions: dict[str, str] = {}
+
+    def state_machines(self) -> list[str]:
+        if self.selection.state_machine_arns:
+            return list(self.selection.state_machine_arns)
+        arns = [
+            machine["stateMachineArn"]
+            for page in self._pages(self.client, "list_state_machines", f"region {self.region}")
+            for machine in page.get("stateMachines", [])
+        ]
+        if not arns:
+            raise NoStateMachinesError(f"no state machines in region {self.region}")
+        return arns
+
+    def list_executions(self) -> list[ExecutionRef]:
+        if self.selection.execution_arn:
+            arn = self.selection.execution_arn
+            described = self._call(self.client, "describe_execution", f"execution {arn}", executionArn=arn)
+            return [ExecutionRef(arn, described["stateMachineArn"], described.get("status"))]
+        refs: list[ExecutionRef] = []
+        for machine in self.state_machines():
+            for page in self._pages(
+                self.client, "list_executions", f"state machine {machine}", stateMachineArn=machine
+            ):
+                for item in page.get("executions", []):
+                    if self.selection.since_ms is not None and to_millis(item["startDate"]) < self.selection.since_ms:
+                        continue
+                    refs.append(ExecutionRef(item["executionArn"], item["stateMachineArn"], item.get("status")))
+        return refs
+
+    def definition(self, arn: str) -> str:
+        if arn not in self._definitions:
+            described = self._call(self.client, "describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
+            self._definitions[arn] = check_definition(described["definition"], arn)
+        return self._definitions[arn]
+
+    def load(self, ref: ExecutionRef) -> Execution:
+        arn = ref.execution_arn
+        described = self._call(self.client, "describe_execution", f"execution {arn}", executionArn=arn)
+        version_arn = described.get("stateMachineVersionArn")
+        definition = self.definition(version_arn or described["stateMachineArn"])
+        raw_events = [
+            event
+            for page in self._pages(self.client, "get_execution_history", f"execution {arn}", executionArn=arn)
+            for event in page.get("events", [])
+        ]
+        events, held = release_in_order(history_event(raw) for raw in raw_events)
+        role_arn = next(
+            (e.details.get("roleArn") for e in events if e.type == "ExecutionStarted" and e.details.get("roleArn")),
+            None,
+        )
+        return Execution(
+            execution_arn=arn,
+            state_machine_arn=described["stateMachineArn"],
+            name=str(described.get("name") or execution_name(arn)),
+            start_date_ms=to_millis(described["startDate"]),
+            definition=definition,
+            input=described.get("input"),
+            events=tuple(events),
+            held_events=held,
+            state_machine_version_arn=version_arn,
+            role_arn=role_arn,
+        )

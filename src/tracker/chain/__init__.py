@@ -1,0 +1,1 @@
+"""The chain as the rest of the code sees it: the InstanceTracker client (one send path), JSON-RPC and log reading, events decoded from the compiled ABI, revert decoding, Merkle trees, deployments and idempotent steps."""

@@ -1,0 +1,55 @@
+"""Idempotent setup steps: each compares what is on chain with what is wanted and sends a
+transaction only when they differ (or, in a dry run, estimates its gas and sends nothing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tracker.errors import ChainError, one_line
+
+Status = Literal["done", "skipped", "would change"]
+DONE: Status = "done"
+SKIPPED: Status = "skipped"
+WOULD_CHANGE: Status = "would change"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did: `done` (sent), `skipped` (already matches) or `would change` (dry run)."""
+
+    step: str
+    status: Status
+    detail: str
+    gas: int | None = None
+    transaction_hash: str | None = None
+
+
+def skipped(step: str, detail: str) -> StepResult:
+    return StepResult(step, SKIPPED, detail)
+
+
+def send_or_estimate(
+    step: str,
+    detail: str,
+    method: Any,
+    arguments: tuple,
+    sender: Any,
+    dry_run: bool,
+    describe_error: Callable[[Exception], str] = one_line,
+    **transaction: Any,
+) -> StepResult:
+    """Sends `method(*arguments)` from `sender` (with any `transaction` fields such as `gas`),
+    or only estimates its gas when `dry_run`.
+
+    Raises `ChainError` naming the step when the estimate or the transaction fails.
+    """
+    try:
+        if dry_run:
+            gas = int(method.estimate_gas_cost(*arguments, sender=sender))
+            return StepResult(step, WOULD_CHANGE, detail, gas=gas)
+        receipt = method(*arguments, sender=sender, **transaction)
+    except Exception as error:  # ape raises provider-, account- and contract-specific errors
+        raise ChainError(f"{step} failed: {describe_error(error)}") from error
+    return StepResult(step, DONE, detail, gas=int(receipt.gas_used), transaction_hash=str(receipt.txn_hash))

@@ -1,0 +1,310 @@
+"""The whole loop on embedded defaults, touching nothing outside this machine.
+
+1. Services: anvil (with ENS installed at its canonical address), a moto server that really
+   executes Step Functions state machines (reached by boto3 through AWS_ENDPOINT_URL, as a real
+   endpoint would be), and Postgres (DATABASE_URL, else an embedded pgserver).
+2. Identity: `ape run deploy` deploys InstanceTracker, registers the client id, links the demo
+   account's ENS name to the protocol server's URL and registers its certificate fingerprint.
+3. Workload: the ETL state machine in examples/ is deployed and run several times, one run failing.
+4. `ape run track_execution` registers everything; `ape run serve` publishes over HTTPS;
+   `ape run index` loads Postgres; `ape run verify` proves one execution.
+5. A summary; every background process is stopped, also on Ctrl-C or failure.
+
+Each step runs the same `ape run` command an operator would run in production, with
+`--network`, AWS settings and DATABASE_URL pointing at the local stand-ins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from tracker.dev.services import ServiceStack, free_port
+from tracker.errors import TrackerError, one_line
+
+NETWORK = "ethereum:local:foundry"
+ENS_NAME = "demo.eth"
+CLIENT_ID = "demo-client"
+AWS_REGION = "us-east-1"
+AWS_ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/etl-pipeline"
+STATE_MACHINE_NAME = "etl-pipeline"
+
+
+class DemoStepError(TrackerError):
+    """A step of the demo failed; the message names the step and its last line of output."""
+
+
+@dataclass
+class DemoConfig:
+    project_root: Path
+    work_dir: Path
+    executions: int = 4
+    failing_executions: int = 1
+
+
+@dataclass
+class DemoResult:
+    figures: dict[str, Any] = field(default_factory=dict)
+    verdict: str = "not run"
+    sql_hint: str = ""
+
+
+class Demo:
+    """Runs the loop step by step, printing one line per step."""
+
+    def __init__(self, config: DemoConfig, console: Console | None = None):
+        self.config = config
+        self.console = console or Console()
+        self.env: dict[str, str] = {}
+
+    def run_step(self, title: str, command: list[str], expect_json: bool = False) -> Any:
+        """Runs one `ape run ...` command with the demo's environment; returns parsed JSON if asked."""
+        started = time.monotonic()
+        self.console.print(f"[bold]>[/bold] {title}: [dim]{' '.join(command)}[/dim]")
+        completed = subprocess.run(
+            command,
+            cwd=self.config.project_root,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        log = self.config.work_dir / "logs" / (title.lower().replace(" ", "-") + ".log")
+        log.write_text(completed.stdout + "\n--- stderr ---\n" + completed.stderr)
+        if completed.returncode != 0:
+            last = one_line("\n".join(reversed((completed.stderr or completed.stdout).strip().splitlines())))
+            raise DemoStepError(f"{title} failed (exit {completed.returncode}): {last} (full log: {log})")
+        self.console.print(f"  done in {time.monotonic() - started:.1f} s")
+        if expect_json:
+            return json.loads(completed.stdout[completed.stdout.index("{") :])
+        return completed.stdout
+
+
+def ape(*arguments: str) -> list[str]:
+    """The command line of `ape run ...` with this interpreter's ape."""
+    return [str(Path(sys.executable).parent / "ape"), "run", *arguments]
+
+
+def prepare_work_dir(work_dir: Path) -> None:
+    for sub in ("logs", "protocol", "state", "tls"):
+        (work_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
+def start_services(stack: ServiceStack, config: DemoConfig) -> dict[str, str]:
+    """Starts anvil, moto and Postgres; returns the environment every step runs with."""
+    anvil = stack.anvil()
+    moto = stack.moto()
+    database = stack.database(config.work_dir / "postgres")
+    return {
+        "APE_FOUNDRY_HOST": anvil.url,
+        "AWS_ENDPOINT_URL": moto.endpoint_url,
+        "AWS_DEFAULT_REGION": AWS_REGION,
+        "AWS_REGION": AWS_REGION,
+        "AWS_ACCESS_KEY_ID": "demo",
+        "AWS_SECRET_ACCESS_KEY": "demo",
+        "DATABASE_URL": database.url,
+        "TRACKER_DEMO_PROTOCOL_PORT": str(free_port()),
+    }
+
+
+def install_identity_prerequisites(env: dict[str, str]) -> str:
+    """Installs ENS on the demo chain and gives the demo name to the demo account (TEST::0).
+
+    Returns the account's address. On Sepolia the name is registered through the ENS app instead.
+    """
+    from ape import accounts, networks
+
+    from tracker.dev.ens import assign_name, install_local_ens
+
+    os.environ["APE_FOUNDRY_HOST"] = env["APE_FOUNDRY_HOST"]
+    with networks.parse_network_choice(NETWORK):
+        account = accounts.test_accounts[0]
+        install_local_ens(account)
+        assign_name(account, ENS_NAME, str(account.address))
+        return str(account.address)
+
+
+def run_workload(env: dict[str, str], definition: Path, executions: int, failing: int) -> tuple[str, dict[str, str]]:
+    """Creates the ETL state machine on the emulated AWS and runs it to the end.
+
+    Returns the state machine ARN and each execution's final status by ARN.
+    """
+    import boto3
+
+    client = boto3.client(
+        "stepfunctions",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    machine = client.create_state_machine(
+        name=STATE_MACHINE_NAME, definition=definition.read_text(), roleArn=AWS_ACCOUNT_ROLE
+    )["stateMachineArn"]
+    started = []
+    for number in range(executions):
+        failing_run = number >= executions - failing
+        payload = {
+            "source": "corrupted" if failing_run else f"shop-{number}",
+            "records": [{"id": f"{number}-{item}", "amount": 10 * item + number} for item in range(1, 4)],
+        }
+        started.append(
+            client.start_execution(stateMachineArn=machine, name=f"batch-{number:03d}", input=json.dumps(payload))[
+                "executionArn"
+            ]
+        )
+    deadline = time.monotonic() + 60
+    statuses = {arn: "RUNNING" for arn in started}
+    while "RUNNING" in statuses.values() and time.monotonic() < deadline:
+        for arn, status in statuses.items():
+            if status == "RUNNING":
+                statuses[arn] = client.describe_execution(executionArn=arn)["status"]
+        time.sleep(0.3)
+    still_running = sum(status == "RUNNING" for status in statuses.values())
+    if still_running:
+        raise DemoStepError(f"{still_running} execution(s) still running after 60 s on the emulated AWS")
+    return machine, statuses
+
+
+def run(config: DemoConfig, console: Console) -> DemoResult:
+    """Runs the whole loop; raises `TrackerError` naming the failing step."""
+    prepare_work_dir(config.work_dir)
+    demo = Demo(config, console)
+    result = DemoResult()
+    with ServiceStack(config.work_dir / "logs") as stack:
+        console.print("[bold]Starting local services[/bold] (anvil, moto server, Postgres)")
+        demo.env = start_services(stack, config)
+        port = demo.env["TRACKER_DEMO_PROTOCOL_PORT"]
+        origin = f"https://localhost:{port}"
+        network = ["--network", NETWORK]
+
+        stack.spawn(
+            "serve",
+            ape(
+                "serve",
+                str(config.work_dir / "protocol"),
+                "--port",
+                port,
+                "--tls-dir",
+                str(config.work_dir / "tls"),
+                "--quiet",
+            ),
+            env={**os.environ, **demo.env},
+        )
+        wait_for_https(int(port))
+        console.print(f"> protocol server at {origin}")
+
+        address = install_identity_prerequisites(demo.env)
+        console.print(f"> ENS installed at its canonical address; {ENS_NAME} given to {address}")
+        demo.run_step(
+            "Deploy",
+            ape("deploy", *network, "--client-id", CLIENT_ID, "--ens-name", ENS_NAME, "--uri", origin),
+        )
+
+        definition = config.project_root / "examples" / "etl-pipeline.asl.json"
+        console.print(f"> running {config.executions} executions of {definition.name} on the emulated AWS")
+        machine, executions = run_workload(demo.env, definition, config.executions, config.failing_executions)
+
+        tracked = demo.run_step(
+            "Track executions",
+            ape(
+                "track_execution",
+                machine,
+                *network,
+                "--publish",
+                str(config.work_dir / "protocol"),
+                "--base-url",
+                origin,
+                "--state-dir",
+                str(config.work_dir / "state"),
+                "--json",
+            ),
+            expect_json=True,
+        )
+        indexed = demo.run_step(
+            "Index into Postgres",
+            ape("index", *network, "--database", demo.env["DATABASE_URL"], "--schema", "tracker", "--report", "--json"),
+            expect_json=True,
+        )
+        protocols = sorted(tracked.get("protocols_written", []))
+        if not protocols:
+            raise DemoStepError("the tracker wrote no instance protocol")
+        protocol_url = f"{origin}/{richest_protocol(config.work_dir / 'protocol', protocols).name}"
+        console.print(f"[bold]> Verify[/bold] {protocol_url}")
+        verification = subprocess.run(
+            ape("verify", protocol_url, *network),
+            cwd=config.project_root,
+            env={**os.environ, **demo.env},
+            stdin=subprocess.DEVNULL,
+        )
+        result.verdict = "passed" if verification.returncode == 0 else f"failed (exit {verification.returncode})"
+        states = int(tracked.get("states_registered", 0))
+        gas = int(tracked.get("gas_used", 0))
+        failed = sum(status != "SUCCEEDED" for status in executions.values())
+        result.figures = {
+            "executions": f"{len(executions)} ({len(executions) - failed} succeeded, {failed} failed)",
+            "states registered": states,
+            "transactions": int(tracked.get("transactions", 0)),
+            "gas used": gas,
+            "gas per state (incl. models, instances, ends)": round(gas / states) if states else 0,
+            "events indexed": indexed.get("summary", {}).get("events", "?"),
+            "protocols published": len(protocols),
+        }
+        result.sql_hint = database_hint(
+            demo.env["DATABASE_URL"], stack_embedded=demo.env["DATABASE_URL"] != os.environ.get("DATABASE_URL")
+        )
+    return result
+
+
+def richest_protocol(publish_dir: Path, protocols: list[str]) -> Path:
+    """The published protocol with the most states (the most telling one to verify)."""
+
+    def state_count(name: str) -> int:
+        return len(json.loads((publish_dir / Path(name).name).read_text())["instance_protocol"])
+
+    return publish_dir / Path(max(protocols, key=state_count)).name
+
+
+def wait_for_https(port: int, timeout: float = 60.0) -> None:
+    """Waits until the protocol server accepts TLS connections on the port."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+                with context.wrap_socket(raw, server_hostname="localhost"):
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise DemoStepError(f"the protocol server did not answer on port {port} within {timeout:.0f} s")
+
+
+def database_hint(url: str, stack_embedded: bool) -> str:
+    lines = [
+        "Explore the indexed data (views in schema tracker):",
+        "  SELECT * FROM tracker.model_instance_stats;",
+        "  SELECT * FROM tracker.client_activity;",
+        "  SELECT * FROM tracker.states_per_day;",
+        "  SELECT * FROM tracker.instance_protocol WHERE instance_id = '<id>' ORDER BY seq;",
+    ]
+    if stack_embedded:
+        lines.append(
+            "The embedded Postgres was stopped with the demo; its data stays in .demo/postgres. Reopen it with\n"
+            "  .venv/bin/python -c \"import pgserver; print(pgserver.get_server('.demo/postgres').get_uri())\""
+        )
+    else:
+        lines.append(f"  psql '{url}'")
+    return "\n".join(lines)

@@ -1,0 +1,337 @@
+"""The indexer: InstanceTracker logs from a chain into a Postgres star schema, exactly once.
+
+Library use (what `ape run index` and the demo call)::
+
+    from tracker.indexer import IndexConfig, index
+    from tracker.indexer_rpc import JsonRpc
+
+    rpc = JsonRpc.from_provider(provider)           # ape's connected provider, or
+    rpc = JsonRpc.from_uri("http://127.0.0.1:8545")  # any JSON-RPC endpoint
+    summary = index(IndexConfig(contract_address="0x...", database_url=None), rpc)
+    print(summary.events, summary.last_block, summary.events_per_s)
+
+`index` connects to Postgres (`database_url`, else `DATABASE_URL`, else libpq's PG* variables),
+creates and migrates its schema, then repeats: read the cursor, check that the cursor's block is
+still on the chain (else roll back to the fork point), fetch the next range of logs, fetch the
+headers and receipts those logs need in batched round trips, decode, and load the batch together
+with the new cursor in one transaction. It stops at the target block (head minus confirmations,
+or `to_block`); with `follow` it then polls for new blocks. Reading runs one batch ahead of
+loading, on a thread of its own. `report(config, chain_id, instance_id)` reads the analysis
+views (a `tracker.indexer.engine.engine.store.Report`).
+
+Modules: `indexer_rpc` (reading the chain), `indexer_decode` (ABI decoding),
+`indexer_db` (schema, loading, rollback, views). The SQL is in `tracker/sql/`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+
+import psycopg
+
+from tracker.chain.events import EventDecoder
+from tracker.chain.reader import BlockHeader, ChainReader
+from tracker.chain.rpc import JsonRpc
+from tracker.documents.ids import normalize_address
+from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError, one_line
+from tracker.indexer.report import Report, read_report
+from tracker.indexer.store import DEFAULT_SCHEMA, Batch, Cursor, DatabaseError, Store, connect, migrate, validate_schema
+
+FORK_SEARCH_PAGE = 64
+
+
+class ChainMovedError(ChainError):
+    """The chain changed while a batch was read (a reorg in progress); the batch is read again."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """What to index, where to, and how far."""
+
+    contract_address: str
+    database_url: str | None = None
+    schema: str = DEFAULT_SCHEMA
+    from_block: int = 0
+    to_block: int | None = None
+    confirmations: int = 0
+    batch_blocks: int = 1000
+    max_batch_logs: int = 10_000
+    follow: bool = False
+    poll_interval: float = 2.0
+    max_polls: int | None = None
+
+    def validated(self) -> IndexConfig:
+        validate_schema(self.schema)
+        if self.from_block < 0:
+            raise ConfigurationError(f"--from-block must be >= 0, got {self.from_block}")
+        if self.to_block is not None and self.to_block < self.from_block:
+            raise ConfigurationError(f"--to-block {self.to_block} is before --from-block {self.from_block}")
+        if self.confirmations < 0:
+            raise ConfigurationError(f"--confirmations must be >= 0, got {self.confirmations}")
+        if self.batch_blocks < 1 or self.max_batch_logs < 1:
+            raise ConfigurationError("--batch-blocks and --max-batch-logs must be at least 1")
+        return self
+
+    @property
+    def database(self) -> str | None:
+        return self.database_url or os.environ.get("DATABASE_URL") or None
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """One loaded batch, as the progress display and `--follow` status lines see it."""
+
+    first_block: int
+    last_block: int
+    target_block: int
+    events: int
+    skipped: int
+    seconds: float
+
+
+@dataclass
+class IndexSummary:
+    chain_id: int
+    contract: str
+    schema: str
+    first_block: int | None = None
+    last_block: int | None = None
+    events: int = 0
+    skipped_foreign: int = 0
+    skipped_undecodable: int = 0
+    batches: int = 0
+    reorgs: int = 0
+    rolled_back_to: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    migrations_applied: list[int] = field(default_factory=list)
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "events_per_s": round(self.events_per_s, 1)}
+
+
+def index(
+    config: IndexConfig,
+    rpc: JsonRpc,
+    on_batch: Callable[[BatchReport], None] | None = None,
+) -> IndexSummary:
+    """Indexes the contract's logs into Postgres (see the module docstring) and says what it did.
+
+    Raises `ContractNotFoundError` when no code is at the address, the database errors of
+    `indexer_db` when Postgres is unreachable or refuses the login, and `ChainError` when the node
+    fails.
+    """
+    config = config.validated()
+    address = bytes.fromhex(normalize_address(config.contract_address))
+    reader = ChainReader(rpc, address, initial_span=config.batch_blocks, max_logs=config.max_batch_logs)
+    chain_id = reader.chain_id()
+    if not reader.code(address):
+        raise ContractNotFoundError(f"no contract code at 0x{address.hex()} on chain id {chain_id}")
+    decoder = EventDecoder.for_tracker(address)
+    connection = connect(config.database, config.schema)
+    summary = IndexSummary(chain_id=chain_id, contract=address.hex(), schema=config.schema)
+    started = time.perf_counter()
+    try:
+        summary.migrations_applied = migrate(connection, config.schema)
+        store = Store(connection, config.schema, chain_id, address)
+        polls = 0
+        while True:
+            _catch_up(config, reader, decoder, store, summary, on_batch)
+            polls += 1
+            if not config.follow or (config.max_polls is not None and polls >= config.max_polls):
+                break
+            if config.to_block is not None and store.cursor(config.from_block).block_number >= config.to_block:
+                break
+            time.sleep(config.poll_interval)
+    except psycopg.Error as error:  # the loader wraps its own statements; this covers the rest
+        raise DatabaseError(f"Postgres failed: {one_line(error)}") from error
+    finally:
+        summary.seconds = time.perf_counter() - started
+        connection.close()
+    return summary
+
+
+def _catch_up(
+    config: IndexConfig,
+    reader: ChainReader,
+    decoder: EventDecoder,
+    store: Store,
+    summary: IndexSummary,
+    on_batch: Callable[[BatchReport], None] | None,
+) -> None:
+    """Indexes batch after batch until the cursor reaches the target block.
+
+    Reading runs one batch ahead of loading, on a thread of its own (`_Prefetch`): while Postgres
+    stores batch k, the node is already answering for batch k + 1.
+    """
+    while True:
+        cursor = store.cursor(config.from_block)
+        head, header = reader.head_and_header(cursor.block_number if cursor.block_hash else None)
+        if cursor.block_hash is not None and (header is None or header.hash != cursor.block_hash):
+            fork = _fork_point(config, reader, store, cursor)
+            store.roll_back(fork)
+            reader.forget_pending()
+            summary.reorgs += 1
+            summary.rolled_back_to.append(fork.block_number)
+            continue
+        target = head - config.confirmations
+        if config.to_block is not None:
+            target = min(target, config.to_block)
+        if cursor.block_number >= target:
+            return
+        with _Prefetch(reader, decoder, cursor, target) as batches:
+            for item in batches:
+                if not store.load(item.batch, item.previous):
+                    break  # another indexer moved the cursor: start again from where it is now
+                summary.first_block = item.first if summary.first_block is None else summary.first_block
+                summary.last_block = item.batch.end.number
+                summary.events += len(item.batch.events)
+                summary.skipped_foreign += item.foreign
+                summary.skipped_undecodable += item.undecodable
+                summary.batches += 1
+                if on_batch is not None:
+                    on_batch(
+                        BatchReport(
+                            item.first,
+                            item.batch.end.number,
+                            target,
+                            len(item.batch.events),
+                            item.foreign + item.undecodable,
+                            time.perf_counter() - item.started,
+                        )
+                    )
+
+
+@dataclass
+class _ReadBatch:
+    previous: Cursor
+    first: int
+    batch: Batch
+    foreign: int
+    undecodable: int
+    started: float
+
+
+class _Prefetch:
+    """Reads consecutive batches from `cursor` to `target` on a thread, at most two ahead.
+
+    Iterating yields them in order; it ends early (without an error) when the chain moved under
+    the reader, so that the caller re-checks the cursor. Errors of the reader are raised here.
+    """
+
+    def __init__(self, reader: ChainReader, decoder: EventDecoder, cursor: Cursor, target: int):
+        self.reader = reader
+        self.decoder = decoder
+        self.cursor = cursor
+        self.target = target
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="indexer-reader", daemon=True)
+
+    def __enter__(self) -> Iterator[_ReadBatch]:
+        self.thread.start()
+        return self._items()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        while self.thread.is_alive():
+            try:
+                self.queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self.thread.join()
+
+    def _items(self) -> Iterator[_ReadBatch]:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if isinstance(item, ChainMovedError):
+                self.reader.forget_pending()
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _put(self, item: object) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        previous = self.cursor
+        try:
+            while previous.block_number < self.target and not self.stopping.is_set():
+                started = time.perf_counter()
+                first = previous.block_number + 1
+                batch, foreign, undecodable = _read_batch(self.reader, self.decoder, previous, first, self.target)
+                if not self._put(_ReadBatch(previous, first, batch, foreign, undecodable, started)):
+                    return
+                previous = Cursor(batch.end.number, batch.end.hash)
+            self._put(None)
+        except BaseException as error:  # handed to the consumer, which raises it
+            self._put(error)
+
+
+def _read_batch(
+    reader: ChainReader, decoder: EventDecoder, cursor: Cursor, first: int, target: int
+) -> tuple[Batch, int, int]:
+    end, logs = reader.logs(first, target)
+    outcome = decoder.decode(logs)
+    numbers = {e.log.block_number for e in outcome.events} | {end}
+    if cursor.block_hash is not None:
+        numbers.add(first)  # its parent hash must be the cursor's block
+    headers = reader.headers(numbers)
+    if end not in headers:
+        raise ChainMovedError(f"block {end} is gone")
+    if first in headers and cursor.block_hash is not None and headers[first].parent_hash != cursor.block_hash:
+        raise ChainMovedError(f"block {first} no longer follows the indexed block {cursor.block_number}")
+    for event in outcome.events:
+        header = headers.get(event.log.block_number)
+        if header is None or header.hash != event.log.block_hash:
+            raise ChainMovedError(f"block {event.log.block_number} changed while it was read")
+    receipts = reader.receipts(e.log.tx_hash for e in outcome.events)
+    if any(r.block_hash != headers[e.log.block_number].hash for e in outcome.events for r in [receipts[e.log.tx_hash]]):
+        raise ChainMovedError("a transaction moved to another block while it was read")
+    batch = Batch(outcome.events, headers, receipts, headers[end])
+    return batch, outcome.foreign, outcome.undecodable
+
+
+def _fork_point(config: IndexConfig, reader: ChainReader, store: Store, cursor: Cursor) -> Cursor:
+    """The highest block this contract's indexing stored that is still on the chain."""
+    below = cursor.block_number
+    while below >= 0:
+        stored = store.stored_blocks(below, FORK_SEARCH_PAGE)
+        if not stored:
+            break
+        on_chain: dict[int, BlockHeader] = reader.headers(n for n, _ in stored)
+        for number, block_hash in stored:
+            header = on_chain.get(number)
+            if header is not None and header.hash == block_hash:
+                return Cursor(number, block_hash)
+        below = stored[-1][0] - 1
+    return Cursor(config.from_block - 1, None)
+
+
+def report(config: IndexConfig, chain_id: int, instance_id: str | None = None) -> Report:
+    """The analysis views for the configured contract on `chain_id`."""
+    config = config.validated()
+    address = bytes.fromhex(normalize_address(config.contract_address))
+    connection = connect(config.database, config.schema)
+    try:
+        migrate(connection, config.schema)
+        return read_report(connection, config.schema, chain_id, address, instance_id)
+    finally:
+        connection.close()

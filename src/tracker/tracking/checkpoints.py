@@ -1,0 +1,146 @@
+"""Durable progress: one checkpoint per execution, and the anchors in flight, in one sqlite file.
+
+The file lives in the state directory (default `.tracker/`), one per chain and contract
+(`<chain id>-<contract address>.sqlite`), so that switching networks never mixes progress.
+Checkpoints are written only after the transaction that registered their states was confirmed,
+all of one poll in one sqlite transaction (atomic: a killed process leaves the previous poll's
+state). An anchor is journalled before its transaction is sent; on the next start the tracker
+asks the contract whether the root got anchored and either commits or drops it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS checkpoints (execution_arn TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_anchors (root TEXT PRIMARY KEY, body TEXT NOT NULL);
+"""
+UPSERT_CHECKPOINT = "INSERT INTO checkpoints (execution_arn, body) VALUES (?, ?) ON CONFLICT(execution_arn) DO UPDATE SET body = excluded.body"
+SELECT_CHECKPOINTS = "SELECT body FROM checkpoints ORDER BY execution_arn"
+INSERT_PENDING = "INSERT OR REPLACE INTO pending_anchors (root, body) VALUES (?, ?)"
+SELECT_PENDING = "SELECT body FROM pending_anchors ORDER BY root"
+DELETE_PENDING = "DELETE FROM pending_anchors WHERE root = ?"
+
+
+@dataclass
+class RegisteredState:
+    """A state whose registration (or anchor) is confirmed, with what the protocol entry needs."""
+
+    state_id: str
+    seq: int
+    block_nr: int
+    transaction_hash: str
+    timestamp: int
+    client_address: str
+    merkle_root: str | None = None
+    merkle_proof: list[str] | None = None
+
+
+@dataclass
+class Checkpoint:
+    """Progress of one execution: what is confirmed on chain and the last history event processed."""
+
+    execution_arn: str
+    model_id: str
+    instance_id: str
+    last_event_id: int = 0
+    states: list[RegisteredState] = field(default_factory=list)
+    instance_registered: bool = False
+    end_id: str | None = None
+    terminated: bool = False
+
+    def to_json(self) -> str:
+        # Field by field: `asdict` deep-copies every state and dominates large polls.
+        data = {key: getattr(self, key) for key in self.__dataclass_fields__ if key != "states"}
+        data["states"] = [state.__dict__ for state in self.states]
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Checkpoint:
+        data: dict[str, Any] = json.loads(text)
+        data["states"] = [RegisteredState(**item) for item in data.get("states", [])]
+        return cls(**data)
+
+
+@dataclass
+class PendingAnchor:
+    """An anchor transaction that may or may not have been mined: its root and what it covers."""
+
+    root: str
+    leaf_count: int
+    # execution ARN -> states (without block data yet) that the root covers
+    states: dict[str, list[RegisteredState]]
+
+
+def store_path(state_dir: Path, chain_id: int, contract_address: str) -> Path:
+    return Path(state_dir) / f"{chain_id}-{contract_address.lower()}.sqlite"
+
+
+class CheckpointStore:
+    """The sqlite file of one chain and contract."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def load_all(self) -> dict[str, Checkpoint]:
+        return {
+            cp.execution_arn: cp
+            for cp in (Checkpoint.from_json(row[0]) for row in self._db.execute(SELECT_CHECKPOINTS))
+        }
+
+    def commit(self, checkpoints: Iterable[Checkpoint], settled_roots: Iterable[str] = ()) -> None:
+        """Writes checkpoints and clears settled anchors in one atomic sqlite transaction."""
+        with self._transaction():
+            self._db.executemany(UPSERT_CHECKPOINT, [(cp.execution_arn, cp.to_json()) for cp in checkpoints])
+            self._db.executemany(DELETE_PENDING, [(root,) for root in settled_roots])
+
+    def add_pending(self, pending: PendingAnchor) -> None:
+        body = json.dumps(
+            {
+                "root": pending.root,
+                "leaf_count": pending.leaf_count,
+                "states": {k: [asdict(s) for s in v] for k, v in pending.states.items()},
+            }
+        )
+        with self._transaction():
+            self._db.execute(INSERT_PENDING, (pending.root, body))
+
+    def pending(self) -> list[PendingAnchor]:
+        anchors = []
+        for (body,) in self._db.execute(SELECT_PENDING):
+            data = json.loads(body)
+            states = {k: [RegisteredState(**s) for s in v] for k, v in data["states"].items()}
+            anchors.append(PendingAnchor(data["root"], int(data["leaf_count"]), states))
+        return anchors
+
+    def drop_pending(self, root: str) -> None:
+        with self._transaction():
+            self._db.execute(DELETE_PENDING, (root,))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -1,0 +1,285 @@
+"""Execution control: deploy models to Step Functions and start executions, registering them on the
+contract as they happen instead of when a tracker notices.
+
+Public API (used by `ape run deploy_model` and `ape run start_execution`)::
+
+    outcome = deploy_model(session, contract, name, definition_text, role_arn=None)
+    started = start_execution(session, contract, publisher, name_or_arn, input_text="{}",
+                              execution_name=None, expect_model=None)
+    summary = wait_for_execution(started, session, contract, publisher, config)
+
+* `deploy_model` creates the state machine, or updates it when the name exists (publishing a new
+  version, so older executions keep pointing at the definition they ran), then registers the
+  model id, computed from the definition text DescribeStateMachine returns after the call: the
+  same id a tracker computes.
+* `start_execution` refuses to start when `expect_model` is given and the machine's current
+  definition does not hash to it or the model is not registered; otherwise it starts the execution
+  and registers the instance (with no states yet) right away, publishing its documents.
+* `wait_for_execution` follows the execution to its end through `tracker.tracking.engine.engine.track` (the
+  same machinery as `track_execution`), registering states as they happen.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tracker.aws.arns import check_state_machine_arn
+from tracker.aws.errors import StateMachineNotFoundError, translate_aws_error
+from tracker.aws.executions import ExecutionRef, Selection
+from tracker.aws.history import HistorySource
+from tracker.aws.session import aws_client
+from tracker.chain.contract import TrackerContract
+from tracker.documents.facts import model_document
+from tracker.documents.ids import normalize_id
+from tracker.errors import ConfigurationError, TrackerError, one_line
+from tracker.publish.targets import Publisher, protocol_path, publish_documents, url_for
+from tracker.tracking.build import build_documents
+from tracker.tracking.config import TrackConfig, TrackSummary
+from tracker.tracking.engine import track
+
+
+class InvalidDefinitionError(TrackerError):
+    """The definition is not JSON, or Step Functions rejected it."""
+
+
+class RoleError(TrackerError):
+    """The execution role cannot be used (malformed, missing, or not assumable)."""
+
+
+class ExecutionExistsError(TrackerError):
+    """An execution with that name already exists for the state machine."""
+
+
+class InvalidInputError(TrackerError):
+    """The execution input is not JSON."""
+
+
+class ModelMismatchError(TrackerError):
+    """The state machine's current definition does not hash to the expected model id."""
+
+
+class ModelNotRegisteredError(TrackerError):
+    """The expected model id is not registered on the contract."""
+
+
+@dataclass(frozen=True)
+class DeployOutcome:
+    """What `deploy_model` did: `change` is "new", "unchanged" or "changed"."""
+
+    state_machine_arn: str
+    version_arn: str | None
+    model_id: str
+    previous_model_id: str | None
+    change: str
+    registered: bool
+    transaction_hash: str | None
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    """An execution started and its instance registered."""
+
+    execution_arn: str
+    state_machine_arn: str
+    model_id: str
+    instance_id: str
+    transaction_hash: str | None
+    protocol_url: str
+
+
+def _aws(call, subject: str, *args: Any, **kwargs: Any) -> Any:
+    """Calls boto3, turning its refusals into the errors a user can act on."""
+    try:
+        return call(*args, **kwargs)
+    except Exception as error:
+        response = getattr(error, "response", None)
+        if isinstance(response, dict):
+            code = str(response.get("Error", {}).get("Code", ""))
+            message = one_line(str(response.get("Error", {}).get("Message", "")))
+            if code in {"InvalidDefinition"} or "ASLParserException" in message:
+                raise InvalidDefinitionError(f"Step Functions rejected the definition: {message[:160]}") from error
+            if (code == "InvalidArn" and "role" in message.lower()) or (
+                code in {"AccessDeniedException"} and "role" in message.lower()
+            ):
+                raise RoleError(f"the execution role cannot be used: {message}") from error
+            if code == "ExecutionAlreadyExists":
+                raise ExecutionExistsError(
+                    f"{subject}: an execution with that name already exists ({message})"
+                ) from error
+        translated = translate_aws_error(error, subject)
+        if translated is error:
+            raise
+        raise translated from error
+
+
+def _send(contract: TrackerContract, calls: list) -> str:
+    return contract.send_batch_light(calls).transaction_hash
+
+
+def find_state_machine(sfn: Any, name_or_arn: str) -> str:
+    """The ARN of a state machine given by ARN or by name; raises when none has that name."""
+    if name_or_arn.startswith("arn:"):
+        return check_state_machine_arn(name_or_arn)
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for machine in page.get("stateMachines", []):
+            if machine["name"] == name_or_arn:
+                return machine["stateMachineArn"]
+    raise StateMachineNotFoundError(f"no state machine named {name_or_arn!r} in region {sfn.meta.region_name}")
+
+
+def deploy_model(
+    session: Any, contract: TrackerContract, name: str, definition_text: str, role_arn: str | None = None
+) -> DeployOutcome:
+    """Creates or updates the state machine `name` and registers its model id (see the module docstring)."""
+    try:
+        json.loads(definition_text)
+    except ValueError as error:
+        raise InvalidDefinitionError(f"the definition is not valid JSON: {error}") from None
+    sfn = aws_client(session, "stepfunctions")
+    try:
+        arn: str | None = find_state_machine(sfn, name)
+    except StateMachineNotFoundError:
+        arn = None
+    previous_model_id = None
+    version_arn = None
+    if arn is None:
+        if not role_arn:
+            raise ConfigurationError(f"state machine {name!r} does not exist yet: pass --role-arn to create it")
+        created = _aws(
+            sfn.create_state_machine,
+            f"state machine {name}",
+            name=name,
+            definition=definition_text,
+            roleArn=role_arn,
+            publish=True,
+        )
+        arn, version_arn = created["stateMachineArn"], created.get("stateMachineVersionArn")
+        change = "new"
+    else:
+        current = _aws(sfn.describe_state_machine, f"state machine {arn}", stateMachineArn=arn)
+        previous_model_id = model_document(current["definition"]).id
+        if current["definition"] == definition_text and (not role_arn or role_arn == current.get("roleArn")):
+            change = "unchanged"
+        else:
+            update: dict[str, Any] = {"stateMachineArn": arn, "definition": definition_text, "publish": True}
+            if role_arn:
+                update["roleArn"] = role_arn
+            version_arn = _aws(sfn.update_state_machine, f"state machine {arn}", **update).get("stateMachineVersionArn")
+            change = "changed"
+    described = _aws(sfn.describe_state_machine, f"state machine {arn}", stateMachineArn=arn)
+    model_id = model_document(described["definition"]).id
+    if change == "changed" and model_id == previous_model_id:
+        change = "unchanged"  # only the role changed: the model is the same
+    transaction_hash = None
+    registered = contract.model(model_id) is None
+    if registered:
+        transaction_hash = _send(contract, [contract.register_model_call(model_id)])
+    return DeployOutcome(arn, version_arn, model_id, previous_model_id, change, registered, transaction_hash)
+
+
+def start_execution(
+    session: Any,
+    contract: TrackerContract,
+    publisher: Publisher,
+    name_or_arn: str,
+    input_text: str = "{}",
+    execution_name: str | None = None,
+    expect_model: str | None = None,
+) -> StartOutcome:
+    """Starts an execution and registers its instance at once (see the module docstring)."""
+    try:
+        json.loads(input_text)
+    except ValueError as error:
+        raise InvalidInputError(f"the execution input is not valid JSON: {error}") from None
+    sfn = aws_client(session, "stepfunctions")
+    arn = find_state_machine(sfn, name_or_arn)
+    if expect_model is not None:
+        expected = normalize_id(expect_model, "--expect-model")
+        described = _aws(sfn.describe_state_machine, f"state machine {arn}", stateMachineArn=arn)
+        actual = model_document(described["definition"]).id
+        if actual != expected:
+            raise ModelMismatchError(
+                f"state machine {arn} runs model {actual}, not the expected {expected}: refusing to start"
+            )
+        if contract.model(expected) is None:
+            raise ModelNotRegisteredError(f"model {expected} is not registered on the contract: run deploy_model first")
+    arguments: dict[str, Any] = {"stateMachineArn": arn, "input": input_text}
+    if execution_name:
+        arguments["name"] = execution_name
+    started = _aws(sfn.start_execution, f"state machine {arn}", **arguments)
+    execution_arn = started["executionArn"]
+    documents = build_documents(_started_execution(session, execution_arn, arn))
+    if expect_model is not None and documents.model_id != normalize_id(expect_model):
+        # The definition changed between the check and the start: the execution ran another model.
+        raise ModelMismatchError(
+            f"execution {execution_arn} started on model {documents.model_id}, not the expected {normalize_id(expect_model)}"
+        )
+    publish_documents(publisher, [documents.model, documents.instance])
+    transaction_hash = None
+    if contract.instance(documents.instance_id) is None:
+        transaction_hash = _send(
+            contract, [contract.register_execution_call(documents.model_id, documents.instance_id, [])]
+        )
+    return StartOutcome(
+        execution_arn,
+        arn,
+        documents.model_id,
+        documents.instance_id,
+        transaction_hash,
+        url_for(publisher, protocol_path(documents.instance_id)),
+    )
+
+
+def _started_execution(session: Any, execution_arn: str, state_machine_arn: str, timeout_s: float = 30.0) -> Any:
+    """The execution once its `ExecutionStarted` event is in the history: the instance document
+    includes the role named there, so it must not be built earlier (a tracker never does)."""
+    source = HistorySource(session, Selection(execution_arn=execution_arn))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        execution = source.load(ExecutionRef(execution_arn, state_machine_arn))
+        if execution.events:
+            return execution
+        if time.monotonic() > deadline:
+            raise TrackerError(f"execution {execution_arn} started, but its history stayed empty for {timeout_s:.0f}s")
+        time.sleep(0.2)
+
+
+def wait_for_execution(
+    started: StartOutcome,
+    session: Any,
+    contract: TrackerContract,
+    publisher: Publisher,
+    config: TrackConfig,
+    timeout_s: float = 3600.0,
+    stop: threading.Event | None = None,
+) -> TrackSummary:
+    """Follows the execution until the tracker terminated its instance (or `timeout_s` passed)."""
+    stop = stop or threading.Event()
+    polls = max(1, int(timeout_s / max(config.poll_interval, 0.01)))
+    follow = TrackConfig(
+        mode=config.mode,
+        include_data=config.include_data,
+        follow=True,
+        poll_interval=config.poll_interval,
+        max_polls=polls,
+        max_instances_per_tx=config.max_instances_per_tx,
+        state_dir=config.state_dir,
+        retry=config.retry,
+    )
+
+    def on_progress(summary: TrackSummary) -> None:
+        record = contract.instance(started.instance_id)
+        if record is not None and record.terminated:
+            stop.set()
+
+    source = HistorySource(session, Selection(execution_arn=started.execution_arn))
+    return track(follow, source, contract, publisher, on_progress=on_progress, stop=stop)
+
+
+def execution_status(session: Any, execution_arn: str) -> str:
+    sfn = aws_client(session, "stepfunctions")
+    return str(_aws(sfn.describe_execution, f"execution {execution_arn}", executionArn=execution_arn)["status"])
