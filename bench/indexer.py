@@ -31,9 +31,6 @@ import psycopg
 from psycopg import sql
 from web3 import HTTPProvider, Web3
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
 from tracker.chain.events import EventDecoder
 from tracker.chain.reader import ChainReader
 from tracker.chain.rpc import JsonRpc
@@ -41,6 +38,7 @@ from tracker.documents.ids import sha256_hex
 from tracker.indexer.engine import IndexConfig, index
 from tracker.indexer.store import drop_schema, migrate
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "indexer.json"
 SCHEMA = "bench_indexer"
 BASELINE_SCHEMA = "bench_indexer_baseline"
@@ -90,7 +88,7 @@ def start_anvil() -> tuple[subprocess.Popen, str]:
     web3 = Web3(HTTPProvider(url))
     for _ in range(200):
         try:
-            web3.eth.chain_id
+            _ = web3.eth.chain_id
             return process, url
         except Exception:  # not listening yet
             time.sleep(0.1)

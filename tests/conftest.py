@@ -3,9 +3,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tracker.chain.contract import TrackerContract
+
+TESTS = Path(__file__).resolve().parent
+# Every test of these folders carries the marker; bin/test selects suites by marker.
+FOLDER_MARKERS = {"contract": "contract", "deploy": "anvil", "fork": "fork", "indexer": "postgres"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        folder = Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]
+        if folder in FOLDER_MARKERS:
+            item.add_marker(FOLDER_MARKERS[folder])
 
 
 @pytest.fixture(scope="session")

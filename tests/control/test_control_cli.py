@@ -142,7 +142,7 @@ def test_deploy_then_start_with_expect_model_and_wait(services, tmp_path):
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert result["status"] == "SUCCEEDED" and result["terminated"] and result["states_registered"] == 8
-    owner, count, terminated, model_id, _ = contract.functions.instances(bytes.fromhex(result["instance_id"])).call()
+    _owner, count, terminated, model_id, _ = contract.functions.instances(bytes.fromhex(result["instance_id"])).call()
     assert (count, terminated, model_id.hex()) == (8, True, model["model_id"])
     # the instance was registered in its own transaction, before any state
     registered = contract.events.InstanceRegistered.get_logs(from_block=0)

@@ -41,7 +41,7 @@ def start_anvil(port: int, chain_id: int = 31337) -> subprocess.Popen:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            web3.eth.chain_id
+            _ = web3.eth.chain_id
             return process
         except Exception:  # not listening yet
             time.sleep(0.1)

@@ -135,7 +135,10 @@ def test_killed_between_batches_then_rerun_registers_exactly_once(aws_server, an
         if not store.exists():
             return 0
         with sqlite3.connect(store) as db:
-            return db.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+            try:
+                return db.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+            except sqlite3.OperationalError:  # the tracker created the file but not yet its tables
+                return 0
 
     def checkpointed_states() -> int:
         with sqlite3.connect(store) as db:
@@ -170,7 +173,7 @@ def test_killed_between_batches_then_rerun_registers_exactly_once(aws_server, an
     wanted = []
     for arn, names in expected.items():
         docs = build_documents(source.load(refs[arn]))
-        owner, count, terminated, model, _head = contract.functions.instances(bytes.fromhex(docs.instance_id)).call()
+        _owner, count, terminated, model, _head = contract.functions.instances(bytes.fromhex(docs.instance_id)).call()
         assert (count, terminated, model.hex()) == (len(names), True, docs.model_id)
         wanted += [(docs.instance_id, seq) for seq in range(len(names))]
         protocol = json.loads((tmp_path / "protocol" / f"{docs.instance_id}.json").read_text())

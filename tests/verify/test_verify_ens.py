@@ -2,8 +2,8 @@
 trust passes, and a wrong url record, a missing or foreign reverse record, and a certificate
 signature by another key are each named by the failing check.
 
-ENS is installed with `anvil_setCode`, so this module needs anvil; bin/test runs it with
-`ape test tests/verify/test_verify_ens.py --network ethereum:local:foundry`.
+ENS is installed with `anvil_setCode`, so this module needs anvil (marker `anvil`: bin/test runs it
+with `--network ethereum:local:foundry`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ CERTIFICATES_SLOT = (
     5  # storage slot of InstanceTracker._certificates (after models, instances, isOperator, clientIdOf, anchors)
 )
 FAST = VerifyOptions(timeout=3.0)
+pytestmark = pytest.mark.anvil
 
 
 @pytest.fixture(scope="module", autouse=True)

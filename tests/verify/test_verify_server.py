@@ -79,7 +79,7 @@ def test_files_are_served_with_their_content_types(site):
     ],
 )
 def test_no_listing_no_traversal_no_symlink_out_of_the_root(site, path):
-    status, headers, body, _ = raw_get(site, path)
+    status, _headers, body, _ = raw_get(site, path)
     assert (status, body) == (404, b"not found\n")
     assert b"secret" not in body
 

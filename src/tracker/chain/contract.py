@@ -129,7 +129,7 @@ class TrackerContract:
         if self._deployment_block is None:
             record = deployments.recorded(chain.chain_id)
             matches = record is not None and record.address.lower() == self.address.lower()
-            self._deployment_block = record.block_number if matches else 0
+            self._deployment_block = record.block_number if record is not None and matches else 0
         return self._deployment_block
 
     # ---------------------------------------------------------------- reads

@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tracker.errors import TrackerError
 
@@ -91,7 +92,7 @@ class ServiceStack(contextlib.ExitStack):
     def __init__(self, log_dir: Path):
         super().__init__()
         self.log_dir = log_dir
-        self._previous_sigterm = None
+        self._previous_sigterm: Any = None
 
     def __enter__(self) -> ServiceStack:
         super().__enter__()
@@ -102,7 +103,7 @@ class ServiceStack(contextlib.ExitStack):
 
     def spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         """Starts a process in its own session, logging to `<log_dir>/<name>.log`; stopped on close."""
-        log = open(self.log_dir / f"{name}.log", "wb")
+        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 (closed by the stack)
         self.callback(log.close)
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, stdin=subprocess.DEVNULL

@@ -92,7 +92,7 @@ def _at(name: str, address: str) -> Any:
 def normalize_name(name: str) -> str:
     """The ENSIP-15 normalised form of a name; raises `InvalidEnsNameError` for anything else."""
     from ape_ens import ENS
-    from ens.utils import normalize_name as ensip15
+    from ens.utils import normalize_name as ensip15  # type: ignore[import-untyped]
 
     text = name.strip()
     if "." not in text or not ENS.is_valid_name(text):

@@ -229,14 +229,15 @@ class _TlsHttpServer(ThreadingHTTPServer):
         self.log = log
         super().__init__(address, _ProtocolRequestHandler)
 
-    def finish_request(self, request: socket.socket, client_address) -> None:
+    def finish_request(self, request: socket.socket | tuple[bytes, socket.socket], client_address) -> None:
+        assert isinstance(request, socket.socket)  # a stream server: never a datagram
         request.settimeout(CONNECTION_IDLE_SECONDS)
         try:
             connection = self.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return
         try:
-            self.RequestHandlerClass(connection, client_address, self)
+            self.RequestHandlerClass(connection, client_address, self)  # type: ignore[arg-type]
         except (ssl.SSLError, OSError):
             pass  # the client went away mid-request; nothing to answer
         finally:

@@ -24,7 +24,7 @@ class TrackConfig:
     max_instances_per_tx: int = 100
     max_states_per_tx: int = 2000
     state_dir: Path = Path(".tracker")
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

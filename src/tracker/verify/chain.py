@@ -80,13 +80,14 @@ def _logs(address: str, topics: list[Any], from_block: int = 0) -> list[dict[str
     checksum an address per log, which costs more than the request itself for a thousand logs.
     ape's in-process chain speaks no JSON-RPC, so there web3's method is used as it is."""
     from web3.providers import JSONBaseProvider
+    from web3.types import RPCEndpoint
 
     web3 = _web3()
     params = {"address": address, "topics": topics, "fromBlock": hex(from_block), "toBlock": "latest"}
     try:
         if not isinstance(web3.provider, JSONBaseProvider):
             return [dict(log) for log in web3.eth.get_logs({**params, "fromBlock": from_block})]
-        response = web3.provider.make_request("eth_getLogs", [params])
+        response = web3.provider.make_request(RPCEndpoint("eth_getLogs"), [params])
     except Exception as error:  # web3 raises transport- and node-specific errors
         raise ChainError(f"eth_getLogs failed: {one_line(error)}") from error
     if "error" in response:
@@ -172,14 +173,14 @@ def read_chain(tracker: TrackerContract, protocol: InstanceProtocol, batched: bo
     if roots:
         submitters = _anchor_records(tracker, roots)
         logs = _logs(tracker.address, [STATES_ANCHORED_TOPIC, ["0x" + root for root in roots]], since)
-        placed = {_data(log["topics"][1]).hex(): log for log in logs}
+        placed: dict[str, dict[str, Any]] = {_data(log["topics"][1]).hex(): log for log in logs}
         for root in roots:
-            log = placed.get(root)
+            found = placed.get(root)
             anchors[root] = AnchorFact(
                 root,
                 submitters[root],
-                _quantity(log["blockNumber"]) if log else None,
-                _data(log["transactionHash"]).hex() if log else None,
+                _quantity(found["blockNumber"]) if found else None,
+                _data(found["transactionHash"]).hex() if found else None,
             )
     blocks = [event.block_number for event in events.values()]
     blocks += [fact.block_number for fact in anchors.values() if fact.block_number is not None]

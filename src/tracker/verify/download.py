@@ -145,6 +145,7 @@ class Downloader:
         if key in connections:
             return connections[key], True
         scheme, host, port = key
+        connection: http.client.HTTPConnection
         if scheme == "https":
             connection = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._context)
         else:

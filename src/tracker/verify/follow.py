@@ -80,7 +80,7 @@ def _judge_pending(
             listed.setdefault(entry.seq if entry.seq is not None else position, (position, entry))
     results: list[StateResult] = []
     ready = [seq for seq in sorted(pending) if seq in listed]
-    if ready:
+    if ready and protocol is not None:
         view = read_chain(tracker, protocol, batched=True)
         futures = {
             seq: downloader.submit(urllib.parse.urljoin(url, listed[seq][1].state_data), options.max_document_bytes)

@@ -71,13 +71,15 @@ class VerificationReport:
     @property
     def passed(self) -> bool:
         """True only when every check and every state passed (nothing failed, nothing unchecked)."""
-        return all(item.ok is True for item in [*self.checks, *self.states])
+        results: list[CheckResult | StateResult] = [*self.checks, *self.states]
+        return all(item.ok is True for item in results)
 
     @property
     def verdict(self) -> str:
         if self.passed:
             return "passed"
-        if any(item.ok is False for item in [*self.checks, *self.states]):
+        results: list[CheckResult | StateResult] = [*self.checks, *self.states]
+        if any(item.ok is False for item in results):
             return "failed"
         return "incomplete"
 
