@@ -1,9 +1,11 @@
-"""Retrying transient faults with exponential backoff and full jitter.
+"""The one retry policy: how many attempts, and exponential backoff with full jitter between them.
 
-Transient: AWS throttling and 5xx answers, dropped or reset connections, timeouts (AWS or the RPC
-node), and `nonce too low` (a transaction of ours got mined while we were not looking). Anything
-else is permanent and raised at once. What is retried must be idempotent: the tracker retries a
-whole poll, which re-reads the chain before it sends anything.
+Who applies it: AWS calls are retried by botocore itself, configured from this policy
+(`tracker.aws.session`), so an AWS error that reaches our code is final. The tracker retries a
+whole poll on a transient fault of the chain or the network (dropped or reset connections,
+timeouts, `nonce too low` when a transaction of ours got mined while we were not looking); a poll
+starts by re-reading the chain, so repeating it never registers anything twice. Anything else is
+permanent and raised at once.
 """
 
 from __future__ import annotations
@@ -16,22 +18,6 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-TRANSIENT_AWS_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "ProvisionedThroughputExceededException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalServerError",
-        "InternalFailure",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
 TRANSIENT_PHRASES = (
     "nonce too low",
     "connection reset",
@@ -43,6 +29,8 @@ TRANSIENT_PHRASES = (
     "too many requests",
     "replacement transaction underpriced",
 )
+# Errors from these modules were retried where they were raised (botocore's own retries).
+ALREADY_RETRIED_MODULES = ("botocore", "boto3", "tracker.aws")
 
 
 @dataclass(frozen=True)
@@ -68,18 +56,12 @@ def _causes(error: BaseException) -> list[BaseException]:
 
 
 def is_transient(error: BaseException) -> bool:
-    """Whether `error` (or what caused it) is a fault that a later attempt may not meet."""
-    for cause in _causes(error):
+    """Whether `error` (or what caused it) is a chain or network fault that a later attempt may not meet."""
+    causes = _causes(error)
+    if any(type(cause).__module__.startswith(ALREADY_RETRIED_MODULES) for cause in causes):
+        return False
+    for cause in causes:
         if isinstance(cause, (ConnectionError, TimeoutError)):
-            return True
-        response = getattr(cause, "response", None)
-        if isinstance(response, dict):
-            code = str(response.get("Error", {}).get("Code", ""))
-            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in TRANSIENT_AWS_CODES or (isinstance(status, int) and (status == 429 or status >= 500)):
-                return True
-        name = type(cause).__name__
-        if name in {"EndpointConnectionError", "ReadTimeoutError", "ConnectTimeoutError", "ConnectionClosedError"}:
             return True
         text = str(cause).lower()
         if any(phrase in text for phrase in TRANSIENT_PHRASES):
@@ -89,11 +71,12 @@ def is_transient(error: BaseException) -> bool:
 
 def with_retry(
     action: Callable[[], T],
-    policy: RetryPolicy = RetryPolicy(),
+    policy: RetryPolicy | None = None,
     on_retry: Callable[[int, BaseException, float], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Runs `action`, retrying transient faults per `policy`; the last fault is raised as it is."""
+    policy = policy or RetryPolicy()
     for attempt in range(policy.attempts):
         try:
             return action()

@@ -4,17 +4,15 @@ import json
 
 import pytest
 
+from tracker.aws.errors import ExecutionExistsError, InvalidDefinitionError, RoleError
 from tracker.aws.executions import Selection
 from tracker.aws.history import HistorySource
 from tracker.documents.ids import sha256_hex
 from tracker.tracking.config import TrackConfig
 from tracker.tracking.control import (
-    ExecutionExistsError,
-    InvalidDefinitionError,
     InvalidInputError,
     ModelMismatchError,
     ModelNotRegisteredError,
-    RoleError,
     deploy_model,
     execution_status,
     start_execution,

@@ -98,16 +98,18 @@ def test_an_account_without_funds_stops_then_the_next_run_completes(
 
 
 def test_transient_faults_are_retried_and_permanent_ones_are_not():
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetExecutionHistory")
     throttled = ClientError(
         {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetExecutionHistory"
     )
-    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetExecutionHistory")
-    assert is_transient(throttled)
-    assert is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
-    assert is_transient(ConnectionResetError(104, "Connection reset by peer"))
+    assert is_transient(reset)
     assert is_transient(ValueError("nonce too low: next nonce 5, tx nonce 4"))
     assert not is_transient(denied)
     assert not is_transient(ValueError("SequenceMismatch(instance=0x01, expected=3, given=0)"))
+    # AWS faults were retried by botocore already: repeating the poll would multiply its attempts
+    assert not is_transient(throttled)
+    assert not is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
 
     attempts = []
     pauses = []
@@ -115,7 +117,7 @@ def test_transient_faults_are_retried_and_permanent_ones_are_not():
     def flaky():
         attempts.append(1)
         if len(attempts) < 3:
-            raise throttled
+            raise reset
         return "done"
 
     assert with_retry(flaky, RetryPolicy(attempts=5, base_delay=0.5, max_delay=1.0), sleep=pauses.append) == "done"
@@ -177,20 +179,60 @@ def test_a_since_that_is_neither_a_duration_nor_a_time():
         script.since_millis("yesterday")
 
 
-def test_a_throttled_poll_is_retried_and_completes(aws, machine, tracker, publisher, state_dir):
+class _RawBody:
+    """The raw HTTP body botocore reads an answer from."""
+
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def stream(self, **_kwargs):
+        yield self.body
+
+
+def _throttling_answers(count: int):
+    """A `before-send` hook answering the first `count` calls as AWS does when it throttles
+    (HTTP 400, `ThrottlingException` in the JSON body), before the request leaves the process."""
+    from botocore.awsrequest import AWSResponse
+
+    sent = []
+
+    def answer(request, **_kwargs):
+        sent.append(request.url)
+        if len(sent) <= count:
+            body = b'{"__type":"com.amazonaws.swf.service.v2.model#ThrottlingException","message":"Rate exceeded"}'
+            headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "throttled"}
+            return AWSResponse(request.url, 400, headers, _RawBody(body))
+        return None
+
+    return answer, sent
+
+
+def test_a_throttled_aws_call_is_retried_by_botocore_and_the_poll_completes(
+    aws, machine, tracker, publisher, state_dir
+):
     run_execution(aws, machine, "throttled-1", {"ok": True})
-    source = HistorySource(aws, Selection((machine,)))
-    refusals = []
-
-    def throttle_twice(**_kwargs):
-        # AWS answering "Rate exceeded" before the call reaches it (botocore's own retries are past)
-        if len(refusals) < 2:
-            refusals.append(1)
-            raise ClientError(
-                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetExecutionHistory"
-            )
-
-    source.client.meta.events.register("before-call.sfn.GetExecutionHistory", throttle_twice)
+    source = HistorySource(aws, Selection((machine,)), RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05))
+    answer, sent = _throttling_answers(2)
+    source.sfn.client.meta.events.register("before-send.sfn.GetExecutionHistory", answer)
     config = TrackConfig(state_dir=state_dir, retry=RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05))
     summary = track(config, source, tracker, publisher)
-    assert summary.retries == 2 and summary.states_registered == len(SUCCEEDING_STATES)
+    # two throttled answers, then the real one: retried inside botocore, not by repeating the poll
+    assert len(sent) == 3 and summary.retries == 0
+    assert summary.states_registered == len(SUCCEEDING_STATES)
+
+
+def test_aws_throttling_past_every_retry_is_one_line(aws, machine, tracker, publisher, state_dir):
+    from tracker.aws.errors import AwsThrottledError
+
+    run_execution(aws, machine, "throttled-2", {"ok": True})
+    source = HistorySource(aws, Selection((machine,)), RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05))
+    answer, sent = _throttling_answers(100)
+    source.sfn.client.meta.events.register("before-send.sfn.GetExecutionHistory", answer)
+    config = TrackConfig(state_dir=state_dir, retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05))
+    with pytest.raises(AwsThrottledError) as raised:
+        track(config, source, tracker, publisher)
+    assert str(raised.value) == (
+        f"AWS throttled GetExecutionHistory on execution {machine.replace('stateMachine', 'execution')}:throttled-2"
+        " after every retry: Rate exceeded"
+    )
+    assert len(sent) == 3  # the policy's attempts, and no poll-level repetition on top

@@ -8,17 +8,18 @@ from tracker.aws.arns import execution_name
 from tracker.aws.errors import NoStateMachinesError
 from tracker.aws.events import history_event, release_in_order
 from tracker.aws.executions import Execution, ExecutionRef, Selection, check_definition
-from tracker.aws.session import _AwsCalls, aws_client
+from tracker.aws.session import AwsService
 from tracker.documents.ids import to_millis
+from tracker.retry import RetryPolicy
 
 
-class HistorySource(_AwsCalls):
+class HistorySource:
     """Standard workflows through the execution history API."""
 
     name = "history"
 
-    def __init__(self, session: Any, selection: Selection):
-        self.client = aws_client(session, "stepfunctions")
+    def __init__(self, session: Any, selection: Selection, policy: RetryPolicy | None = None):
+        self.sfn = AwsService(session, "stepfunctions", policy)
         self.region = session.region_name
         self.selection = selection
         self._definitions: dict[str, str] = {}
@@ -28,7 +29,7 @@ class HistorySource(_AwsCalls):
             return list(self.selection.state_machine_arns)
         arns = [
             machine["stateMachineArn"]
-            for page in self._pages(self.client, "list_state_machines", f"region {self.region}")
+            for page in self.sfn.pages("list_state_machines", f"region {self.region}")
             for machine in page.get("stateMachines", [])
         ]
         if not arns:
@@ -38,13 +39,11 @@ class HistorySource(_AwsCalls):
     def list_executions(self) -> list[ExecutionRef]:
         if self.selection.execution_arn:
             arn = self.selection.execution_arn
-            described = self._call(self.client, "describe_execution", f"execution {arn}", executionArn=arn)
+            described = self.sfn.call("describe_execution", f"execution {arn}", executionArn=arn)
             return [ExecutionRef(arn, described["stateMachineArn"], described.get("status"))]
         refs: list[ExecutionRef] = []
         for machine in self.state_machines():
-            for page in self._pages(
-                self.client, "list_executions", f"state machine {machine}", stateMachineArn=machine
-            ):
+            for page in self.sfn.pages("list_executions", f"state machine {machine}", stateMachineArn=machine):
                 for item in page.get("executions", []):
                     if self.selection.since_ms is not None and to_millis(item["startDate"]) < self.selection.since_ms:
                         continue
@@ -52,19 +51,31 @@ class HistorySource(_AwsCalls):
         return refs
 
     def definition(self, arn: str) -> str:
+        """The definition of a state machine (or of one of its versions, which never change)."""
         if arn not in self._definitions:
-            described = self._call(self.client, "describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
+            described = self.sfn.call("describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
             self._definitions[arn] = check_definition(described["definition"], arn)
         return self._definitions[arn]
 
+    def definition_run_by(self, execution_arn: str, version_arn: str | None) -> str:
+        """The definition the execution ran: its version's when it ran a published version, else the
+        revision DescribeStateMachineForExecution reports for it (never the machine's current one,
+        which an update may have changed since the execution started)."""
+        if version_arn:
+            return self.definition(version_arn)
+        described = self.sfn.call(
+            "describe_state_machine_for_execution", f"execution {execution_arn}", executionArn=execution_arn
+        )
+        return check_definition(described["definition"], described.get("stateMachineArn", execution_arn))
+
     def load(self, ref: ExecutionRef) -> Execution:
         arn = ref.execution_arn
-        described = self._call(self.client, "describe_execution", f"execution {arn}", executionArn=arn)
+        described = self.sfn.call("describe_execution", f"execution {arn}", executionArn=arn)
         version_arn = described.get("stateMachineVersionArn")
-        definition = self.definition(version_arn or described["stateMachineArn"])
+        definition = self.definition_run_by(arn, version_arn)
         raw_events = [
             event
-            for page in self._pages(self.client, "get_execution_history", f"execution {arn}", executionArn=arn)
+            for page in self.sfn.pages("get_execution_history", f"execution {arn}", executionArn=arn)
             for event in page.get("events", [])
         ]
         events, held = release_in_order(history_event(raw) for raw in raw_events)

@@ -13,18 +13,21 @@ from typing import Any
 from tracker.aws.arns import execution_name, state_machine_of
 from tracker.aws.events import HistoryEvent, parse_log_message, release_in_order
 from tracker.aws.executions import Execution, ExecutionRef, Selection, check_definition
-from tracker.aws.session import _AwsCalls, aws_client
+from tracker.aws.session import AwsService
 from tracker.errors import ConfigurationError
+from tracker.retry import RetryPolicy
 
 
-class LogsSource(_AwsCalls):
+class LogsSource:
     """Express (or Standard) workflows through their CloudWatch Logs log group at level ALL."""
 
     name = "logs"
 
-    def __init__(self, session: Any, selection: Selection, log_group: str | None = None):
-        self.sfn = aws_client(session, "stepfunctions")
-        self.logs = aws_client(session, "logs")
+    def __init__(
+        self, session: Any, selection: Selection, log_group: str | None = None, policy: RetryPolicy | None = None
+    ):
+        self.sfn = AwsService(session, "stepfunctions", policy)
+        self.logs = AwsService(session, "logs", policy)
         self.region = session.region_name
         self.selection = selection
         self.log_group = log_group
@@ -32,7 +35,7 @@ class LogsSource(_AwsCalls):
         self._messages: dict[str, list[HistoryEvent]] = {}
 
     def _describe(self, arn: str) -> Mapping[str, Any]:
-        return self._call(self.sfn, "describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
+        return self.sfn.call("describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
 
     def definition(self, arn: str) -> str:
         if arn not in self._definitions:
@@ -74,7 +77,7 @@ class LogsSource(_AwsCalls):
             kwargs: dict[str, Any] = {"logGroupName": group}
             if self.selection.since_ms is not None:
                 kwargs["startTime"] = self.selection.since_ms
-            for page in self._pages(self.logs, "filter_log_events", f"log group {group}", **kwargs):
+            for page in self.logs.pages("filter_log_events", f"log group {group}", **kwargs):
                 for item in page.get("events", []):
                     where = f"log group {group}, stream {item.get('logStreamName')}, event {item.get('eventId')}"
                     message = parse_log_message(item.get("message", ""), where)

@@ -1,18 +1,28 @@
-"""boto3 sessions and clients from the standard credential chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL)."""
+"""boto3 sessions and clients from the standard credential chain (AWS_REGION, AWS_PROFILE,
+AWS_ENDPOINT_URL), and `AwsService`, the one way the code calls AWS.
+
+Retries are botocore's own (its `standard` mode: throttling, 5xx answers and dropped connections,
+with exponential backoff and jitter), with as many attempts as the run's `RetryPolicy` allows and
+bounded connect and read timeouts, so an unreachable endpoint is reported within seconds. What
+still fails is translated once, by `tracker.aws.errors.translate_aws_error`.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from tracker.aws.errors import translate_aws_error
 from tracker.errors import ConfigurationError, one_line
+from tracker.retry import RetryPolicy
+
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 60.0
 
 
 def aws_session(region: str | None = None, profile: str | None = None) -> Any:
     """A boto3 session from the standard chain; raises `ConfigurationError` without a region."""
-    import os
-
     import boto3
     from botocore.exceptions import ProfileNotFound
 
@@ -27,29 +37,41 @@ def aws_session(region: str | None = None, profile: str | None = None) -> Any:
     return session
 
 
-def aws_client(session: Any, service: str) -> Any:
+def client_config(policy: RetryPolicy) -> Any:
+    """botocore's configuration for a run: standard retries within the policy, bounded timeouts."""
     from botocore.config import Config
 
-    return session.client(service, config=Config(retries={"mode": "adaptive", "max_attempts": 8}))
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": max(1, policy.attempts)},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+    )
 
 
-class _AwsCalls:
-    """Shared helpers: paginated calls with errors translated."""
+class AwsService:
+    """One AWS service client whose calls and paginations raise the tracker's errors."""
 
-    def _pages(self, client: Any, operation: str, subject: str, **kwargs: Any) -> Iterator[Mapping[str, Any]]:
+    def __init__(self, session: Any, service: str, policy: RetryPolicy | None = None):
+        self.client = session.client(service, config=client_config(policy or RetryPolicy()))
+        self.region = session.region_name
+
+    def call(self, operation: str, subject: str, **kwargs: Any) -> Mapping[str, Any]:
+        """`client.<operation>(**kwargs)`; `subject` names what it concerns in error messages."""
         try:
-            yield from client.get_paginator(operation).paginate(**kwargs)
+            return getattr(self.client, operation)(**kwargs)
         except Exception as error:
-            translated = translate_aws_error(error, subject)
-            if translated is error:
-                raise
-            raise translated from error
+            raise _translated(error, subject) from error
 
-    def _call(self, client: Any, operation: str, subject: str, **kwargs: Any) -> Mapping[str, Any]:
+    def pages(self, operation: str, subject: str, **kwargs: Any) -> Iterator[Mapping[str, Any]]:
+        """Every page of a paginated operation."""
         try:
-            return getattr(client, operation)(**kwargs)
+            yield from self.client.get_paginator(operation).paginate(**kwargs)
         except Exception as error:
-            translated = translate_aws_error(error, subject)
-            if translated is error:
-                raise
-            raise translated from error
+            raise _translated(error, subject) from error
+
+
+def _translated(error: Exception, subject: str) -> Exception:
+    translated = translate_aws_error(error, subject)
+    if translated is error:
+        raise error
+    return translated

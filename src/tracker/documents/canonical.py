@@ -1,15 +1,20 @@
 """Canonical JSON: the one encoding of every document other than the model document.
 
-* UTF-8, object keys sorted by code point, no insignificant whitespace (`,` and `:` separators);
-* strings escaped as JSON requires and nothing more (non-ASCII characters are kept as they are);
-* no floats: numbers are integers, timestamps are integer milliseconds since the Unix epoch;
+It is the JSON Canonicalization Scheme (RFC 8785, through the `rfc8785` package), so a verifier
+in any language can reproduce it, with two rules of ours on top:
+
+* UTF-8, object keys sorted (by UTF-16 code units, as RFC 8785 says; our keys are ASCII), no
+  insignificant whitespace, strings escaped as JSON requires and nothing more;
+* no floats: numbers are integers (within +-2**53), timestamps integer milliseconds since the
+  Unix epoch;
 * absent optional facts are left out, never written as null."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import rfc8785
 
 from tracker.documents.ids import DocumentError
 
@@ -17,7 +22,10 @@ from tracker.documents.ids import DocumentError
 def canonical_json(value: Any) -> bytes:
     """The one canonical JSON encoding of the project (see the module docstring)."""
     _reject_floats(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    try:
+        return rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError as error:
+        raise DocumentError(f"not canonical JSON: {error}") from None
 
 
 def _reject_floats(value: Any) -> None:

@@ -21,6 +21,7 @@ Public API (used by `ape run deploy_model` and `ape run start_execution`)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -28,30 +29,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracker.aws.arns import check_state_machine_arn
-from tracker.aws.errors import StateMachineNotFoundError, translate_aws_error
+from tracker.aws.errors import InvalidDefinitionError, StateMachineNotFoundError
 from tracker.aws.executions import ExecutionRef, Selection
 from tracker.aws.history import HistorySource
-from tracker.aws.session import aws_client
+from tracker.aws.session import AwsService
 from tracker.chain.contract import TrackerContract
 from tracker.documents.facts import model_document
 from tracker.documents.ids import normalize_id
-from tracker.errors import ConfigurationError, TrackerError, one_line
+from tracker.errors import ConfigurationError, TrackerError
 from tracker.publish.targets import Publisher, protocol_path, publish_documents, url_for
 from tracker.tracking.build import build_documents
 from tracker.tracking.config import TrackConfig, TrackSummary
 from tracker.tracking.engine import track
-
-
-class InvalidDefinitionError(TrackerError):
-    """The definition is not JSON, or Step Functions rejected it."""
-
-
-class RoleError(TrackerError):
-    """The execution role cannot be used (malformed, missing, or not assumable)."""
-
-
-class ExecutionExistsError(TrackerError):
-    """An execution with that name already exists for the state machine."""
 
 
 class InvalidInputError(TrackerError):
@@ -91,44 +80,19 @@ class StartOutcome:
     protocol_url: str
 
 
-def _aws(call, subject: str, *args: Any, **kwargs: Any) -> Any:
-    """Calls boto3, turning its refusals into the errors a user can act on."""
-    try:
-        return call(*args, **kwargs)
-    except Exception as error:
-        response = getattr(error, "response", None)
-        if isinstance(response, dict):
-            code = str(response.get("Error", {}).get("Code", ""))
-            message = one_line(str(response.get("Error", {}).get("Message", "")))
-            if code in {"InvalidDefinition"} or "ASLParserException" in message:
-                raise InvalidDefinitionError(f"Step Functions rejected the definition: {message[:160]}") from error
-            if (code == "InvalidArn" and "role" in message.lower()) or (
-                code in {"AccessDeniedException"} and "role" in message.lower()
-            ):
-                raise RoleError(f"the execution role cannot be used: {message}") from error
-            if code == "ExecutionAlreadyExists":
-                raise ExecutionExistsError(
-                    f"{subject}: an execution with that name already exists ({message})"
-                ) from error
-        translated = translate_aws_error(error, subject)
-        if translated is error:
-            raise
-        raise translated from error
-
-
 def _send(contract: TrackerContract, calls: list) -> str:
     return contract.send_batch_light(calls).transaction_hash
 
 
-def find_state_machine(sfn: Any, name_or_arn: str) -> str:
+def find_state_machine(sfn: AwsService, name_or_arn: str) -> str:
     """The ARN of a state machine given by ARN or by name; raises when none has that name."""
     if name_or_arn.startswith("arn:"):
         return check_state_machine_arn(name_or_arn)
-    for page in sfn.get_paginator("list_state_machines").paginate():
+    for page in sfn.pages("list_state_machines", f"region {sfn.region}"):
         for machine in page.get("stateMachines", []):
             if machine["name"] == name_or_arn:
                 return machine["stateMachineArn"]
-    raise StateMachineNotFoundError(f"no state machine named {name_or_arn!r} in region {sfn.meta.region_name}")
+    raise StateMachineNotFoundError(f"no state machine named {name_or_arn!r} in region {sfn.region}")
 
 
 def deploy_model(
@@ -139,7 +103,7 @@ def deploy_model(
         json.loads(definition_text)
     except ValueError as error:
         raise InvalidDefinitionError(f"the definition is not valid JSON: {error}") from None
-    sfn = aws_client(session, "stepfunctions")
+    sfn = AwsService(session, "stepfunctions")
     try:
         arn: str | None = find_state_machine(sfn, name)
     except StateMachineNotFoundError:
@@ -149,8 +113,8 @@ def deploy_model(
     if arn is None:
         if not role_arn:
             raise ConfigurationError(f"state machine {name!r} does not exist yet: pass --role-arn to create it")
-        created = _aws(
-            sfn.create_state_machine,
+        created = sfn.call(
+            "create_state_machine",
             f"state machine {name}",
             name=name,
             definition=definition_text,
@@ -160,7 +124,7 @@ def deploy_model(
         arn, version_arn = created["stateMachineArn"], created.get("stateMachineVersionArn")
         change = "new"
     else:
-        current = _aws(sfn.describe_state_machine, f"state machine {arn}", stateMachineArn=arn)
+        current = sfn.call("describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
         previous_model_id = model_document(current["definition"]).id
         if current["definition"] == definition_text and (not role_arn or role_arn == current.get("roleArn")):
             change = "unchanged"
@@ -168,9 +132,11 @@ def deploy_model(
             update: dict[str, Any] = {"stateMachineArn": arn, "definition": definition_text, "publish": True}
             if role_arn:
                 update["roleArn"] = role_arn
-            version_arn = _aws(sfn.update_state_machine, f"state machine {arn}", **update).get("stateMachineVersionArn")
+            version_arn = sfn.call("update_state_machine", f"state machine {arn}", **update).get(
+                "stateMachineVersionArn"
+            )
             change = "changed"
-    described = _aws(sfn.describe_state_machine, f"state machine {arn}", stateMachineArn=arn)
+    described = sfn.call("describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
     model_id = model_document(described["definition"]).id
     if change == "changed" and model_id == previous_model_id:
         change = "unchanged"  # only the role changed: the model is the same
@@ -195,11 +161,11 @@ def start_execution(
         json.loads(input_text)
     except ValueError as error:
         raise InvalidInputError(f"the execution input is not valid JSON: {error}") from None
-    sfn = aws_client(session, "stepfunctions")
+    sfn = AwsService(session, "stepfunctions")
     arn = find_state_machine(sfn, name_or_arn)
     if expect_model is not None:
         expected = normalize_id(expect_model, "--expect-model")
-        described = _aws(sfn.describe_state_machine, f"state machine {arn}", stateMachineArn=arn)
+        described = sfn.call("describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
         actual = model_document(described["definition"]).id
         if actual != expected:
             raise ModelMismatchError(
@@ -210,7 +176,7 @@ def start_execution(
     arguments: dict[str, Any] = {"stateMachineArn": arn, "input": input_text}
     if execution_name:
         arguments["name"] = execution_name
-    started = _aws(sfn.start_execution, f"state machine {arn}", **arguments)
+    started = sfn.call("start_execution", f"state machine {arn}", **arguments)
     execution_arn = started["executionArn"]
     documents = build_documents(_started_execution(session, execution_arn, arn))
     if expect_model is not None and documents.model_id != normalize_id(expect_model):
@@ -260,26 +226,17 @@ def wait_for_execution(
     """Follows the execution until the tracker terminated its instance (or `timeout_s` passed)."""
     stop = stop or threading.Event()
     polls = max(1, int(timeout_s / max(config.poll_interval, 0.01)))
-    follow = TrackConfig(
-        mode=config.mode,
-        include_data=config.include_data,
-        follow=True,
-        poll_interval=config.poll_interval,
-        max_polls=polls,
-        max_instances_per_tx=config.max_instances_per_tx,
-        state_dir=config.state_dir,
-        retry=config.retry,
-    )
+    follow = dataclasses.replace(config, follow=True, max_polls=polls)
 
     def on_progress(summary: TrackSummary) -> None:
         record = contract.instance(started.instance_id)
         if record is not None and record.terminated:
             stop.set()
 
-    source = HistorySource(session, Selection(execution_arn=started.execution_arn))
+    source = HistorySource(session, Selection(execution_arn=started.execution_arn), config.retry)
     return track(follow, source, contract, publisher, on_progress=on_progress, stop=stop)
 
 
 def execution_status(session: Any, execution_arn: str) -> str:
-    sfn = aws_client(session, "stepfunctions")
-    return str(_aws(sfn.describe_execution, f"execution {execution_arn}", executionArn=execution_arn)["status"])
+    sfn = AwsService(session, "stepfunctions")
+    return str(sfn.call("describe_execution", f"execution {execution_arn}", executionArn=execution_arn)["status"])
