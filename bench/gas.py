@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = ROOT / "bench" / "results" / "gas.json"
 NETWORK = "ethereum:local:foundry"
 
-# The published prototype, measured side by side on the same local chain with solc 0.8.28
-# (quoted facts: DESIGN.md, issue 2). Its states cost one transaction each.
+# The published prototype, measured once side by side on the same local chain with solc 0.8.28;
+# its code is not part of this repository, so its figures are kept here. Its states cost one
+# transaction each.
 PROTOTYPE_REGISTER_MODEL_GAS = 137_133
 PROTOTYPE_REGISTER_INSTANCE_GAS = 115_905
 PROTOTYPE_REGISTER_STATE_GAS = 54_028

@@ -66,7 +66,14 @@ def cli(
     max_states,
     follow_seconds,
 ):
-    """Verify the instance protocol at URL (or of --instance ID): the five checks of DESIGN.md.
+    """Verify the instance protocol at URL (or of --instance ID) against the chain, ENS and its server.
+
+    Five checks: 1. the protocol came over TLS; 2. each listed state's document hashes to its id
+    and is registered for the instance at its position, and the listed states match the
+    contract's count and head; 3. the model and instance documents hash to their ids and are
+    registered, the instance as one of that model; 4. the owner's ENS name resolves back to it
+    and its url record is the protocol's origin; 5. the server's certificate has the fingerprint
+    the owner registered and signed.
 
     Exit status: 0 when every check and state passed, 1 when one failed, 2 when none failed but
     some could not be checked (no chain reachable, no ENS on the network).
