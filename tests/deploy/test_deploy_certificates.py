@@ -1,4 +1,4 @@
-"""tracker.publish.targets.certificates: loading, fingerprints, fetching over TLS, EIP-191 signatures."""
+"""tracker.publish.certificates: loading, fingerprints, fetching over TLS, EIP-191 signatures."""
 
 from __future__ import annotations
 

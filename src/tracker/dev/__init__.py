@@ -1,1 +1,1 @@
-"""Local services and the demo, for development and tests only: nothing outside scripts/ and tests/ imports this package."""
+"""Local services and the demo, for development, tests and benchmarks only: nothing in src/tracker outside this package imports it."""

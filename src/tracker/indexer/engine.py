@@ -2,8 +2,8 @@
 
 Library use (what `ape run index` and the demo call)::
 
-    from tracker.indexer import IndexConfig, index
-    from tracker.indexer_rpc import JsonRpc
+    from tracker.chain.rpc import JsonRpc
+    from tracker.indexer.engine import IndexConfig, index
 
     rpc = JsonRpc.from_provider(provider)           # ape's connected provider, or
     rpc = JsonRpc.from_uri("http://127.0.0.1:8545")  # any JSON-RPC endpoint
@@ -17,10 +17,11 @@ headers and receipts those logs need in batched round trips, decode, and load th
 with the new cursor in one transaction. It stops at the target block (head minus confirmations,
 or `to_block`); with `follow` it then polls for new blocks. Reading runs one batch ahead of
 loading, on a thread of its own. `report(config, chain_id, instance_id)` reads the analysis
-views (a `tracker.indexer.engine.engine.store.Report`).
+views (a `tracker.indexer.report.Report`).
 
-Modules: `indexer_rpc` (reading the chain), `indexer_decode` (ABI decoding),
-`indexer_db` (schema, loading, rollback, views). The SQL is in `tracker/sql/`.
+Beside it: `tracker.chain.reader` (reading the chain), `tracker.chain.events` (ABI decoding),
+`tracker.indexer.store` (schema, loading, rollback) and `tracker.indexer.report` (views); the SQL
+is in `tracker/indexer/sql/`.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def index(
     """Indexes the contract's logs into Postgres (see the module docstring) and says what it did.
 
     Raises `ContractNotFoundError` when no code is at the address, the database errors of
-    `indexer_db` when Postgres is unreachable or refuses the login, and `ChainError` when the node
+    `tracker.indexer.store` when Postgres is unreachable or refuses the login, and `ChainError` when the node
     fails.
     """
     config = config.validated()

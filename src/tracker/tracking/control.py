@@ -15,7 +15,7 @@ Public API (used by `ape run deploy_model` and `ape run start_execution`)::
 * `start_execution` refuses to start when `expect_model` is given and the machine's current
   definition does not hash to it or the model is not registered; otherwise it starts the execution
   and registers the instance (with no states yet) right away, publishing its documents.
-* `wait_for_execution` follows the execution to its end through `tracker.tracking.engine.engine.track` (the
+* `wait_for_execution` follows the execution to its end through `tracker.tracking.engine.track` (the
   same machinery as `track_execution`), registering states as they happen.
 """
 

@@ -26,7 +26,7 @@ are recovered from the contract's `StateRegistered` logs. Modes:
 * `per-state`: the published prototype's way, one transaction per state, each awaited (benchmarks).
 
 After a transaction is confirmed the protocols it touched are rewritten and the checkpoints are
-committed (`tracker.tracking.engine.checkpoints`). A poll is retried as a whole on transient faults
+committed (`tracker.tracking.checkpoints`). A poll is retried as a whole on transient faults
 (`tracker.retry`), which is safe because it starts by re-reading the chain.
 """
 
