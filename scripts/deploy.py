@@ -29,10 +29,9 @@ from tracker.identity.deploy import IdentityReport, IdentityRequest, set_up_iden
     help="Server certificate (PEM or DER); default: the one the --uri host presents over TLS.",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would change with gas estimates; send nothing.")
-@click.option("--redeploy", is_flag=True, help="Deploy a new contract even when one is recorded.")
 @json_option()
 @command_boundary
-def cli(network_choice, account_alias, client_id, ens_name, uri, certificate_path, dry_run, redeploy, as_json):
+def cli(network_choice, account_alias, client_id, ens_name, uri, certificate_path, dry_run, as_json):
     """Deploy InstanceTracker and link the account's identity (client id, ENS, certificate)."""
     if as_json:
         quiet_ape_logs()
@@ -42,7 +41,6 @@ def cli(network_choice, account_alias, client_id, ens_name, uri, certificate_pat
         uri=uri,
         certificate_path=certificate_path,
         dry_run=dry_run,
-        redeploy=redeploy,
     )
     with connected(network_choice) as provider:
         sender = load_account(account_alias, provider)

@@ -2,8 +2,13 @@
 
 `state_visits(events)` turns ordered events into the states the execution entered: every
 `*StateEntered` (Map and Parallel iterations included) paired with its `*StateExited`. A state is
-ready once it exited (its output is then known and its document never changes) or the execution
-ended, and only a prefix of ready states is released, so sequence numbers never change.
+ready once it exited (its output is then known and its document never changes) or the attempt it
+belongs to ended, and only a prefix of ready states is released, so sequence numbers never change.
+
+A redrive (`RedriveExecution`, Standard workflows) continues the same history: after an
+unsuccessful end comes `ExecutionRedriven`, then the states the new attempt enters. Attempts are
+numbered by the redrive count (0 for the first run); `attempt_ends` lists how each one ended, and
+the execution has ended only when its last end is not followed by a redrive.
 CloudWatch Logs delivers out of order and may repeat: `release_in_order` de-duplicates by id and
 releases events only up to the first missing id."""
 
@@ -37,23 +42,55 @@ class HistoryEvent:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+REDRIVEN_EVENT = "ExecutionRedriven"
+
+
 @dataclass(frozen=True)
 class StateVisit:
-    """One entered state and, when it already happened, the matching exit."""
+    """One entered state and, when it already happened, the matching exit; `attempt` is the
+    redrive count when it was entered."""
 
     entered: HistoryEvent
     exited: HistoryEvent | None
+    attempt: int = 0
 
     @property
     def name(self) -> str:
         return str(self.entered.details.get("name", ""))
 
 
+@dataclass(frozen=True)
+class AttemptEnd:
+    """How one attempt ended: its end event, the attempt (redrive count) and where it is."""
+
+    attempt: int
+    event: HistoryEvent
+    position: int  # index of the end event in the history
+
+    @property
+    def status(self) -> str:
+        return END_EVENTS[self.event.type]
+
+
+def attempt_ends(events: Sequence[HistoryEvent]) -> list[AttemptEnd]:
+    """Every attempt's end, in history order (one per attempt that ended)."""
+    ends: list[AttemptEnd] = []
+    attempt = 0
+    for position, event in enumerate(events):
+        if event.type == REDRIVEN_EVENT:
+            attempt += 1
+        elif event.type in END_EVENTS:
+            ends.append(AttemptEnd(attempt, event, position))
+    return ends
+
+
 def execution_end(events: Sequence[HistoryEvent]) -> HistoryEvent | None:
-    """The event that ended the execution, if it is among `events`."""
+    """The event that ended the execution as it stands: its last end, unless a redrive followed it."""
     for event in reversed(events):
         if event.type in END_EVENTS:
             return event
+        if event.type == REDRIVEN_EVENT:
+            return None
     return None
 
 
@@ -74,15 +111,20 @@ def state_visits(events: Sequence[HistoryEvent]) -> list[StateVisit]:
                 break
             ancestor = by_id.get(ancestor.previous_event_id)
             seen += 1
-    ended = execution_end(events) is not None
+    ends = attempt_ends(events)
+    last_end = ends[-1].position if ends else -1
     visits: list[StateVisit] = []
-    for event in events:
+    attempt = 0
+    for position, event in enumerate(events):
+        if event.type == REDRIVEN_EVENT:
+            attempt += 1
+            continue
         if not event.type.endswith("StateEntered"):
             continue
         exited = exits.get(event.id)
-        if exited is None and not ended:
-            break
-        visits.append(StateVisit(event, exited))
+        if exited is None and position > last_end:
+            break  # still running in the current attempt: its document is not final yet
+        visits.append(StateVisit(event, exited, attempt))
     return visits
 
 

@@ -9,16 +9,25 @@ from typing import Protocol
 
 from tracker.aws.arns import check_execution_arn, check_state_machine_arn
 from tracker.aws.errors import MalformedDefinitionError
-from tracker.aws.events import HistoryEvent, execution_end
+from tracker.aws.events import END_EVENTS as END_EVENTS_STATUS
+from tracker.aws.events import AttemptEnd, HistoryEvent, attempt_ends, execution_end
+
+# Step Functions accepts a redrive within 14 days of an unsuccessful end (RedriveExecution).
+REDRIVE_WINDOW_MS = 14 * 24 * 3600 * 1000
+REDRIVABLE_STATUSES = frozenset({"FAILED", "ABORTED", "TIMED_OUT"})
 
 
 @dataclass(frozen=True)
 class ExecutionRef:
-    """An execution found by listing; `status` is None when the source cannot tell before loading."""
+    """An execution found by listing; `status` is None when the source cannot tell before loading.
+
+    `redrive_count` (ListExecutions reports it) tells a tracker that an execution it saw end has
+    been redriven since."""
 
     execution_arn: str
     state_machine_arn: str
     status: str | None = None
+    redrive_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,10 @@ class Execution:
     held_events: int = 0
     state_machine_version_arn: str | None = None
     role_arn: str | None = None
+    # What DescribeExecution says of redrives: REDRIVABLE, NOT_REDRIVABLE, REDRIVABLE_BY_MAP_RUN,
+    # or None where the source does not say (then only the 14-day window closes the execution).
+    redrive_status: str | None = None
+    redrive_count: int = 0
 
     @property
     def account_id(self) -> str | None:
@@ -43,7 +56,25 @@ class Execution:
 
     @property
     def end_event(self) -> HistoryEvent | None:
+        """The end of the execution as it stands (None while an attempt runs)."""
         return execution_end(self.events)
+
+    @property
+    def attempt_ends(self) -> list[AttemptEnd]:
+        return attempt_ends(self.events)
+
+    def is_final(self, now_ms: int) -> bool:
+        """Whether the execution can no longer change: it succeeded, or it ended unsuccessfully and
+        can no longer be redriven (Step Functions says so, or 14 days passed since the end)."""
+        end = self.end_event
+        if end is None:
+            return False
+        status = END_EVENTS_STATUS.get(end.type)
+        if status not in REDRIVABLE_STATUSES:
+            return True
+        if self.redrive_status == "NOT_REDRIVABLE":
+            return True
+        return now_ms - end.timestamp_ms > REDRIVE_WINDOW_MS
 
 
 class ExecutionSource(Protocol):

@@ -47,7 +47,11 @@ class HistorySource:
                 for item in page.get("executions", []):
                     if self.selection.since_ms is not None and to_millis(item["startDate"]) < self.selection.since_ms:
                         continue
-                    refs.append(ExecutionRef(item["executionArn"], item["stateMachineArn"], item.get("status")))
+                    refs.append(
+                        ExecutionRef(
+                            item["executionArn"], item["stateMachineArn"], item.get("status"), item.get("redriveCount")
+                        )
+                    )
         return refs
 
     def definition(self, arn: str) -> str:
@@ -94,4 +98,6 @@ class HistorySource:
             held_events=held,
             state_machine_version_arn=version_arn,
             role_arn=role_arn,
+            redrive_status=described.get("redriveStatus"),
+            redrive_count=int(described.get("redriveCount") or 0),
         )

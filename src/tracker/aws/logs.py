@@ -99,4 +99,7 @@ class LogsSource:
             events=tuple(events) if started else (),
             held_events=held + (len(events) if not started else 0),
             role_arn=started.details.get("roleArn") if started else None,
+            # Express executions are never redriven on their own (only through a parent's Map Run,
+            # which this source does not see): an unsuccessful end is final.
+            redrive_status="NOT_REDRIVABLE",
         )

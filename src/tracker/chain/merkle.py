@@ -1,7 +1,8 @@
 """Merkle trees over state leaves, compatible with OpenZeppelin's `MerkleProof` (sorted pairs).
 
-A leaf is keccak256(keccak256(abi.encode(instance, state, seq))), exactly the contract's
-`stateLeaf`; the double hash keeps a leaf from ever being read as an inner node.
+A leaf is keccak256(keccak256(abi.encode(execution, state, seq))), exactly the contract's
+`stateLeaf`; the double hash keeps a leaf from ever being read as an inner node. Who anchored a
+root is part of the anchor's key on chain, so a leaf needs to name only the execution.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from eth_utils import keccak
 from tracker.documents.ids import id_to_bytes32
 
 
-def state_leaf(instance_id: str, state_id: str, seq: int) -> bytes:
-    """The leaf of one state, equal to the contract's `stateLeaf(instance, state, seq)`."""
+def state_leaf(execution_id: str, state_id: str, seq: int) -> bytes:
+    """The leaf of one state, equal to the contract's `stateLeaf(execution, state, seq)`."""
     inner = keccak(
-        encode(["bytes32", "bytes32", "uint256"], [id_to_bytes32(instance_id), id_to_bytes32(state_id), seq])
+        encode(["bytes32", "bytes32", "uint256"], [id_to_bytes32(execution_id), id_to_bytes32(state_id), seq])
     )
     return keccak(inner)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from tracker.documents.canonical import canonical_json, without_absent
 from tracker.documents.ids import id_to_bytes32, sha256_hex
 
-STATE_DOCUMENT_VERSION = 1
+STATE_DOCUMENT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,17 @@ def model_document(definition_text: str) -> Document:
     return Document(definition_text.encode("utf-8"))
 
 
+def execution_id(execution_arn: str, start_date_ms: int) -> str:
+    """The id of an AWS execution itself: SHA-256 of the canonical JSON of its ARN and start date.
+
+    The contract keys an instance by (owner, execution id), so one publisher holds at most one trace
+    of an execution; the start date is part of it because Step Functions lets a name be reused
+    after 90 days. A verifier recomputes it from the instance document.
+    """
+    identity = {"execution_arn": execution_arn, "kind": "execution", "start_date_ms": start_date_ms}
+    return sha256_hex(canonical_json(identity))
+
+
 @dataclass(frozen=True)
 class InstanceFacts:
     """Facts about an execution that never change after it started (never status or stop date)."""
@@ -41,17 +53,23 @@ class InstanceFacts:
     account_id: str | None = None
     role_arn: str | None = None
 
+    @property
+    def execution_id(self) -> str:
+        return execution_id(self.execution_arn, self.start_date_ms)
+
     def document(self) -> Document:
         return Document(canonical_json(without_absent({"kind": "instance", **asdict(self)})))
 
 
 @dataclass(frozen=True)
 class StateFacts:
-    """One state an instance entered. `previous_state_id` chains each state to the whole trace."""
+    """One state an instance entered. `previous_state_id` chains each state to the whole trace;
+    `attempt` is the execution's redrive count when the state was entered (0 before any redrive)."""
 
     instance_id: str
     seq: int
     previous_state_id: str
+    attempt: int
     event_id: int
     event_type: str
     state_name: str
@@ -68,9 +86,14 @@ class StateFacts:
 
 @dataclass(frozen=True)
 class EndFacts:
-    """How an execution ended; registered when it ends, after which the instance is terminated."""
+    """How one attempt of an execution ended (attempt = redrive count, 0 for the first run).
+
+    An unsuccessful end is not final while Step Functions can still redrive the execution; the
+    chain, not this document, says whether it is final (the document never changes once written).
+    """
 
     instance_id: str
+    attempt: int
     status: str
     stop_date_ms: int
     state_count: int
@@ -83,11 +106,19 @@ class EndFacts:
         return Document(canonical_json(without_absent({"kind": "end", **asdict(self)})))
 
 
-def chain_head(model_id: str, instance_id: str, state_ids: list[str]) -> str:
-    """The contract's accumulator over an ordered trace: keccak256 chained from (model, instance)."""
+def start_head(execution: str, model_id: str, instance_id: str) -> str:
+    """The chain head before any state: keccak256 of (execution id, model id, instance document id)."""
     from eth_utils import keccak
 
-    head = keccak(id_to_bytes32(model_id) + id_to_bytes32(instance_id))
+    return keccak(id_to_bytes32(execution) + id_to_bytes32(model_id) + id_to_bytes32(instance_id)).hex()
+
+
+def chain_head(execution: str, model_id: str, instance_id: str, state_ids: Sequence[str]) -> str:
+    """The contract's head over an ordered trace: keccak256(head, state) from the start head on, so
+    one (count, head) pair proves the execution, the model, the instance document and every state."""
+    from eth_utils import keccak
+
+    head = bytes.fromhex(start_head(execution, model_id, instance_id))
     for state_id in state_ids:
         head = keccak(head + id_to_bytes32(state_id))
     return head.hex()

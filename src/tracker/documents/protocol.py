@@ -31,6 +31,50 @@ class ProtocolEntry:
 
 
 @dataclass
+class AttemptEntry:
+    """How one attempt of the execution ended, as registered: its end document and the chain's
+    record of it (`final` once the contract made the instance final with this end)."""
+
+    attempt: int
+    end_hash: str
+    end_data: str
+    state_count: int
+    accumulator_head: str
+    block_nr: int
+    transaction_hash: str
+    timestamp: int
+    final: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, item: Any) -> AttemptEntry:
+        if not isinstance(item, Mapping):
+            raise DocumentError("an attempts entry must be a JSON object")
+        return cls(
+            attempt=_integer(item["attempt"], "attempt"),
+            end_hash=normalize_id(item["end_hash"], "end_hash"),
+            end_data=str(item["end_data"]),
+            state_count=_integer(item["state_count"], "state_count"),
+            accumulator_head=normalize_id(item["accumulator_head"], "accumulator_head"),
+            block_nr=_integer(item["block_nr"], "block_nr"),
+            transaction_hash=normalize_id(item["transaction_hash"], "transaction_hash"),
+            timestamp=_integer(item["timestamp"], "timestamp"),
+            final=bool(item.get("final", False)),
+        )
+
+
+def _integer(value: Any, what: str) -> int:
+    """A JSON integer (not a bool, not a float, not text), within the range a uint64 holds."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DocumentError(f"{what} must be an integer, got {str(value)[:40]!r}")
+    if not 0 <= value < 2**64:
+        raise DocumentError(f"{what} is out of range: {str(value)[:40]}")
+    return value
+
+
+@dataclass
 class InstanceProtocol:
     """The published, ordered list of an instance's registered states.
 
@@ -49,9 +93,17 @@ class InstanceProtocol:
     accumulator_head: str | None = None
     end_hash: str | None = None
     end_data: str | None = None
+    execution_id: str | None = None
+    owner: str | None = None
+    mode: str | None = None  # "direct" or "anchored"
+    final: bool | None = None
+    attempts: list[AttemptEntry] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        data = without_absent({key: value for key, value in asdict(self).items() if key != "instance_protocol"})
+        skip = {"instance_protocol", "attempts"}
+        data = without_absent({key: value for key, value in asdict(self).items() if key not in skip})
+        if self.attempts:
+            data["attempts"] = [attempt.to_json() for attempt in self.attempts]
         data["instance_protocol"] = [entry.to_json() for entry in self.instance_protocol]
         return data
 
@@ -96,6 +148,11 @@ class InstanceProtocol:
                 else None,
                 end_hash=normalize_id(data["end_hash"], "end_hash") if data.get("end_hash") else None,
                 end_data=str(data["end_data"]) if data.get("end_data") else None,
+                execution_id=normalize_id(data["execution_id"], "execution_id") if data.get("execution_id") else None,
+                owner=normalize_address(data["owner"]) if data.get("owner") else None,
+                mode=str(data["mode"]) if data.get("mode") is not None else None,
+                final=bool(data["final"]) if data.get("final") is not None else None,
+                attempts=[AttemptEntry.from_json(item) for item in data.get("attempts") or []],
             )
         except KeyError as missing:
             raise DocumentError(f"instance protocol lacks the field {missing.args[0]!r}") from None

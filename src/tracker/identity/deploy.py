@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from tracker.chain import deployments
+from tracker.chain import canonical, deployments
 from tracker.chain.contract import CONTRACT_NAME, TrackerContract
 from tracker.chain.revert import describe_revert
 from tracker.chain.steps import DONE, WOULD_CHANGE, StepResult, send_or_estimate, skipped
-from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError
+from tracker.errors import ChainError, ConfigurationError
 from tracker.identity import ens
 from tracker.publish import certificates
 
@@ -31,10 +31,14 @@ FEE_HEADROOM = 2
 
 
 @dataclass(frozen=True)
-class DeployOutcome:
+class ContractDeployment:
+    """The canonical InstanceTracker on the connected chain, and whether this run deployed it."""
+
     tracker: TrackerContract
     deployed: bool
     explorer_url: str | None
+    gas: int | None = None
+    transaction_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,6 @@ class IdentityRequest:
     uri: str | None = None
     certificate_path: Path | None = None
     dry_run: bool = False
-    redeploy: bool = False
     fetch_timeout: float = 10.0
 
 
@@ -64,38 +67,43 @@ class IdentityReport:
         return any(step.status != "skipped" for step in self.steps)
 
 
-def deploy_or_reuse(sender: Any, redeploy: bool = False) -> DeployOutcome:
-    """Reuses the deployment recorded for the connected chain when its code is there, else deploys."""
+def deploy_canonical(sender: Any) -> ContractDeployment:
+    """Reuses the canonical InstanceTracker when its code is there, else deploys it there.
+
+    The deployment goes through the deterministic-deployment proxy (installed first on a local
+    chain that lacks it), so the contract lands at the address computed offline from its code.
+    Raises `ChainError` when the canonical address holds other code or the deployment fails.
+    """
     from ape import chain
 
-    chain_id = chain.chain_id
-    if not redeploy:
-        tracker = recorded_tracker(sender)
-        if tracker is not None:
-            return DeployOutcome(tracker, False, explorer_url(chain_id, tracker.address))
-    tracker = TrackerContract.deploy(sender)
-    receipt = chain.get_receipt(tracker.contract.txn_hash)
-    deployments.record(
-        deployments.Deployment(chain_id, tracker.address, int(receipt.block_number), str(receipt.txn_hash))
-    )
-    return DeployOutcome(tracker, True, explorer_url(chain_id, tracker.address))
-
-
-def recorded_tracker(sender: Any) -> TrackerContract | None:
-    """The recorded deployment, when the code at its address is this project's InstanceTracker.
-
-    Local chains restart with the same addresses, so code alone could be another contract.
-    """
-    from ape import chain, project
-
+    chain_id = int(chain.chain_id)
+    target = canonical.address()
+    code = bytes(chain.provider.get_code(target))
+    if code == canonical.runtime_code():
+        return ContractDeployment(TrackerContract.at(target, sender), False, explorer_url(chain_id, target))
+    if code:
+        raise ChainError(f"the canonical address {target} holds code that is not this build's {CONTRACT_NAME}")
+    if not canonical.proxy_present():
+        if chain_id not in deployments.LOCAL_CHAIN_IDS:
+            raise ChainError(
+                f"the deterministic-deployment proxy {canonical.PROXY_ADDRESS} is not on chain id {chain_id}: "
+                "deploy it with its published one-time transaction first"
+            )
+        canonical.install_proxy(sender)
     try:
-        tracker = TrackerContract.at(None, sender)
-    except ContractNotFoundError:
-        return None
-    expected = project.InstanceTracker.contract_type.runtime_bytecode.bytecode
-    if bytes(chain.provider.get_code(tracker.address)) != bytes.fromhex(expected.removeprefix("0x")):
-        return None
-    return tracker
+        receipt = sender.transfer(canonical.PROXY_ADDRESS, 0, data=canonical.deployment_data())
+    except Exception as error:  # ape raises account-, provider- and node-specific errors
+        raise ChainError(f"deploying {CONTRACT_NAME} through the proxy failed: {describe_revert(error)}") from error
+    if bytes(chain.provider.get_code(target)) != canonical.runtime_code():
+        raise ChainError(f"the proxy did not deploy {CONTRACT_NAME} at {target} (transaction {receipt.txn_hash})")
+    deployments.record(deployments.Deployment(chain_id, target, int(receipt.block_number), str(receipt.txn_hash)))
+    return ContractDeployment(
+        TrackerContract.at(target, sender),
+        True,
+        explorer_url(chain_id, target),
+        int(receipt.gas_used),
+        str(receipt.txn_hash),
+    )
 
 
 def explorer_url(chain_id: int, address: str) -> str | None:
@@ -104,29 +112,29 @@ def explorer_url(chain_id: int, address: str) -> str | None:
 
 
 def _contract_step(sender: Any, request: IdentityRequest) -> tuple[TrackerContract | None, StepResult]:
-    """Deploys or reuses the contract; in a dry run, estimates the deployment when one is needed."""
-    from ape import chain, project
+    """Deploys or reuses the canonical contract; in a dry run, estimates the deployment when needed."""
+    from ape import chain
 
+    target = canonical.address()
     if request.dry_run:
-        tracker = None if request.redeploy else recorded_tracker(sender)
-        if tracker is not None:
-            return tracker, skipped(CONTRACT_NAME, f"reusing {tracker.address}")
+        if bytes(chain.provider.get_code(target)) == canonical.runtime_code():
+            return TrackerContract.at(target, sender), skipped(CONTRACT_NAME, f"reusing {target}")
         try:
-            transaction = project.InstanceTracker.constructor.serialize_transaction(sender=sender.address)
-            gas = int(chain.provider.estimate_gas_cost(transaction))
-        except Exception as error:  # the provider's own estimate errors
-            raise ChainError(f"{CONTRACT_NAME} deployment estimate failed: {describe_revert(error)}") from error
-        return None, StepResult(CONTRACT_NAME, WOULD_CHANGE, "deploy a new contract", gas=gas)
-    outcome = deploy_or_reuse(sender, redeploy=request.redeploy)
+            gas = int(
+                chain.provider.web3.eth.estimate_gas(
+                    {"from": str(sender.address), "to": canonical.PROXY_ADDRESS, "data": canonical.deployment_data()}
+                )
+            )
+        except Exception as error:  # the node's own estimate errors (no proxy yet on a local chain)
+            gas = None
+            if canonical.proxy_present():
+                raise ChainError(f"{CONTRACT_NAME} deployment estimate failed: {describe_revert(error)}") from error
+        return None, StepResult(CONTRACT_NAME, WOULD_CHANGE, f"deploy at the canonical address {target}", gas=gas)
+    outcome = deploy_canonical(sender)
     if not outcome.deployed:
-        return outcome.tracker, skipped(CONTRACT_NAME, f"reusing {outcome.tracker.address}")
-    receipt = chain.get_receipt(outcome.tracker.contract.txn_hash)
+        return outcome.tracker, skipped(CONTRACT_NAME, f"reusing {target}")
     return outcome.tracker, StepResult(
-        CONTRACT_NAME,
-        DONE,
-        f"deployed at {outcome.tracker.address}",
-        gas=int(receipt.gas_used),
-        transaction_hash=str(receipt.txn_hash),
+        CONTRACT_NAME, DONE, f"deployed at {target}", gas=outcome.gas, transaction_hash=outcome.transaction_hash
     )
 
 

@@ -1,26 +1,50 @@
-"""An execution's documents as far as its history goes: model, instance, hash-chained states and the end."""
+"""An execution's documents as far as its history goes: model, instance, hash-chained states and
+the end of every attempt."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tracker.aws.events import END_EVENTS, state_visits
+from tracker.aws.events import state_visits
 from tracker.aws.executions import Execution
-from tracker.documents.facts import Document, EndFacts, InstanceFacts, StateFacts, model_document
+from tracker.documents.facts import (
+    Document,
+    EndFacts,
+    InstanceFacts,
+    StateFacts,
+    chain_head,
+    model_document,
+)
 from tracker.documents.ids import sha256_hex
 
 
 @dataclass(frozen=True)
+class AttemptDocuments:
+    """How one attempt ended: its end document and how many states the trace had by then."""
+
+    attempt: int
+    status: str
+    end: Document
+    state_count: int
+
+
+@dataclass(frozen=True)
 class ExecutionDocuments:
-    """The documents of one execution as far as its history goes."""
+    """The documents of one execution as far as its history goes.
+
+    `attempts` lists the end of every attempt that ended, in order; `final` says whether the
+    execution can no longer change (the last end then is the final one)."""
 
     execution: Execution
+    execution_id: str
     model: Document
     instance: Document
     states: tuple[Document, ...]
-    end: Document | None
     state_event_ids: tuple[int, ...]
+    attempts: tuple[AttemptDocuments, ...]
+    final: bool
 
     @property
     def model_id(self) -> str:
@@ -34,15 +58,26 @@ class ExecutionDocuments:
     def state_ids(self) -> list[str]:
         return [d.id for d in self.states]
 
+    def head(self, count: int | None = None) -> str:
+        """The chain head over the first `count` states (all of them by default)."""
+        ids = self.state_ids if count is None else self.state_ids[:count]
+        return chain_head(self.execution_id, self.model_id, self.instance_id, ids)
+
 
 def _digest(value: Any) -> str | None:
     return None if value is None else sha256_hex(str(value))
 
 
-def build_documents(execution: Execution, include_data: bool = False) -> ExecutionDocuments:
-    """Model, instance, hash-chained state documents and (once it ended) the end document."""
+def build_documents(execution: Execution, include_data: bool = False, now_ms: int | None = None) -> ExecutionDocuments:
+    """Model, instance, hash-chained state documents and the end document of every attempt.
+
+    `now_ms` (default: now) decides whether an unsuccessful end is final: only once Step Functions
+    can no longer redrive the execution.
+    """
+    import time
+
     model = model_document(execution.definition)
-    instance = InstanceFacts(
+    facts = InstanceFacts(
         execution_arn=execution.execution_arn,
         state_machine_arn=execution.state_machine_arn,
         name=execution.name,
@@ -52,7 +87,8 @@ def build_documents(execution: Execution, include_data: bool = False) -> Executi
         state_machine_version_arn=execution.state_machine_version_arn,
         account_id=execution.account_id,
         role_arn=execution.role_arn,
-    ).document()
+    )
+    instance = facts.document()
     states: list[Document] = []
     event_ids: list[int] = []
     previous = ""
@@ -63,6 +99,7 @@ def build_documents(execution: Execution, include_data: bool = False) -> Executi
             instance_id=instance.id,
             seq=seq,
             previous_state_id=previous,
+            attempt=visit.attempt,
             event_id=visit.entered.id,
             event_type=visit.entered.type,
             state_name=visit.name,
@@ -75,18 +112,37 @@ def build_documents(execution: Execution, include_data: bool = False) -> Executi
         states.append(document)
         event_ids.append(visit.entered.id)
         previous = document.id
-    end_event = execution.end_event
-    end = None
-    if end_event is not None:
-        details = end_event.details
-        end = EndFacts(
-            instance_id=instance.id,
-            status=END_EVENTS[end_event.type],
-            stop_date_ms=end_event.timestamp_ms,
-            state_count=len(states),
-            last_state_id=previous,
+    attempts = tuple(_attempt_documents(instance.id, execution, states, event_ids))
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return ExecutionDocuments(
+        execution,
+        facts.execution_id,
+        model,
+        instance,
+        tuple(states),
+        tuple(event_ids),
+        attempts,
+        execution.is_final(now),
+    )
+
+
+def _attempt_documents(
+    instance_id: str, execution: Execution, states: Sequence[Document], event_ids: Sequence[int]
+) -> list[AttemptDocuments]:
+    documents = []
+    for end in execution.attempt_ends:
+        count = sum(1 for event_id in event_ids if event_id < end.event.id)
+        details = end.event.details
+        facts = EndFacts(
+            instance_id=instance_id,
+            attempt=end.attempt,
+            status=end.status,
+            stop_date_ms=end.event.timestamp_ms,
+            state_count=count,
+            last_state_id=states[count - 1].id if count else "",
             output_sha256=_digest(details.get("output")),
             error=details.get("error"),
             cause=details.get("cause"),
-        ).document()
-    return ExecutionDocuments(execution, model, instance, tuple(states), end, tuple(event_ids))
+        )
+        documents.append(AttemptDocuments(end.attempt, end.status, facts.document(), count))
+    return documents

@@ -43,36 +43,59 @@ class RegisteredState:
 
 
 @dataclass
+class RegisteredEnd:
+    """An attempt end whose registration is confirmed (`final` when it made the instance final)."""
+
+    attempt: int
+    end_id: str
+    state_count: int
+    block_nr: int
+    transaction_hash: str
+    timestamp: int
+    final: bool = False
+
+
+@dataclass
 class Checkpoint:
-    """Progress of one execution: what is confirmed on chain and the last history event processed."""
+    """Progress of one execution: what is confirmed on chain and the last history event processed.
+
+    `ends` holds every attempt end registered so far; `final` is set once the chain made the
+    instance final, after which the execution is never loaded again."""
 
     execution_arn: str
+    execution_id: str
     model_id: str
     instance_id: str
+    mode: str = "direct"
     last_event_id: int = 0
     states: list[RegisteredState] = field(default_factory=list)
+    ends: list[RegisteredEnd] = field(default_factory=list)
     instance_registered: bool = False
-    end_id: str | None = None
-    terminated: bool = False
+    final: bool = False
+    redrive_count: int = 0
 
     def to_json(self) -> str:
         # Field by field: `asdict` deep-copies every state and dominates large polls.
-        data = {key: getattr(self, key) for key in self.__dataclass_fields__ if key != "states"}
+        data = {key: getattr(self, key) for key in self.__dataclass_fields__ if key not in ("states", "ends")}
         data["states"] = [state.__dict__ for state in self.states]
+        data["ends"] = [end.__dict__ for end in self.ends]
         return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Checkpoint:
         data: dict[str, Any] = json.loads(text)
         data["states"] = [RegisteredState(**item) for item in data.get("states", [])]
+        data["ends"] = [RegisteredEnd(**item) for item in data.get("ends", [])]
         return cls(**data)
 
 
 @dataclass
 class PendingAnchor:
-    """An anchor transaction that may or may not have been mined: its root and what it covers."""
+    """An anchor transaction that may or may not have been mined: its root, who submits it and
+    what it covers. Only an anchor of that submitter is ever settled as ours."""
 
     root: str
+    submitter: str
     leaf_count: int
     # execution ARN -> states (without block data yet) that the root covers
     states: dict[str, list[RegisteredState]]
@@ -112,6 +135,7 @@ class CheckpointStore:
         body = json.dumps(
             {
                 "root": pending.root,
+                "submitter": pending.submitter,
                 "leaf_count": pending.leaf_count,
                 "states": {k: [asdict(s) for s in v] for k, v in pending.states.items()},
             }
@@ -124,7 +148,7 @@ class CheckpointStore:
         for (body,) in self._db.execute(SELECT_PENDING):
             data = json.loads(body)
             states = {k: [RegisteredState(**s) for s in v] for k, v in data["states"].items()}
-            anchors.append(PendingAnchor(data["root"], int(data["leaf_count"]), states))
+            anchors.append(PendingAnchor(data["root"], str(data["submitter"]), int(data["leaf_count"]), states))
         return anchors
 
     def drop_pending(self, root: str) -> None:

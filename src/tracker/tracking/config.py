@@ -4,31 +4,57 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-from tracker.errors import TrackerError
+from tracker.errors import ConfigurationError
 from tracker.retry import RetryPolicy
 
-MODES = ("direct", "anchor", "per-state")
+Mode = Literal["direct", "anchor", "per-state"]
+MODES: tuple[str, ...] = get_args(Mode)
+# Well under the 30M (Sepolia, mainnet: 36M) block gas limit, so a transaction of ours never
+# competes for a whole block; a huge execution is spread over several.
+DEFAULT_MAX_GAS_PER_TX = 8_000_000
+DEFAULT_MAX_STATES_PER_CALL = 1_000
 
 
 @dataclass(frozen=True)
 class TrackConfig:
-    """How to track: the mode, data inclusion, follow mode, packing, and where progress is kept."""
+    """How to track: the mode, whose namespace, data inclusion, follow mode, packing, progress.
 
-    mode: str = "direct"
+    `owner` is the account the instances are registered under (default: the sending account);
+    the sender must then be the owner or an operator the owner approved on the contract.
+    """
+
+    mode: Mode = "direct"
+    owner: str | None = None
     include_data: bool = False
     follow: bool = False
     poll_interval: float = 5.0
     max_polls: int | None = None
     max_instances_per_tx: int = 100
-    max_states_per_tx: int = 2000
+    max_states_per_call: int = DEFAULT_MAX_STATES_PER_CALL
+    max_gas_per_tx: int = DEFAULT_MAX_GAS_PER_TX
     state_dir: Path = Path(".tracker")
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise TrackerError(f"unknown mode {self.mode!r} (expected one of {', '.join(MODES)})")
+            raise ConfigurationError(f"unknown mode {self.mode!r} (expected one of {', '.join(MODES)})")
+        for name in ("max_instances_per_tx", "max_states_per_call"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_gas_per_tx < 200_000:
+            raise ConfigurationError(f"max_gas_per_tx must be at least 200,000, got {self.max_gas_per_tx:,}")
+        if self.poll_interval < 0:
+            raise ConfigurationError(f"poll_interval must not be negative, got {self.poll_interval}")
+
+
+@dataclass(frozen=True)
+class SkippedExecution:
+    """An execution this poll could not register, and why (the others were registered)."""
+
+    execution_arn: str
+    reason: str
 
 
 @dataclass
@@ -40,6 +66,7 @@ class TrackSummary:
     states_registered: int = 0
     states_recovered: int = 0
     instances_registered: int = 0
+    attempts_ended: int = 0
     instances_terminated: int = 0
     transactions: int = 0
     gas_used: int = 0
@@ -49,6 +76,7 @@ class TrackSummary:
     retries: int = 0
     anchors: list[str] = field(default_factory=list)
     protocols_written: list[str] = field(default_factory=list)
+    skipped: list[SkippedExecution] = field(default_factory=list)
     elapsed_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -58,6 +86,7 @@ class TrackSummary:
             "states_registered": self.states_registered,
             "states_recovered": self.states_recovered,
             "instances_registered": self.instances_registered,
+            "attempts_ended": self.attempts_ended,
             "instances_terminated": self.instances_terminated,
             "transactions": self.transactions,
             "gas_used": self.gas_used,
@@ -67,5 +96,6 @@ class TrackSummary:
             "retries": self.retries,
             "anchors": list(self.anchors),
             "protocols_written": sorted(set(self.protocols_written)),
+            "skipped": [{"execution_arn": s.execution_arn, "reason": s.reason} for s in self.skipped],
             "elapsed_s": round(self.elapsed_s, 3),
         }

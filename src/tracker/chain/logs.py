@@ -1,0 +1,170 @@
+"""InstanceTracker's events as the tracker and the verifier read them: filtered by event and
+indexed values, decoded with the compiled ABI (`tracker.chain.events`), never retyped.
+
+Over JSON-RPC the raw `eth_getLogs` answer is used (web3's result formatters checksum an address
+per log, which costs more than the request itself for a thousand logs); ape's in-process test
+chain speaks no JSON-RPC, so there web3's own method is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from eth_abi import encode
+
+from tracker.chain.events import DecodedEvent, EventDecoder, EventSpec
+from tracker.chain.reader import RawLog
+from tracker.documents.ids import checksum_address, normalize_address
+from tracker.errors import ChainError, one_line
+
+TopicValue = str | bytes | int | bool | None
+
+
+@dataclass(frozen=True)
+class TrackerEvent:
+    """One decoded event with where it happened."""
+
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    transaction_hash: str
+    log_index: int
+
+
+@cache
+def _decoder() -> EventDecoder:
+    return EventDecoder.for_tracker(b"")
+
+
+def event_spec(name: str) -> EventSpec:
+    for spec in _decoder().by_topic.values():
+        if spec.name == name:
+            return spec
+    raise KeyError(f"InstanceTracker has no event {name}")
+
+
+def topic_of(name: str) -> str:
+    """The topic 0 of an event, from the compiled ABI."""
+    return "0x" + event_spec(name).topic.hex()
+
+
+def _encode_topic(kind: str, value: TopicValue) -> str:
+    if isinstance(value, str) and kind == "address":
+        return "0x" + encode(["address"], [checksum_address(value)]).hex()
+    if isinstance(value, str):
+        return "0x" + bytes.fromhex(value.removeprefix("0x")).rjust(32, b"\0").hex()
+    if isinstance(value, bytes):
+        return "0x" + value.rjust(32, b"\0").hex()
+    return "0x" + encode([kind], [value]).hex()
+
+
+def _quantity(value: Any) -> int:
+    return value if isinstance(value, int) else int(str(value), 16)
+
+
+def _data(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return bytes.fromhex(str(value).removeprefix("0x"))
+
+
+def events(
+    address: str,
+    name: str,
+    indexed: Sequence[TopicValue | Sequence[TopicValue]] = (),
+    from_block: int = 0,
+    to_block: int | str = "latest",
+) -> list[TrackerEvent]:
+    """The contract's `name` events whose indexed inputs match `indexed` (in ABI order; None is any
+    value, a list is any of its values), decoded, in chain order."""
+    from ape import chain
+    from web3.providers import JSONBaseProvider
+    from web3.types import RPCEndpoint
+
+    spec = event_spec(name)
+    topics: list[Any] = [topic_of(name)]
+    for (_, kind), value in zip(spec.indexed, indexed):
+        if value is None:
+            topics.append(None)
+        elif isinstance(value, (list, tuple)):
+            topics.append([_encode_topic(kind, v) for v in value])
+        else:
+            topics.append(_encode_topic(kind, value))  # type: ignore[arg-type]
+    while topics and topics[-1] is None:
+        topics.pop()
+    web3 = chain.provider.web3
+    end = to_block if isinstance(to_block, str) else hex(to_block)
+    params = {"address": checksum_address(address), "topics": topics, "fromBlock": hex(from_block), "toBlock": end}
+    try:
+        if isinstance(web3.provider, JSONBaseProvider):
+            response = web3.provider.make_request(RPCEndpoint("eth_getLogs"), [params])
+            if "error" in response:
+                raise ChainError(f"eth_getLogs failed: {one_line(response['error'])}")
+            raw = list(response["result"])
+        else:
+            in_process = {**params, "fromBlock": from_block, "toBlock": to_block}
+            raw = [dict(log) for log in web3.eth.get_logs(in_process)]  # type: ignore[arg-type,unused-ignore]
+    except ChainError:
+        raise
+    except Exception as error:  # web3 raises transport- and node-specific errors
+        raise ChainError(f"eth_getLogs failed: {one_line(error)}") from error
+    decoder = EventDecoder(_decoder().by_topic.values(), bytes.fromhex(normalize_address(address)))
+    found = []
+    for entry in raw:
+        log = RawLog(
+            address=_data(entry["address"]),
+            topics=tuple(_data(t) for t in entry["topics"]),
+            data=_data(entry["data"]),
+            block_number=_quantity(entry["blockNumber"]),
+            block_hash=_data(entry["blockHash"]),
+            tx_hash=_data(entry["transactionHash"]),
+            log_index=_quantity(entry["logIndex"]),
+        )
+        decoded: DecodedEvent | None = decoder.decode_one(log)
+        if decoded is None:
+            raise ChainError(f"a {name} log of {address} in block {log.block_number} does not decode with our ABI")
+        found.append(TrackerEvent(name, decoded.args, log.block_number, log.tx_hash.hex(), log.log_index))
+    return found
+
+
+def block_timestamps(numbers: Sequence[int]) -> dict[int, int]:
+    """Block timestamps, in one JSON-RPC batch where the provider takes batches."""
+    from ape import chain
+
+    wanted = sorted(set(numbers))
+    if not wanted:
+        return {}
+    web3 = chain.provider.web3
+    if len(wanted) > 1:
+        try:
+            with web3.batch_requests() as batch:
+                for number in wanted:
+                    batch.add(web3.eth.get_block(number))
+                blocks = batch.execute()
+            return {number: int(block["timestamp"]) for number, block in zip(wanted, blocks)}
+        except Exception:  # a provider without batch support (ape's in-process chain): one by one
+            pass
+    return {number: int(web3.eth.get_block(number)["timestamp"]) for number in wanted}
+
+
+def transaction_senders(hashes: Sequence[str]) -> dict[str, str]:
+    """The sender of each transaction (40 hex), in one batch where the provider takes batches."""
+    from ape import chain
+
+    wanted = sorted(set(hashes))
+    if not wanted:
+        return {}
+    web3 = chain.provider.web3
+    if len(wanted) > 1:
+        try:
+            with web3.batch_requests() as batch:
+                for tx_hash in wanted:
+                    batch.add(web3.eth.get_transaction("0x" + tx_hash))
+                found = batch.execute()
+            return {h: normalize_address(str(t["from"])) for h, t in zip(wanted, found)}
+        except Exception:  # a provider without batch support: one by one
+            pass
+    return {h: normalize_address(str(web3.eth.get_transaction("0x" + h)["from"])) for h in wanted}
