@@ -1,260 +1,186 @@
 // SPDX-License-Identifier: MIT
-pragma solidity ^0.8.24;
+pragma solidity 0.8.28;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Multicall} from "@openzeppelin/contracts/utils/Multicall.sol";
 
+import {IInstanceTracker} from "./IInstanceTracker.sol";
+
 /// @title InstanceTracker
-/// @notice Anchors content identifiers (SHA-256 of published documents) of executable models, their
-/// instances and the ordered states each instance entered, so that parties who do not trust the
-/// cloud account owner can verify what ran.
-/// @dev Per-state existence is proven by events (indexed by instance and state id) and by the
-/// per-instance accumulator `head`, a hash chain over the ordered state ids that starts from
-/// keccak256(model, instance): one read of (head, stateCount) checks a whole ordered trace and
-/// which model it belongs to. `multicall` batches any of these calls into one transaction.
-contract InstanceTracker is Multicall {
-    /// @dev One slot: the publisher and the registration time fit together.
-    struct Model {
-        address publisher;
-        uint64 registeredAt;
-    }
-
-    /// @dev Slot 0 packs owner, count and flag (29 bytes) so that a batch of states touches one
-    /// slot for its checks. `head` stays zero until the first state: the start of the chain is
-    /// derived from (model, instance), which saves a storage write on registration.
-    struct Instance {
-        address owner;
-        uint64 stateCount;
-        bool terminated;
-        bytes32 model;
-        bytes32 head;
-    }
-
-    /// @dev The fingerprint and the EIP-191 signature by the account that registered it.
+/// @notice Anchors AWS Step Functions executions under the keys of the accounts that own them.
+/// @dev See IInstanceTracker for the model. Each external function checks its arguments and the
+/// caller first, then writes storage, then emits. The one exception is the running head of a batch:
+/// the per-state loop checks, chains and emits each state in one pass (a second pass would cost
+/// about a hundred gas per state), so the head is written after the loop's events; a zero state id
+/// reverts the whole call, so no partial effect or event survives. `multicall` batches any of these
+/// calls into one transaction. No constructor: the init code is the same for every deployer, so a
+/// CREATE2 address is computable offline.
+contract InstanceTracker is IInstanceTracker, Multicall {
+    /// @dev The fingerprint and the registration time share nothing (32 + 8 bytes), so they take
+    /// slots 0 and 1; the signature (65 bytes) follows as a dynamic `bytes`.
     struct Certificate {
         bytes32 fingerprint;
         uint64 registeredAt;
         bytes signature;
     }
 
-    /// @dev One slot per Merkle root: who anchored it, when, and how many leaves it covers.
-    struct Anchor {
-        address submitter;
-        uint64 anchoredAt;
-        uint32 leafCount;
-    }
+    /// @inheritdoc IInstanceTracker
+    /// @dev Layout: stateCount (8 bytes), attempts (4), status (1) and mode (1) fill 14 bytes of ONE
+    /// slot, so every check of a write (owner's status, mode, sequence, attempt) is one SLOAD and
+    /// every update of count, attempts and status is one SSTORE.
+    mapping(bytes32 key => Instance) public instances;
 
-    /// @notice Model id => publisher and registration time.
-    mapping(bytes32 model => Model) public models;
-    /// @notice Instance id => model, owner, state count, termination flag and stored chain head.
-    mapping(bytes32 instance => Instance) public instances;
-    /// @notice Owner => operator => whether the operator may register on the owner's behalf.
+    /// @dev Direct mode only: the running chain head, written at registration (the head after the
+    /// first batch, or the start head) and once per later batch. Anchored instances never write it:
+    /// their (count, head) is pinned by the AttemptEnded and InstanceTerminated events, which keeps
+    /// an anchored termination to one warm SSTORE.
+    mapping(bytes32 key => bytes32) private _heads;
+
+    /// @inheritdoc IInstanceTracker
+    mapping(bytes32 key => address) public pendingOwner;
+
+    /// @dev (publisher, model) key => registration timestamp; zero means not registered by that publisher.
+    mapping(bytes32 modelKey => uint64) private _modelRegisteredAt;
+
+    /// @dev (submitter, root) key => anchor; anchoredAt (8 bytes) and leafCount (4) share one slot.
+    mapping(bytes32 anchorKey => Anchor) private _anchors;
+
+    /// @inheritdoc IInstanceTracker
     mapping(address owner => mapping(address operator => bool)) public isOperator;
-    /// @notice Account => its registered client id.
+
+    /// @inheritdoc IInstanceTracker
     mapping(address account => string) public clientIdOf;
-    /// @notice Merkle root => who anchored it, when and how many leaves it covers.
-    mapping(bytes32 root => Anchor) public anchors;
+
     mapping(address account => Certificate) private _certificates;
-
-    /// @notice A model id was registered for the first time.
-    /// @param model The model id.
-    /// @param publisher The account that registered it first and owns it.
-    event ModelRegistered(bytes32 indexed model, address indexed publisher);
-
-    /// @notice An instance of a registered model was registered.
-    /// @param instance The instance id.
-    /// @param model The model id the instance belongs to.
-    /// @param owner The account that owns the instance.
-    event InstanceRegistered(bytes32 indexed instance, bytes32 indexed model, address indexed owner);
-
-    /// @notice An instance entered a state.
-    /// @param instance The instance id.
-    /// @param state The state id.
-    /// @param seq The state's position in the instance's trace, from 0.
-    event StateRegistered(bytes32 indexed instance, bytes32 indexed state, uint256 seq);
-
-    /// @notice A transition between two registered states of one instance was recorded.
-    /// @param instance The instance id.
-    /// @param pre The state the transition leaves.
-    /// @param post The state the transition enters.
-    /// @param preSeq The position of `pre` in the trace.
-    /// @param postSeq The position of `post` in the trace.
-    event TransitionRegistered(
-        bytes32 indexed instance, bytes32 indexed pre, bytes32 indexed post, uint256 preSeq, uint256 postSeq
-    );
-
-    /// @notice An instance ended; no state can be added afterwards.
-    /// @param instance The instance id.
-    /// @param endDocument The id of the end document (status, stop date, result digest).
-    /// @param stateCount The final number of states.
-    /// @param head The final chain head over all states.
-    event InstanceTerminated(bytes32 indexed instance, bytes32 indexed endDocument, uint256 stateCount, bytes32 head);
-
-    /// @notice An instance changed owner.
-    /// @param instance The instance id.
-    /// @param from The previous owner.
-    /// @param to The new owner.
-    event InstanceTransferred(bytes32 indexed instance, address indexed from, address indexed to);
-
-    /// @notice An owner approved or revoked an operator.
-    /// @param owner The owner granting or revoking.
-    /// @param operator The operator concerned.
-    /// @param approved Whether the operator may now act for the owner.
-    event OperatorSet(address indexed owner, address indexed operator, bool approved);
-
-    /// @notice An account registered its client id.
-    /// @param account The account.
-    /// @param clientId The client id.
-    event ClientIdRegistered(address indexed account, string clientId);
-
-    /// @notice An account registered (or rotated) its server certificate fingerprint.
-    /// @param account The account, which signed the fingerprint.
-    /// @param fingerprint The SHA-256 fingerprint of the DER certificate.
-    /// @param signature The account's EIP-191 signature of the fingerprint.
-    event CertificateRegistered(address indexed account, bytes32 indexed fingerprint, bytes signature);
-
-    /// @notice A Merkle root covering many states (across instances) was anchored.
-    /// @param root The Merkle root.
-    /// @param submitter The account that anchored it.
-    /// @param leafCount The number of state leaves under the root.
-    event StatesAnchored(bytes32 indexed root, address indexed submitter, uint256 leafCount);
-
-    /// @notice A zero identifier was given where a SHA-256 id is required.
-    error ZeroIdentifier();
-    /// @notice The model is not registered.
-    /// @param model The model id.
-    error ModelNotRegistered(bytes32 model);
-    /// @notice The instance id is already registered.
-    /// @param instance The instance id.
-    /// @param owner Its current owner.
-    error InstanceAlreadyRegistered(bytes32 instance, address owner);
-    /// @notice The instance is not registered.
-    /// @param instance The instance id.
-    error InstanceNotRegistered(bytes32 instance);
-    /// @notice The caller is neither the instance's owner nor an operator the owner approved.
-    /// @param instance The instance id.
-    /// @param caller The caller.
-    error InstanceNotOwned(bytes32 instance, address caller);
-    /// @notice The caller is not the instance's owner.
-    /// @param instance The instance id.
-    /// @param caller The caller.
-    error NotInstanceOwner(bytes32 instance, address caller);
-    /// @notice The instance is terminated.
-    /// @param instance The instance id.
-    error InstanceIsTerminated(bytes32 instance);
-    /// @notice The batch does not start where the instance's trace ends (a resend or a gap).
-    /// @param instance The instance id.
-    /// @param expected The instance's current state count.
-    /// @param given The sequence number the batch claimed to start at.
-    error SequenceMismatch(bytes32 instance, uint256 expected, uint256 given);
-    /// @notice No states were given.
-    error NoStates();
-    /// @notice A trace suffix does not hash to the instance's stored head.
-    /// @param instance The instance id.
-    /// @param computed The head computed from the given suffix.
-    /// @param stored The instance's head.
-    error TraceMismatch(bytes32 instance, bytes32 computed, bytes32 stored);
-    /// @notice The transition's positions are not a pre-state followed by a post-state in the suffix.
-    /// @param postOffset The offset given for the post-state.
-    /// @param suffixLength The length of the suffix.
-    error InvalidTransition(uint256 postOffset, uint256 suffixLength);
-    /// @notice The address is zero.
-    error ZeroAddress();
-    /// @notice The signature does not recover to the sender.
-    /// @param signer The address the signature recovers to (zero if it does not recover).
-    /// @param sender The sender.
-    error CertificateSignerMismatch(address signer, address sender);
-    /// @notice The Merkle root was already anchored.
-    /// @param root The root.
-    /// @param submitter Who anchored it.
-    error AnchorAlreadyExists(bytes32 root, address submitter);
-    /// @notice The client id is empty or longer than 64 bytes.
-    /// @param length Its length in bytes.
-    error InvalidClientId(uint256 length);
 
     // ------------------------------------------------------------------ models and instances
 
-    /// @notice Registers a model id; the first registrant becomes its publisher, later calls change nothing.
-    /// @param model The SHA-256 of the model document.
-    function registerModel(bytes32 model) external {
-        _ensureModel(model);
+    /// @inheritdoc IInstanceTracker
+    function registerModel(address owner, bytes32 model) external {
+        _requireOwnerOrOperator(owner);
+        if (model == bytes32(0)) revert ZeroIdentifier();
+        _ensureModel(owner, model);
     }
 
-    /// @notice Registers an instance of a registered model, owned by the caller.
-    /// @param model The model id.
-    /// @param instance The SHA-256 of the instance document.
-    function registerInstance(bytes32 model, bytes32 instance) external {
-        if (models[model].publisher == address(0)) revert ModelNotRegistered(model);
-        _createInstance(model, instance);
+    /// @inheritdoc IInstanceTracker
+    /// @dev Writes the instance slot and the head once each: the head of the first batch is computed in memory.
+    function registerExecution(
+        address owner,
+        bytes32 execution,
+        bytes32 model,
+        bytes32 instanceDocument,
+        bytes32[] calldata states
+    ) external {
+        bytes32 key = _requireNewInstance(owner, execution, model, instanceDocument);
+        instances[key] = Instance(uint64(states.length), 0, Status.Open, Mode.Direct);
+        _ensureModel(owner, model);
+        emit InstanceRegistered(key, owner, execution, model, instanceDocument, Mode.Direct);
+        _heads[key] = _appendStates(key, _startHead(execution, model, instanceDocument), 0, states);
     }
 
-    /// @notice Registers a model (if new), an instance of it and its first states in one call.
-    /// @param model The model id.
-    /// @param instance The instance id.
-    /// @param states The state ids in the order the instance entered them (may be empty).
-    function registerExecution(bytes32 model, bytes32 instance, bytes32[] calldata states) external {
-        _ensureModel(model);
-        if (states.length == 0) {
-            _createInstance(model, instance);
-            return;
-        }
-        _requireNewInstance(instance);
-        emit InstanceRegistered(instance, model, msg.sender);
-        // Computed in memory and written slot by slot once: owner and count share slot 0.
-        bytes32 head = _startHead(model, instance);
-        uint256 length = states.length;
-        for (uint256 i = 0; i < length; ++i) {
-            bytes32 state = states[i];
-            if (state == bytes32(0)) revert ZeroIdentifier();
-            head = _chain(head, state);
-            emit StateRegistered(instance, state, i);
-        }
-        instances[instance] = Instance(msg.sender, uint64(length), false, model, head);
+    /// @inheritdoc IInstanceTracker
+    function registerAnchoredExecution(address owner, bytes32 execution, bytes32 model, bytes32 instanceDocument)
+        external
+    {
+        bytes32 key = _requireNewInstance(owner, execution, model, instanceDocument);
+        instances[key] = Instance(0, 0, Status.Open, Mode.Anchored);
+        _ensureModel(owner, model);
+        emit InstanceRegistered(key, owner, execution, model, instanceDocument, Mode.Anchored);
     }
 
-    /// @notice Appends states to an instance in order; only the owner or an approved operator.
-    /// @param instance The instance id.
-    /// @param fromSeq The sequence number of the first state given: the instance's current count.
-    /// @param states The state ids in order.
-    function registerStates(bytes32 instance, uint256 fromSeq, bytes32[] calldata states) external {
+    /// @inheritdoc IInstanceTracker
+    function registerStates(address owner, bytes32 execution, uint256 fromSeq, bytes32[] calldata states) external {
         if (states.length == 0) revert NoStates();
-        Instance storage record = _requireWritable(instance);
-        _appendStatesAt(record, instance, fromSeq, states);
+        (bytes32 key, Instance storage record) = _requireOpen(owner, execution, Mode.Direct);
+        uint256 count = _requireSequence(key, record, fromSeq);
+        record.stateCount = uint64(count + states.length);
+        _heads[key] = _appendStates(key, _heads[key], count, states);
     }
 
-    /// @notice Appends the last states of an instance and terminates it, in one call.
-    /// @param instance The instance id.
-    /// @param fromSeq The sequence number of the first state given: the instance's current count.
-    /// @param states The state ids in order (may be empty).
-    /// @param endDocument The SHA-256 of the end document.
-    function registerStatesAndTerminate(bytes32 instance, uint256 fromSeq, bytes32[] calldata states, bytes32 endDocument)
-        external
-    {
-        Instance storage record = _requireWritable(instance);
-        if (states.length != 0) _appendStatesAt(record, instance, fromSeq, states);
-        _terminate(record, instance, endDocument);
+    /// @inheritdoc IInstanceTracker
+    function endAttempt(
+        address owner,
+        bytes32 execution,
+        uint256 fromSeq,
+        bytes32[] calldata states,
+        uint256 attempt,
+        bytes32 endDocument
+    ) external {
+        if (endDocument == bytes32(0)) revert ZeroIdentifier();
+        (bytes32 key, Instance storage record) = _requireOpen(owner, execution, Mode.Direct);
+        uint256 count = _requireSequence(key, record, fromSeq);
+        uint32 attempts = _requireNextAttempt(key, record, attempt);
+        uint256 total = count + states.length;
+        instances[key] = Instance(uint64(total), attempts, Status.Open, Mode.Direct);
+        bytes32 head = _appendStatesAndStoreHead(key, count, states);
+        emit AttemptEnded(key, endDocument, attempt, total, head);
     }
 
-    /// @notice Terminates an instance; only the owner or an approved operator.
-    /// @param instance The instance id.
-    /// @param endDocument The SHA-256 of the end document.
-    function terminateInstance(bytes32 instance, bytes32 endDocument) external {
-        _terminate(_requireWritable(instance), instance, endDocument);
+    /// @inheritdoc IInstanceTracker
+    function terminate(
+        address owner,
+        bytes32 execution,
+        uint256 fromSeq,
+        bytes32[] calldata states,
+        uint256 attempt,
+        bytes32 endDocument
+    ) external {
+        if (endDocument == bytes32(0)) revert ZeroIdentifier();
+        (bytes32 key, Instance storage record) = _requireOpen(owner, execution, Mode.Direct);
+        uint256 count = _requireSequence(key, record, fromSeq);
+        uint32 attempts = _requireFinalAttempt(key, record, attempt);
+        uint256 total = count + states.length;
+        instances[key] = Instance(uint64(total), attempts, Status.Final, Mode.Direct);
+        bytes32 head = _appendStatesAndStoreHead(key, count, states);
+        emit InstanceTerminated(key, endDocument, attempt, total, head);
     }
 
-    /// @notice Records a transition between two registered states of one instance.
-    /// @dev The caller proves both states by giving the trace from `pre` to the end and the chain
-    /// head just before `pre`; the contract recomputes the head and compares it with storage.
-    /// @param instance The instance id.
-    /// @param headBeforePre The chain head just before the pre-state.
-    /// @param suffix The state ids from the pre-state (index 0) to the last registered state.
-    /// @param postOffset The index of the post-state within `suffix` (at least 1).
-    function registerTransition(bytes32 instance, bytes32 headBeforePre, bytes32[] calldata suffix, uint256 postOffset)
-        external
-    {
-        Instance storage record = _requireWritable(instance);
+    /// @inheritdoc IInstanceTracker
+    /// @dev The contract cannot check the stated head (it never sees the anchored states); it pins
+    /// the owner's statement in the event, where a verifier compares it with the anchored leaves.
+    function closeAnchored(
+        address owner,
+        bytes32 execution,
+        uint256 attempt,
+        uint256 stateCount,
+        bytes32 head,
+        bytes32 endDocument,
+        bool isFinal
+    ) external {
+        if (head == bytes32(0) || endDocument == bytes32(0)) revert ZeroIdentifier();
+        (bytes32 key, Instance storage record) = _requireOpen(owner, execution, Mode.Anchored);
+        uint256 stored = record.stateCount;
+        if (stateCount < stored) revert CountDecreased(key, stored, stateCount);
+        uint32 attempts = isFinal ? _requireFinalAttempt(key, record, attempt) : _requireNextAttempt(key, record, attempt);
+        instances[key] = Instance(
+            SafeCast.toUint64(stateCount), attempts, isFinal ? Status.Final : Status.Open, Mode.Anchored
+        );
+        if (isFinal) {
+            emit InstanceTerminated(key, endDocument, attempt, stateCount, head);
+        } else {
+            emit AttemptEnded(key, endDocument, attempt, stateCount, head);
+        }
+    }
+
+    /// @inheritdoc IInstanceTracker
+    /// @dev Allowed on Open and Final instances alike: it proves an order already recorded and
+    /// changes no stored value, so finality does not forbid it. Not on a Moved key: the record lives
+    /// on under the new owner's key, which is where its transitions belong.
+    function registerTransition(
+        address owner,
+        bytes32 execution,
+        bytes32 headBeforePre,
+        bytes32[] calldata suffix,
+        uint256 postOffset
+    ) external {
+        _requireOwnerOrOperator(owner);
+        bytes32 key = _instanceKey(owner, execution);
+        Instance storage record = instances[key];
+        _requireRecorded(key, record.status);
+        _requireMode(key, record.mode, Mode.Direct);
         uint256 length = suffix.length;
         uint256 count = record.stateCount;
         if (postOffset == 0 || postOffset >= length || length > count) revert InvalidTransition(postOffset, length);
@@ -262,27 +188,40 @@ contract InstanceTracker is Multicall {
         for (uint256 i = 0; i < length; ++i) {
             head = _chain(head, suffix[i]);
         }
-        if (head != record.head) revert TraceMismatch(instance, head, record.head);
+        bytes32 stored = _heads[key];
+        if (head != stored) revert TraceMismatch(key, head, stored);
         uint256 preSeq = count - length;
-        emit TransitionRegistered(instance, suffix[0], suffix[postOffset], preSeq, preSeq + postOffset);
+        emit TransitionRegistered(key, suffix[0], suffix[postOffset], preSeq, preSeq + postOffset);
     }
 
-    /// @notice Hands an instance to a new owner; only the current owner.
-    /// @param instance The instance id.
-    /// @param newOwner The new owner.
-    function transferInstance(bytes32 instance, address newOwner) external {
-        if (newOwner == address(0)) revert ZeroAddress();
-        Instance storage record = instances[instance];
-        address owner = record.owner;
-        if (owner == address(0)) revert InstanceNotRegistered(instance);
-        if (owner != msg.sender) revert NotInstanceOwner(instance, msg.sender);
-        record.owner = newOwner;
-        emit InstanceTransferred(instance, owner, newOwner);
+    /// @inheritdoc IInstanceTracker
+    /// @dev Keyed by msg.sender, so only the owner (never an operator) can propose its own instance.
+    function proposeTransfer(bytes32 execution, address to) external {
+        bytes32 key = _instanceKey(msg.sender, execution);
+        _requireRecorded(key, instances[key].status);
+        if (to == msg.sender) revert InvalidTransferTarget(to);
+        pendingOwner[key] = to;
+        emit TransferProposed(key, msg.sender, to);
     }
 
-    /// @notice Approves or revokes an operator that may register states and terminate for the caller.
-    /// @param operator The operator (for example a tracker service key).
-    /// @param approved True to approve, false to revoke.
+    /// @inheritdoc IInstanceTracker
+    /// @dev The old key keeps its count (and head) for the record but is Moved: nothing can be
+    /// written or registered under it again.
+    function acceptTransfer(address from, bytes32 execution) external {
+        bytes32 fromKey = _instanceKey(from, execution);
+        if (pendingOwner[fromKey] != msg.sender) revert NotPendingOwner(fromKey, msg.sender);
+        bytes32 toKey = _instanceKey(msg.sender, execution);
+        if (instances[toKey].status != Status.None) revert InstanceAlreadyRegistered(toKey);
+        Instance storage source = instances[fromKey];
+        Instance memory moved = source;
+        instances[toKey] = moved;
+        if (moved.mode == Mode.Direct) _heads[toKey] = _heads[fromKey];
+        source.status = Status.Moved;
+        delete pendingOwner[fromKey];
+        emit InstanceTransferred(fromKey, toKey, execution, from, msg.sender);
+    }
+
+    /// @inheritdoc IInstanceTracker
     function setOperator(address operator, bool approved) external {
         if (operator == address(0)) revert ZeroAddress();
         isOperator[msg.sender][operator] = approved;
@@ -291,8 +230,7 @@ contract InstanceTracker is Multicall {
 
     // ------------------------------------------------------------------ accounts and certificates
 
-    /// @notice Registers (or replaces) the caller's client id.
-    /// @param clientId A non-empty id of at most 64 bytes.
+    /// @inheritdoc IInstanceTracker
     function registerClientId(string calldata clientId) external {
         uint256 length = bytes(clientId).length;
         if (length == 0 || length > 64) revert InvalidClientId(length);
@@ -300,9 +238,7 @@ contract InstanceTracker is Multicall {
         emit ClientIdRegistered(msg.sender, clientId);
     }
 
-    /// @notice Registers (or rotates) the caller's certificate fingerprint with the caller's signature of it.
-    /// @param fingerprint The SHA-256 fingerprint of the DER-encoded X.509 certificate.
-    /// @param signature The 65-byte EIP-191 signature of the 32 fingerprint bytes by the caller.
+    /// @inheritdoc IInstanceTracker
     function registerCertificate(bytes32 fingerprint, bytes calldata signature) external {
         if (fingerprint == bytes32(0)) revert ZeroIdentifier();
         (address signer,,) = ECDSA.tryRecover(MessageHashUtils.toEthSignedMessageHash(fingerprint), signature);
@@ -311,11 +247,7 @@ contract InstanceTracker is Multicall {
         emit CertificateRegistered(msg.sender, fingerprint, signature);
     }
 
-    /// @notice The certificate registered by an account.
-    /// @param account The account.
-    /// @return fingerprint The SHA-256 fingerprint (zero when none).
-    /// @return signature The account's signature of the fingerprint.
-    /// @return registeredAt The block timestamp of the registration.
+    /// @inheritdoc IInstanceTracker
     function certificateOf(address account)
         external
         view
@@ -327,125 +259,219 @@ contract InstanceTracker is Multicall {
 
     // ------------------------------------------------------------------ Merkle anchors
 
-    /// @notice Anchors a Merkle root over state leaves (see `stateLeaf`) of any number of instances.
-    /// @param root The Merkle root (OpenZeppelin sorted-pair tree).
-    /// @param leafCount The number of leaves under the root.
+    /// @inheritdoc IInstanceTracker
     function anchorStates(bytes32 root, uint32 leafCount) external {
         if (root == bytes32(0)) revert ZeroIdentifier();
         if (leafCount == 0) revert NoStates();
-        address existing = anchors[root].submitter;
-        if (existing != address(0)) revert AnchorAlreadyExists(root, existing);
-        anchors[root] = Anchor(msg.sender, uint64(block.timestamp), leafCount);
-        emit StatesAnchored(root, msg.sender, leafCount);
+        Anchor storage anchor = _anchors[_key(msg.sender, root)];
+        if (anchor.anchoredAt != 0) revert AnchorAlreadyExists(msg.sender, root);
+        (anchor.anchoredAt, anchor.leafCount) = (uint64(block.timestamp), leafCount);
+        emit StatesAnchored(msg.sender, root, leafCount);
     }
 
-    /// @notice The leaf for a state in an anchored tree.
-    /// @param instance The instance id.
-    /// @param state The state id.
-    /// @param seq The state's position in the instance's trace.
-    /// @return The leaf: keccak256 of keccak256 of the ABI encoding of the three values.
-    function stateLeaf(bytes32 instance, bytes32 state, uint256 seq) public pure returns (bytes32) {
-        return keccak256(bytes.concat(keccak256(abi.encode(instance, state, seq))));
+    /// @inheritdoc IInstanceTracker
+    function stateLeaf(bytes32 execution, bytes32 state, uint256 seq) public pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(execution, state, seq))));
     }
 
-    /// @notice Checks a state against an anchored root and returns who anchored it.
-    /// @param root The anchored root.
-    /// @param instance The instance id.
-    /// @param state The state id.
-    /// @param seq The state's position in the instance's trace.
-    /// @param proof The Merkle proof of the leaf.
-    /// @return valid True when the root is anchored and the proof holds.
-    /// @return submitter The account that anchored the root (zero when not anchored).
-    function verifyAnchoredState(bytes32 root, bytes32 instance, bytes32 state, uint256 seq, bytes32[] calldata proof)
-        external
-        view
-        returns (bool valid, address submitter)
-    {
-        submitter = anchors[root].submitter;
-        valid = submitter != address(0) && MerkleProof.verifyCalldata(proof, root, stateLeaf(instance, state, seq));
+    /// @inheritdoc IInstanceTracker
+    function anchorOf(address submitter, bytes32 root) external view returns (uint64 anchoredAt, uint32 leafCount) {
+        Anchor storage anchor = _anchors[_key(submitter, root)];
+        return (anchor.anchoredAt, anchor.leafCount);
+    }
+
+    /// @inheritdoc IInstanceTracker
+    function verifyAnchoredState(
+        address submitter,
+        bytes32 root,
+        bytes32 execution,
+        bytes32 state,
+        uint256 seq,
+        bytes32[] calldata proof
+    ) external view returns (bool) {
+        return _anchors[_key(submitter, root)].anchoredAt != 0
+            && MerkleProof.verifyCalldata(proof, root, stateLeaf(execution, state, seq));
     }
 
     // ------------------------------------------------------------------ views
 
-    /// @notice The chain head over an instance's states, derived from (model, instance) before the first state.
-    /// @param instance The instance id.
-    /// @return The head a verifier recomputes from the ordered state ids.
-    function instanceHead(bytes32 instance) external view returns (bytes32) {
-        Instance storage record = instances[instance];
-        if (record.owner == address(0)) revert InstanceNotRegistered(instance);
-        return record.stateCount == 0 ? _startHead(record.model, instance) : record.head;
+    /// @inheritdoc IInstanceTracker
+    function instanceKey(address owner, bytes32 execution) external pure returns (bytes32) {
+        return _instanceKey(owner, execution);
     }
 
-    // ------------------------------------------------------------------ internals
-
-    function _ensureModel(bytes32 model) internal {
-        if (model == bytes32(0)) revert ZeroIdentifier();
-        if (models[model].publisher != address(0)) return;
-        models[model] = Model(msg.sender, uint64(block.timestamp));
-        emit ModelRegistered(model, msg.sender);
+    /// @inheritdoc IInstanceTracker
+    function startHead(bytes32 execution, bytes32 model, bytes32 instanceDocument) external pure returns (bytes32) {
+        return _startHead(execution, model, instanceDocument);
     }
 
-    function _createInstance(bytes32 model, bytes32 instance) internal {
-        _requireNewInstance(instance);
-        Instance storage record = instances[instance];
-        record.owner = msg.sender;
-        record.model = model;
-        emit InstanceRegistered(instance, model, msg.sender);
-    }
-
-    function _requireNewInstance(bytes32 instance) internal view {
-        if (instance == bytes32(0)) revert ZeroIdentifier();
-        address owner = instances[instance].owner;
-        if (owner != address(0)) revert InstanceAlreadyRegistered(instance, owner);
-    }
-
-    /// @dev Returns the instance when it exists, is not terminated and the caller may write to it.
-    function _requireWritable(bytes32 instance) internal view returns (Instance storage record) {
-        record = instances[instance];
-        address owner = record.owner;
-        if (owner == address(0)) revert InstanceNotRegistered(instance);
-        if (owner != msg.sender && !isOperator[owner][msg.sender]) revert InstanceNotOwned(instance, msg.sender);
-        if (record.terminated) revert InstanceIsTerminated(instance);
-    }
-
-    function _appendStatesAt(Instance storage record, bytes32 instance, uint256 fromSeq, bytes32[] calldata states)
-        internal
+    /// @inheritdoc IInstanceTracker
+    function instanceOf(address owner, bytes32 execution)
+        external
+        view
+        returns (uint64 stateCount, uint32 attempts, Status status, Mode mode, bytes32 head)
     {
-        uint256 count = record.stateCount;
-        if (fromSeq != count) revert SequenceMismatch(instance, count, fromSeq);
-        bytes32 head = count == 0 ? _startHead(record.model, instance) : record.head;
-        _appendStates(record, instance, head, count, states);
+        bytes32 key = _instanceKey(owner, execution);
+        Instance memory record = instances[key];
+        head = record.status != Status.None && record.mode == Mode.Direct ? _heads[key] : bytes32(0);
+        return (record.stateCount, record.attempts, record.status, record.mode, head);
     }
 
-    /// @dev Keeps the head in memory across the batch and writes head and count once at the end.
-    function _appendStates(
-        Instance storage record,
-        bytes32 instance,
-        bytes32 head,
-        uint256 count,
-        bytes32[] calldata states
-    ) internal {
-        uint256 length = states.length;
-        for (uint256 i = 0; i < length; ++i) {
-            bytes32 state = states[i];
-            if (state == bytes32(0)) revert ZeroIdentifier();
-            head = _chain(head, state);
-            emit StateRegistered(instance, state, count + i);
+    /// @inheritdoc IInstanceTracker
+    function modelOf(address publisher, bytes32 model) external view returns (uint64 registeredAt) {
+        return _modelRegisteredAt[_key(publisher, model)];
+    }
+
+    // ------------------------------------------------------------------ internals: who and what may be written
+
+    /// @dev The owner itself costs no SLOAD; anyone else must be an operator the owner approved.
+    function _requireOwnerOrOperator(address owner) internal view {
+        if (msg.sender != owner && !isOperator[owner][msg.sender]) revert NotOwnerOrOperator(owner, msg.sender);
+    }
+
+    /// @dev Checks the caller and the ids and returns the key, which must be unused (any status taken, Moved too).
+    function _requireNewInstance(address owner, bytes32 execution, bytes32 model, bytes32 instanceDocument)
+        internal
+        view
+        returns (bytes32 key)
+    {
+        _requireOwnerOrOperator(owner);
+        if (execution == bytes32(0) || model == bytes32(0) || instanceDocument == bytes32(0)) revert ZeroIdentifier();
+        key = _instanceKey(owner, execution);
+        if (instances[key].status != Status.None) revert InstanceAlreadyRegistered(key);
+    }
+
+    /// @dev Checks the caller, then that the instance is Open, then its mode (so a Final instance
+    /// reports InstanceIsFinal whatever the call's mode).
+    function _requireOpen(address owner, bytes32 execution, Mode mode)
+        internal
+        view
+        returns (bytes32 key, Instance storage record)
+    {
+        _requireOwnerOrOperator(owner);
+        key = _instanceKey(owner, execution);
+        record = instances[key];
+        Status status = record.status;
+        if (status != Status.Open) {
+            if (status == Status.Final) revert InstanceIsFinal(key);
+            _requireRecorded(key, status);
         }
-        record.head = head;
-        record.stateCount = uint64(count + length);
+        _requireMode(key, record.mode, mode);
     }
 
-    function _terminate(Instance storage record, bytes32 instance, bytes32 endDocument) internal {
-        if (endDocument == bytes32(0)) revert ZeroIdentifier();
-        record.terminated = true;
+    /// @dev An instance is recorded under the key when it was registered and not moved away.
+    function _requireRecorded(bytes32 key, Status status) internal pure {
+        if (status == Status.None) revert InstanceNotRegistered(key);
+        if (status == Status.Moved) revert InstanceIsMoved(key);
+    }
+
+    function _requireMode(bytes32 key, Mode actual, Mode wanted) internal pure {
+        if (actual != wanted) revert WrongMode(key, uint8(actual));
+    }
+
+    /// @dev A batch starts exactly where the trace ends: a resend or a gap is refused. Returns the count.
+    function _requireSequence(bytes32 key, Instance storage record, uint256 fromSeq) internal view returns (uint256) {
         uint256 count = record.stateCount;
-        bytes32 head = count == 0 ? _startHead(record.model, instance) : record.head;
-        emit InstanceTerminated(instance, endDocument, count, head);
+        if (fromSeq != count) revert SequenceMismatch(key, count, fromSeq);
+        return count;
     }
 
-    function _startHead(bytes32 model, bytes32 instance) internal pure returns (bytes32) {
-        return _chain(model, instance);
+    /// @dev An attempt end that keeps the instance open must be the next one. Returns the new attempts.
+    function _requireNextAttempt(bytes32 key, Instance storage record, uint256 attempt) internal view returns (uint32) {
+        uint32 attempts = record.attempts;
+        if (attempt != attempts) revert AttemptMismatch(key, attempts, attempt);
+        return attempts + 1;
+    }
+
+    /// @dev A final end is a new attempt end or the last reported one (then finalised). Returns the new attempts.
+    function _requireFinalAttempt(bytes32 key, Instance storage record, uint256 attempt) internal view returns (uint32) {
+        uint32 attempts = record.attempts;
+        if (attempt == attempts) return attempts + 1;
+        if (attempts != 0 && attempt == attempts - 1) return attempts;
+        revert AttemptMismatch(key, attempts, attempt);
+    }
+
+    // ------------------------------------------------------------------ internals: records
+
+    /// @dev Registers a model for a publisher the first time; later calls change nothing and emit nothing.
+    function _ensureModel(address publisher, bytes32 model) internal {
+        bytes32 modelKey = _key(publisher, model);
+        if (_modelRegisteredAt[modelKey] != 0) return;
+        _modelRegisteredAt[modelKey] = uint64(block.timestamp);
+        emit ModelRegistered(publisher, model);
+    }
+
+    /// @dev Chains and emits a batch from the stored head and stores the new head; with no states it
+    /// only reads the head (for the end event).
+    function _appendStatesAndStoreHead(bytes32 key, uint256 count, bytes32[] calldata states)
+        internal
+        returns (bytes32 head)
+    {
+        head = _heads[key];
+        if (states.length != 0) {
+            head = _appendStates(key, head, count, states);
+            _heads[key] = head;
+        }
+    }
+
+    /// @dev The hot loop of the contract, one pass per state: refuse a zero id, chain the head in
+    /// scratch space (kept on the stack across the batch; the caller writes it once), emit
+    /// StateRegistered(key, state, seq) with seq as the 32-byte log data. Written in assembly
+    /// because Solidity's per-element bounds check, checked `count + i` and event encoding cost
+    /// about 200 gas per state over the log itself. `states` is ABI-decoded calldata, so every
+    /// word read lies inside it; `count + i` cannot overflow (count < 2**64, i < calldata size).
+    function _appendStates(bytes32 key, bytes32 head, uint256 count, bytes32[] calldata states)
+        internal
+        returns (bytes32 result)
+    {
+        bytes32 topic = StateRegistered.selector;
+        bytes4 zeroIdentifier = ZeroIdentifier.selector;
+        assembly ("memory-safe") {
+            let end := add(states.offset, shl(5, states.length))
+            for { let at := states.offset } lt(at, end) { at := add(at, 0x20) } {
+                let state := calldataload(at)
+                if iszero(state) {
+                    mstore(0x00, zeroIdentifier)
+                    revert(0x00, 0x04)
+                }
+                mstore(0x00, head)
+                mstore(0x20, state)
+                head := keccak256(0x00, 0x40)
+                mstore(0x00, count)
+                log3(0x00, 0x20, topic, key, state)
+                count := add(count, 1)
+            }
+            result := head
+        }
+    }
+
+    function _instanceKey(address owner, bytes32 execution) internal pure returns (bytes32) {
+        return _key(owner, execution);
+    }
+
+    /// @dev keccak256(abi.encode(account, id)) in scratch space.
+    function _key(address account, bytes32 id) internal pure returns (bytes32 result) {
+        assembly ("memory-safe") {
+            mstore(0x00, and(account, 0xffffffffffffffffffffffffffffffffffffffff))
+            mstore(0x20, id)
+            result := keccak256(0x00, 0x40)
+        }
+    }
+
+    /// @dev keccak256(abi.encode(execution, model, instanceDocument)) in the free memory past the
+    /// free memory pointer, which is left unchanged (nothing is allocated).
+    function _startHead(bytes32 execution, bytes32 model, bytes32 instanceDocument)
+        internal
+        pure
+        returns (bytes32 result)
+    {
+        assembly ("memory-safe") {
+            let free := mload(0x40)
+            mstore(free, execution)
+            mstore(add(free, 0x20), model)
+            mstore(add(free, 0x40), instanceDocument)
+            result := keccak256(free, 0x60)
+        }
     }
 
     /// @dev keccak256(a || b) in scratch space, avoiding a memory allocation per state.
