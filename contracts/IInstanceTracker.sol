@@ -278,7 +278,7 @@ interface IInstanceTracker {
     /// @param states The state ids in order (at least one).
     function registerStates(address owner, bytes32 execution, uint256 fromSeq, bytes32[] calldata states) external;
 
-    /// @notice Appends states to an open direct-mode instance and reports that the current attempt ended; it stays open.
+    /// @notice Appends states to an open direct-mode instance and reports that its attempt ended; it stays open.
     /// @param owner The instance's owner.
     /// @param execution The execution id.
     /// @param fromSeq The sequence number of the first state given, checked even when no state is given.
@@ -431,7 +431,7 @@ interface IInstanceTracker {
     /// @return attempts The number of attempt ends reported.
     /// @return status The status (None when not registered).
     /// @return mode The mode.
-    /// @return head The stored chain head for direct mode; zero for anchored mode (see AttemptEnded and InstanceTerminated).
+    /// @return head The stored chain head in direct mode; zero in anchored mode (see AttemptEnded, InstanceTerminated).
     function instanceOf(address owner, bytes32 execution)
         external
         view

@@ -29,14 +29,15 @@ contract InstanceTracker is IInstanceTracker, Multicall {
 
     /// @inheritdoc IInstanceTracker
     /// @dev Layout: stateCount (8 bytes), attempts (4), status (1) and mode (1) fill 14 bytes of ONE
-    /// slot, so every check of a write (owner's status, mode, sequence, attempt) is one SLOAD and
-    /// every update of count, attempts and status is one SSTORE.
+    /// slot, so the checks of a write (status, mode, sequence, attempt) cost one cold SLOAD and the
+    /// update of count, attempts and status only touches that slot again while it is warm (the
+    /// legacy code generator writes the members one by one: 100 gas for each after the first).
     mapping(bytes32 key => Instance) public instances;
 
     /// @dev Direct mode only: the running chain head, written at registration (the head after the
     /// first batch, or the start head) and once per later batch. Anchored instances never write it:
     /// their (count, head) is pinned by the AttemptEnded and InstanceTerminated events, which keeps
-    /// an anchored termination to one warm SSTORE.
+    /// an anchored termination to the instance slot alone (no second cold slot).
     mapping(bytes32 key => bytes32) private _heads;
 
     /// @inheritdoc IInstanceTracker
@@ -154,7 +155,8 @@ contract InstanceTracker is IInstanceTracker, Multicall {
         (bytes32 key, Instance storage record) = _requireOpen(owner, execution, Mode.Anchored);
         uint256 stored = record.stateCount;
         if (stateCount < stored) revert CountDecreased(key, stored, stateCount);
-        uint32 attempts = isFinal ? _requireFinalAttempt(key, record, attempt) : _requireNextAttempt(key, record, attempt);
+        uint32 attempts =
+            isFinal ? _requireFinalAttempt(key, record, attempt) : _requireNextAttempt(key, record, attempt);
         instances[key] = Instance(
             SafeCast.toUint64(stateCount), attempts, isFinal ? Status.Final : Status.Open, Mode.Anchored
         );
@@ -384,7 +386,11 @@ contract InstanceTracker is IInstanceTracker, Multicall {
     }
 
     /// @dev A final end is a new attempt end or the last reported one (then finalised). Returns the new attempts.
-    function _requireFinalAttempt(bytes32 key, Instance storage record, uint256 attempt) internal view returns (uint32) {
+    function _requireFinalAttempt(bytes32 key, Instance storage record, uint256 attempt)
+        internal
+        view
+        returns (uint32)
+    {
         uint32 attempts = record.attempts;
         if (attempt == attempts) return attempts + 1;
         if (attempts != 0 && attempt == attempts - 1) return attempts;
