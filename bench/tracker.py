@@ -3,7 +3,7 @@ and the published prototype's one-transaction-per-state way, measured in the sam
 
 Run as `.venv/bin/python bench/tracker.py`. It starts its own anvil (without the
 `--steps-tracing` that ape-foundry always turns on, which makes anvil several times slower at
-executing large batches), connects ape to it by URL, deploys a fresh InstanceTracker per mode and runs `tracker.tracking.engine.track` (the engine behind
+executing large batches), connects ape to it by URL, deploys a fresh InstanceTracker per mode and runs `tracker.tracking.engine.engine.track` (the engine behind
 `ape run track_execution`, publishing to a temporary directory) over a synthetic backlog served
 through the same `ExecutionSource` interface as the AWS sources: moto would spend minutes running
 100 real executions, and the figure measured here is the tracker's, not the workflow engine's.

@@ -159,7 +159,7 @@ def measure() -> dict:
     from tracker.chain.contract import TrackerContract
     from tracker.cli.options import connected
     from tracker.dev import ens as dev_ens
-    from tracker.identity import ens
+    from tracker.identity.deploy import ens
     from tracker.publish.certificates import sign_fingerprint
     from tracker.verify.report import VerifyOptions
     from tracker.verify.verifier import verify_protocol

@@ -61,7 +61,7 @@ def _expect_revert(error_name: str, **expected: Any) -> Iterator[RevertCapture]:
 
 @pytest.fixture
 def expect_revert() -> Callable[..., contextlib.AbstractContextManager[RevertCapture]]:
-    """`with expect_revert("InstanceNotOwned", instance=b32, caller=address): ...`"""
+    """`with expect_revert("NotOwnerOrOperator", owner=address, caller=address): ...`"""
     return _expect_revert
 
 

@@ -2,81 +2,86 @@
 
 from __future__ import annotations
 
-from tracker.documents.facts import chain_head
+from contract_model import Execution, Mode, Status, ident, record, states
+
+RUN = Execution("run")
 
 
-def test_several_calls_in_one_transaction(contract, owner, operator, ids, hexid, events, chain):
+def test_several_calls_in_one_transaction(contract, owner, operator, events, chain):
     calls = [
-        contract.registerModel.encode_input(ids("m")),
-        contract.registerInstance.encode_input(ids("m"), ids("i")),
-        contract.registerStates.encode_input(ids("i"), 0, [ids("a"), ids("b")]),
+        contract.registerModel.encode_input(owner.address, RUN.model),
+        contract.registerExecution.encode_input(owner.address, *RUN.ids, []),
+        contract.registerStates.encode_input(owner.address, RUN.execution, 0, states("a", "b")),
         contract.setOperator.encode_input(operator.address, True),
         contract.registerClientId.encode_input("batched"),
     ]
     start = chain.blocks.height
     receipt = contract.multicall(calls, sender=owner)
     assert chain.blocks.height == start + 1
-    assert events(receipt) == [
-        ("ModelRegistered", {"model": ids("m"), "publisher": owner.address}),
-        ("InstanceRegistered", {"instance": ids("i"), "model": ids("m"), "owner": owner.address}),
-        ("StateRegistered", {"instance": ids("i"), "state": ids("a"), "seq": 0}),
-        ("StateRegistered", {"instance": ids("i"), "state": ids("b"), "seq": 1}),
-        ("OperatorSet", {"owner": owner.address, "operator": operator.address, "approved": True}),
-        ("ClientIdRegistered", {"account": owner.address, "clientId": "batched"}),
+    key = RUN.key(owner)
+    assert [name for name, _ in events(receipt)] == [
+        "ModelRegistered",
+        "InstanceRegistered",
+        "StateRegistered",
+        "StateRegistered",
+        "OperatorSet",
+        "ClientIdRegistered",
     ]
-    assert bytes(contract.instanceHead(ids("i"))).hex() == chain_head(hexid("m"), hexid("i"), [hexid("a"), hexid("b")])
+    assert events(receipt, "StateRegistered")[1] == ("StateRegistered", {"key": key, "state": states("b")[0], "seq": 1})
+    assert record(contract, owner, RUN) == (2, 0, Status.OPEN, Mode.DIRECT, RUN.head(states("a", "b")))
     assert contract.isOperator(owner, operator) is True
     assert contract.clientIdOf(owner) == "batched"
 
 
-def test_batch_of_executions_across_instances(contract, owner, ids, events):
-    calls = [contract.registerExecution.encode_input(ids("m"), ids(f"i{n}"), [ids(f"s{n}")]) for n in range(4)]
-    receipt = contract.multicall(calls, sender=owner)
-    assert [name for name, _ in events(receipt)].count("InstanceRegistered") == 4
-    assert [name for name, _ in events(receipt)].count("ModelRegistered") == 1
-    assert [contract.instances(ids(f"i{n}"))[1] for n in range(4)] == [1, 1, 1, 1]
-
-
-def test_failing_inner_call_reverts_the_whole_batch_with_its_error(contract, owner, ids, expect_revert):
-    contract.registerExecution(ids("m"), ids("i"), [ids("a")], sender=owner)
+def test_batch_of_executions_across_instances(contract, owner, events):
+    runs = [Execution(f"run {n}") for n in range(4)]
     calls = [
-        contract.registerModel.encode_input(ids("m2")),
-        contract.registerStates.encode_input(ids("i"), 1, [ids("b")]),
-        contract.registerStates.encode_input(ids("i"), 1, [ids("c")]),  # a resend: seq 1 is taken
+        contract.registerExecution.encode_input(owner.address, *run.ids, states(str(n))) for n, run in enumerate(runs)
     ]
-    with expect_revert("SequenceMismatch", instance=ids("i"), expected=2, given=1):
+    receipt = contract.multicall(calls, sender=owner)
+    names = [name for name, _ in events(receipt)]
+    assert names.count("InstanceRegistered") == 4 and names.count("ModelRegistered") == 1
+    assert [record(contract, owner, run)[0] for run in runs] == [1, 1, 1, 1]
+
+
+def test_an_operator_batches_for_several_owners(contract, owner, other, operator):
+    for account in (owner, other):
+        contract.setOperator(operator, True, sender=account)
+    calls = [
+        contract.registerExecution.encode_input(account.address, *RUN.ids, states("a")) for account in (owner, other)
+    ]
+    contract.multicall(calls, sender=operator)
+    assert record(contract, owner, RUN)[:3] == record(contract, other, RUN)[:3] == (1, 0, Status.OPEN)
+
+
+def test_failing_inner_call_reverts_the_whole_batch_with_its_error(contract, owner, expect_revert):
+    contract.registerExecution(owner, *RUN.ids, states("a"), sender=owner)
+    calls = [
+        contract.registerModel.encode_input(owner.address, ident("m2")),
+        contract.registerStates.encode_input(owner.address, RUN.execution, 1, states("b")),
+        contract.registerStates.encode_input(owner.address, RUN.execution, 1, states("c")),  # a resend
+    ]
+    with expect_revert("SequenceMismatch", key=RUN.key(owner), expected=2, given=1):
         contract.multicall(calls, sender=owner)
-    assert contract.models(ids("m2"))[0] == "0x" + "00" * 20
-    assert contract.instances(ids("i"))[1] == 1
+    assert contract.modelOf(owner, ident("m2")) == 0
+    assert record(contract, owner, RUN)[0] == 1
 
 
-def test_multicall_reads_in_one_call(contract, owner, ids):
-    contract.registerExecution(ids("m"), ids("i"), [ids("a")], sender=owner)
+def test_multicall_reads_in_one_call(contract, owner):
+    contract.registerExecution(owner, *RUN.ids, states("a"), sender=owner)
     results = contract.multicall.call(
-        [contract.instanceHead.encode_input(ids("i")), contract.models.encode_input(ids("m"))]
+        [
+            contract.instanceOf.encode_input(owner.address, RUN.execution),
+            contract.modelOf.encode_input(owner.address, RUN.model),
+        ]
     )
-    assert bytes(results[0]) == bytes(contract.instanceHead(ids("i")))
-    assert len(results) == 2 and len(bytes(results[1])) == 64
+    assert len(results) == 2 and len(bytes(results[0])) == 5 * 32
+    assert bytes(results[0])[-32:] == RUN.head(states("a"))
 
 
-def test_client_send_batch_reports_inner_error_in_one_line(tracker, contract, owner, hexid):
-    from tracker.errors import ChainError
-
-    tracker.send_batch([tracker.register_execution_call(hexid("m"), hexid("i"), [hexid("a")])])
-    calls = [tracker.register_model_call(hexid("m2")), tracker.register_states_call(hexid("i"), 5, [hexid("b")])]
-    try:
-        tracker.send_batch(calls)
-    except ChainError as error:
-        message = str(error)
-    else:
-        raise AssertionError("send_batch accepted a gap in the sequence")
-    assert message.startswith("registerModel, registerStates failed: SequenceMismatch(")
-    assert "expected=1" in message and "given=5" in message and "\n" not in message
-
-
-def test_inner_call_reverting_without_data_reverts_failed_call(contract, owner, ids, expect_revert):
+def test_inner_call_reverting_without_data_reverts_failed_call(contract, owner, expect_revert):
     unknown_selector = bytes.fromhex("deadbeef")
-    calls = [contract.registerModel.encode_input(ids("m")), unknown_selector]
+    calls = [contract.registerModel.encode_input(owner.address, RUN.model), unknown_selector]
     with expect_revert("FailedCall"):
         contract.multicall(calls, sender=owner)
-    assert contract.models(ids("m"))[0] == "0x" + "00" * 20
+    assert contract.modelOf(owner, RUN.model) == 0

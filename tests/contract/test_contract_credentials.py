@@ -130,12 +130,3 @@ def test_rotation_emits_new_event_and_latest_wins(contract, owner, other, sign, 
 def test_certificate_of_unregistered_account_is_empty(contract, other):
     fp, signature, registered_at = contract.certificateOf(other)
     assert (bytes(fp), bytes(signature), registered_at) == (ZERO, b"", 0)
-
-
-def test_client_reads_certificate_and_client_id(tracker, contract, owner, sign):
-    contract.registerClientId("acme", sender=owner)
-    contract.registerCertificate(fingerprint("one"), sign(owner, fingerprint("one")), sender=owner)
-    record = tracker.certificate(owner.address)
-    assert record.fingerprint == fingerprint("one").hex()
-    assert record.signature == sign(owner, fingerprint("one"))
-    assert tracker.client_id(owner.address) == "acme"

@@ -1,18 +1,21 @@
-"""Attack regressions: every way the published prototype could be hijacked, refused here.
-
-The prototype lets anyone re-register a victim's instance hash and then append states to it.
-Each test plays one hijack as `attacker` against `victim` and checks both the custom error and
+"""Attack regressions from v1, replayed against v2: each hijack is played as `attacker` against
+`victim` and checks the exact error (or that it landed only under the attacker's own key) and
 that the victim's record is untouched.
+
+The published prototype let anyone re-register a victim's instance hash and append states to it;
+v1 refused that but kept global, first-come records. v2 keys every record by its owner, so the
+same moves now either revert naming the caller or write only under the attacker's key. The
+regressions that became the property attacks (model squatting, anchors, finality, replayed
+certificate signatures, revoked operators, transfers) live in tests/attacks/test_contract_attacks.py.
 """
 
 from __future__ import annotations
 
 import pytest
+from contract_model import Execution, Mode, Status, ident, record, states
 
-from tracker.chain.merkle import MerkleTree, state_leaf
-from tracker.documents.facts import chain_head
-
-ZERO_ADDRESS = "0x" + "00" * 20
+RUN = Execution("victim run")
+END = ident("end document")
 
 
 @pytest.fixture
@@ -26,166 +29,111 @@ def attacker(other):
 
 
 @pytest.fixture
-def victim_instance(contract, victim, ids):
-    """The victim's model `m` and instance `i` with states a, b."""
-    contract.registerExecution(ids("m"), ids("i"), [ids("a"), ids("b")], sender=victim)
-    return ids("i")
+def victim_instance(contract, victim):
+    """The victim's direct-mode RUN with states a, b; returns its key."""
+    contract.registerExecution(victim, *RUN.ids, states("a", "b"), sender=victim)
+    return RUN.key(victim)
 
 
 @pytest.fixture
-def untouched(contract, victim, ids, hexid):
-    """Asserts that the victim's model and instance are exactly as registered."""
+def untouched(contract, victim, victim_instance):
+    """Asserts that the victim's instance and model are exactly as registered."""
+    registered_at = contract.modelOf(victim, RUN.model)
 
-    def check(count: int = 2, terminated: bool = False, states: tuple[str, ...] = ("a", "b")) -> None:
-        assert contract.models(ids("m"))[0] == victim.address
-        owner, stored_count, stored_terminated, model, _ = contract.instances(ids("i"))
-        assert (owner, stored_count, stored_terminated, bytes(model)) == (victim.address, count, terminated, ids("m"))
-        expected = chain_head(hexid("m"), hexid("i"), [hexid(s) for s in states])
-        assert bytes(contract.instanceHead(ids("i"))).hex() == expected
+    def check(count: int = 2, names: tuple[str, ...] = ("a", "b"), status: int = Status.OPEN, attempts: int = 0):
+        assert record(contract, victim, RUN) == (count, attempts, status, Mode.DIRECT, RUN.head(states(*names)))
+        assert contract.modelOf(victim, RUN.model) == registered_at
 
     return check
 
 
 def test_prototype_attack_reregister_instance_then_append_states(
-    contract, attacker, victim, victim_instance, ids, expect_revert, untouched
+    contract, attacker, victim, victim_instance, expect_revert, untouched
 ):
-    for register in (
-        lambda: contract.registerInstance(ids("m"), victim_instance, sender=attacker),
-        lambda: contract.registerExecution(ids("m"), victim_instance, [], sender=attacker),
-        lambda: contract.registerExecution(ids("m"), victim_instance, [ids("evil")], sender=attacker),
-        lambda: contract.registerExecution(ids("attacker-model"), victim_instance, [ids("evil")], sender=attacker),
+    # Registering the victim's ids now lands under the attacker's own key, whatever the model or states.
+    contract.registerExecution(attacker, *RUN.ids, states("evil"), sender=attacker)
+    assert record(contract, attacker, RUN)[:3] == (1, 0, Status.OPEN)
+    with expect_revert("InstanceAlreadyRegistered", key=RUN.key(attacker)):
+        contract.registerAnchoredExecution(attacker, *RUN.ids, sender=attacker)
+    # Naming the victim as owner is refused before anything is looked at.
+    refused = dict(owner=victim.address, caller=attacker.address)
+    with expect_revert("NotOwnerOrOperator", **refused):
+        contract.registerExecution(victim, *RUN.ids, states("evil"), sender=attacker)
+    with expect_revert("NotOwnerOrOperator", **refused):
+        contract.registerExecution(victim, RUN.execution, ident("attacker model"), RUN.document, [], sender=attacker)
+    with expect_revert("NotOwnerOrOperator", **refused):
+        contract.registerStates(victim, RUN.execution, 2, states("evil"), sender=attacker)
+    untouched()
+
+
+def test_states_transitions_ends_and_transfer_into_a_victims_instance(
+    contract, attacker, victim, victim_instance, expect_revert, untouched
+):
+    refused = dict(owner=victim.address, caller=attacker.address)
+    with expect_revert("NotOwnerOrOperator", **refused):
+        contract.registerStates(victim, RUN.execution, 2, states("evil"), sender=attacker)
+    with expect_revert("NotOwnerOrOperator", **refused):
+        contract.endAttempt(victim, RUN.execution, 2, states("evil"), 0, END, sender=attacker)
+    with expect_revert("NotOwnerOrOperator", **refused):
+        contract.terminate(victim, RUN.execution, 2, states("evil"), 0, END, sender=attacker)
+    with expect_revert("NotOwnerOrOperator", **refused):
+        contract.registerTransition(victim, RUN.execution, RUN.start(), states("a", "b"), 1, sender=attacker)
+    # Transfers are keyed by the caller: the attacker can only propose its own (absent) instance,
+    # and cannot accept what nobody proposed to it.
+    with expect_revert("InstanceNotRegistered", key=RUN.key(attacker)):
+        contract.proposeTransfer(RUN.execution, attacker, sender=attacker)
+    with expect_revert("NotPendingOwner", key=victim_instance, caller=attacker.address):
+        contract.acceptTransfer(victim, RUN.execution, sender=attacker)
+    untouched()
+
+
+def test_new_owner_of_a_transferred_final_instance_cannot_reopen_it(
+    contract, victim, attacker, victim_instance, expect_revert
+):
+    contract.terminate(victim, RUN.execution, 2, [], 0, END, sender=victim)
+    contract.proposeTransfer(RUN.execution, attacker, sender=victim)
+    contract.acceptTransfer(victim, RUN.execution, sender=attacker)
+    for write in (
+        lambda: contract.registerStates(attacker, RUN.execution, 2, states("evil"), sender=attacker),
+        lambda: contract.terminate(attacker, RUN.execution, 2, [], 1, ident("forged end"), sender=attacker),
+        lambda: contract.terminate(attacker, RUN.execution, 2, [], 0, ident("forged end"), sender=attacker),
     ):
-        with expect_revert("InstanceAlreadyRegistered", instance=victim_instance, owner=victim.address):
-            register()
-    with expect_revert("InstanceNotOwned", instance=victim_instance, caller=attacker.address):
-        contract.registerStates(victim_instance, 2, [ids("evil")], sender=attacker)
-    untouched()
-
-
-def test_reregistering_a_victims_model_changes_nothing(
-    contract, attacker, victim, victim_instance, ids, events, untouched
-):
-    before = contract.models(ids("m"))
-    receipt = contract.registerModel(ids("m"), sender=attacker)
-    assert events(receipt) == []
-    assert contract.models(ids("m")) == before
-    # Using the model for the attacker's own instance is allowed and does not make them publisher.
-    contract.registerInstance(ids("m"), ids("attacker-i"), sender=attacker)
-    assert contract.instances(ids("attacker-i"))[0] == attacker.address
-    untouched()
-
-
-def test_states_transitions_and_termination_into_a_victims_instance(
-    contract, attacker, victim_instance, ids, hexid, expect_revert, untouched
-):
-    refused = dict(instance=victim_instance, caller=attacker.address)
-    with expect_revert("InstanceNotOwned", **refused):
-        contract.registerStates(victim_instance, 2, [ids("evil")], sender=attacker)
-    with expect_revert("InstanceNotOwned", **refused):
-        contract.registerStatesAndTerminate(victim_instance, 2, [ids("evil")], ids("end"), sender=attacker)
-    with expect_revert("InstanceNotOwned", **refused):
-        contract.terminateInstance(victim_instance, ids("end"), sender=attacker)
-    start = bytes.fromhex(chain_head(hexid("m"), hexid("i"), []))
-    with expect_revert("InstanceNotOwned", **refused):
-        contract.registerTransition(victim_instance, start, [ids("a"), ids("b")], 1, sender=attacker)
-    with expect_revert("NotInstanceOwner", **refused):
-        contract.transferInstance(victim_instance, attacker, sender=attacker)
-    untouched()
-
-
-def test_no_writes_after_termination_even_by_owner_or_operator(
-    contract, victim, operator, victim_instance, ids, expect_revert, untouched
-):
-    contract.setOperator(operator, True, sender=victim)
-    contract.terminateInstance(victim_instance, ids("end"), sender=victim)
-    for caller in (victim, operator):
-        with expect_revert("InstanceIsTerminated", instance=victim_instance):
-            contract.registerStates(victim_instance, 2, [ids("late")], sender=caller)
-        with expect_revert("InstanceIsTerminated", instance=victim_instance):
-            contract.terminateInstance(victim_instance, ids("end2"), sender=caller)
-    untouched(terminated=True)
-
-
-def test_new_owner_of_a_transferred_instance_cannot_reopen_it(
-    contract, victim, attacker, victim_instance, ids, expect_revert, untouched
-):
-    contract.terminateInstance(victim_instance, ids("end"), sender=victim)
-    contract.transferInstance(victim_instance, attacker, sender=victim)
-    with expect_revert("InstanceIsTerminated", instance=victim_instance):
-        contract.registerStates(victim_instance, 2, [ids("evil")], sender=attacker)
-    assert contract.instances(victim_instance)[:3] == (attacker.address, 2, True)
-
-
-def test_replayed_certificate_signature_of_another_key(contract, victim, attacker, sign, expect_revert):
-    fingerprint = bytes.fromhex("ab" * 32)
-    victims_signature = sign(victim, fingerprint)
-    contract.registerCertificate(fingerprint, victims_signature, sender=victim)
-    attackers_fingerprint = bytes.fromhex("cd" * 32)
-    # The attacker replays the victim's signature, then signs a fingerprint with a key not theirs.
-    with expect_revert("CertificateSignerMismatch", signer=victim.address, sender=attacker.address):
-        contract.registerCertificate(fingerprint, victims_signature, sender=attacker)
-    with expect_revert("CertificateSignerMismatch", signer=victim.address, sender=attacker.address):
-        contract.registerCertificate(attackers_fingerprint, sign(victim, attackers_fingerprint), sender=attacker)
-    assert bytes(contract.certificateOf(victim)[0]) == fingerprint
-    assert bytes(contract.certificateOf(attacker)[0]) == b"\x00" * 32
-
-
-def test_operator_after_revocation(contract, victim, operator, victim_instance, ids, expect_revert, untouched):
-    contract.setOperator(operator, True, sender=victim)
-    contract.registerStates(victim_instance, 2, [ids("c")], sender=operator)
-    contract.setOperator(operator, False, sender=victim)
-    with expect_revert("InstanceNotOwned", instance=victim_instance, caller=operator.address):
-        contract.registerStates(victim_instance, 3, [ids("evil")], sender=operator)
-    with expect_revert("InstanceNotOwned", instance=victim_instance, caller=operator.address):
-        contract.terminateInstance(victim_instance, ids("end"), sender=operator)
-    untouched(count=3, states=("a", "b", "c"))
+        with expect_revert("InstanceIsFinal", key=RUN.key(attacker)):
+            write()
+    assert record(contract, attacker, RUN) == (2, 1, Status.FINAL, Mode.DIRECT, RUN.head(states("a", "b")))
 
 
 def test_operator_of_one_owner_cannot_write_to_another_owners_instance(
-    contract, victim, attacker, operator, victim_instance, ids, expect_revert, untouched
+    contract, victim, attacker, operator, victim_instance, expect_revert, untouched
 ):
     contract.setOperator(operator, True, sender=attacker)
-    with expect_revert("InstanceNotOwned", instance=victim_instance, caller=operator.address):
-        contract.registerStates(victim_instance, 2, [ids("evil")], sender=operator)
+    with expect_revert("NotOwnerOrOperator", owner=victim.address, caller=operator.address):
+        contract.registerStates(victim, RUN.execution, 2, states("evil"), sender=operator)
     untouched()
 
 
 def test_approving_oneself_as_the_victims_operator_does_nothing(
-    contract, victim, attacker, victim_instance, ids, expect_revert, untouched
+    contract, victim, attacker, victim_instance, expect_revert, untouched
 ):
     contract.setOperator(victim, True, sender=attacker)  # grants the victim rights over the attacker
     contract.setOperator(attacker, True, sender=attacker)
     assert contract.isOperator(victim, attacker) is False
-    with expect_revert("InstanceNotOwned", instance=victim_instance, caller=attacker.address):
-        contract.registerStates(victim_instance, 2, [ids("evil")], sender=attacker)
+    with expect_revert("NotOwnerOrOperator", owner=victim.address, caller=attacker.address):
+        contract.registerStates(victim, RUN.execution, 2, states("evil"), sender=attacker)
     untouched()
 
 
-def test_multicall_cannot_act_as_someone_else(contract, attacker, victim_instance, ids, expect_revert, untouched):
+def test_multicall_cannot_act_as_someone_else(contract, victim, attacker, victim_instance, expect_revert, untouched):
     hijack = [
-        contract.registerModel.encode_input(ids("attacker-m")),
-        contract.registerStates.encode_input(victim_instance, 2, [ids("evil")]),
+        contract.registerModel.encode_input(attacker.address, ident("attacker model")),
+        contract.registerStates.encode_input(victim.address, RUN.execution, 2, states("evil")),
     ]
-    with expect_revert("InstanceNotOwned", instance=victim_instance, caller=attacker.address):
+    with expect_revert("NotOwnerOrOperator", owner=victim.address, caller=attacker.address):
         contract.multicall(hijack, sender=attacker)
     nested = [
-        contract.multicall.encode_input([contract.transferInstance.encode_input(victim_instance, attacker.address)])
+        contract.multicall.encode_input([contract.terminate.encode_input(victim.address, RUN.execution, 2, [], 0, END)])
     ]
-    with expect_revert("NotInstanceOwner", instance=victim_instance, caller=attacker.address):
+    with expect_revert("NotOwnerOrOperator", owner=victim.address, caller=attacker.address):
         contract.multicall(nested, sender=attacker)
-    assert contract.models(ids("attacker-m"))[0] == ZERO_ADDRESS
+    assert contract.modelOf(attacker, ident("attacker model")) == 0
     untouched()
-
-
-def test_anchor_over_a_victims_states_is_attributed_to_its_submitter(
-    contract, victim, attacker, victim_instance, hexid
-):
-    """Anyone may anchor a root; the view names who did, so a verifier rejects a stranger's anchor."""
-    leaves = [state_leaf(hexid("i"), hexid("a"), 0), state_leaf(hexid("i"), hexid("b"), 1)]
-    tree = MerkleTree.build(leaves)
-    contract.anchorStates(tree.root, 2, sender=attacker)
-    valid, submitter = contract.verifyAnchoredState(
-        tree.root, victim_instance, bytes.fromhex(hexid("a")), 0, tree.proof(0)
-    )
-    assert (valid, submitter) == (True, attacker.address)
-    assert submitter != contract.instances(victim_instance)[0]

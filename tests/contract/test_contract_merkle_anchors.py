@@ -1,93 +1,93 @@
-"""Merkle anchors: roots built with tracker.merkle verify on chain with the contract's leaf rule."""
+"""Merkle anchors: per-submitter roots, leaves by the contract's rule, proofs checked on chain."""
 
 from __future__ import annotations
 
 import pytest
-
-from tracker.chain.merkle import MerkleTree, state_leaf, verify_proof
-
-ZERO = b"\x00" * 32
-ZERO_ADDRESS = "0x" + "00" * 20
+from contract_model import ZERO, Execution, MerkleTree, chain, ident, state_leaf, states
 
 
-def _states(hexid, count: int) -> list[tuple[str, str, int]]:
-    """(instance, state, seq) triples spread over three instances."""
-    triples = []
-    for n in range(count):
-        instance = hexid(f"instance-{n % 3}")
-        triples.append((instance, hexid(f"state-{n}"), n // 3))
-    return triples
+def _triples(count: int) -> list[tuple[bytes, bytes, int]]:
+    """(execution, state, seq) triples spread over three executions."""
+    return [(Execution(f"run {n % 3}").execution, states(str(n))[0], n // 3) for n in range(count)]
 
 
-def test_state_leaf_matches_python(contract, hexid):
-    for instance, state, seq in _states(hexid, 4):
-        expected = state_leaf(instance, state, seq)
-        assert bytes(contract.stateLeaf(bytes.fromhex(instance), bytes.fromhex(state), seq)) == expected
+def test_state_leaf_matches_the_specification(contract):
+    for execution, state, seq in _triples(4):
+        assert bytes(contract.stateLeaf(execution, state, seq)) == state_leaf(execution, state, seq)
 
 
 @pytest.mark.parametrize("count", [1, 2, 5, 7, 8])
-def test_every_leaf_verifies_against_an_anchored_root(contract, owner, hexid, events, block_time, count):
-    triples = _states(hexid, count)
+def test_every_leaf_verifies_against_an_anchored_root(contract, owner, events, block_time, count):
+    triples = _triples(count)
     tree = MerkleTree.build([state_leaf(*t) for t in triples])
     receipt = contract.anchorStates(tree.root, count, sender=owner)
-    assert events(receipt) == [("StatesAnchored", {"root": tree.root, "submitter": owner.address, "leafCount": count})]
-    submitter, anchored_at, leaf_count = contract.anchors(tree.root)
-    assert (submitter, anchored_at, leaf_count) == (owner.address, block_time(receipt), count)
-    for index, (instance, state, seq) in enumerate(triples):
-        proof = tree.proof(index)
-        assert verify_proof(state_leaf(instance, state, seq), proof, tree.root)
-        valid, by = contract.verifyAnchoredState(tree.root, bytes.fromhex(instance), bytes.fromhex(state), seq, proof)
-        assert (valid, by) == (True, owner.address)
+    assert events(receipt) == [("StatesAnchored", {"submitter": owner.address, "root": tree.root, "leafCount": count})]
+    assert tuple(contract.anchorOf(owner, tree.root)) == (block_time(receipt), count)
+    for index, (execution, state, seq) in enumerate(triples):
+        assert contract.verifyAnchoredState(owner, tree.root, execution, state, seq, tree.proof(index)) is True
 
 
-def test_wrong_proofs_do_not_verify(contract, owner, hexid):
-    triples = _states(hexid, 7)
+def test_wrong_proofs_do_not_verify(contract, owner):
+    triples = _triples(7)
     tree = MerkleTree.build([state_leaf(*t) for t in triples])
     contract.anchorStates(tree.root, len(triples), sender=owner)
-    instance, state, seq = (bytes.fromhex(triples[2][0]), bytes.fromhex(triples[2][1]), triples[2][2])
+    execution, state, seq = triples[2]
     checks = [
-        (instance, state, seq, tree.proof(3)),  # another leaf's proof
-        (instance, state, seq + 1, tree.proof(2)),  # wrong position
-        (bytes.fromhex(hexid("instance-9")), state, seq, tree.proof(2)),  # wrong instance
-        (instance, bytes.fromhex(hexid("state-99")), seq, tree.proof(2)),  # state not in the tree
-        (instance, state, seq, []),  # no proof
+        (execution, state, seq, tree.proof(3)),  # another leaf's proof
+        (execution, state, seq + 1, tree.proof(2)),  # wrong position
+        (Execution("run 9").execution, state, seq, tree.proof(2)),  # wrong execution
+        (execution, ident("not in the tree"), seq, tree.proof(2)),  # state not in the tree
+        (execution, state, seq, []),  # no proof
     ]
     for args in checks:
-        assert contract.verifyAnchoredState(tree.root, *args) == (False, owner.address)
+        assert contract.verifyAnchoredState(owner, tree.root, *args) is False
 
 
-def test_root_that_was_never_anchored(contract, owner, hexid):
-    triples = _states(hexid, 3)
+def test_a_root_is_only_valid_under_its_submitter(contract, owner, other):
+    triples = _triples(3)
     tree = MerkleTree.build([state_leaf(*t) for t in triples])
-    instance, state, seq = triples[0]
-    result = contract.verifyAnchoredState(tree.root, bytes.fromhex(instance), bytes.fromhex(state), seq, tree.proof(0))
-    assert result == (False, ZERO_ADDRESS)
-    assert contract.anchors(tree.root) == (ZERO_ADDRESS, 0, 0)
-
-
-def test_duplicate_root_reverts_for_anyone(contract, owner, other, hexid, expect_revert):
-    tree = MerkleTree.build([state_leaf(*t) for t in _states(hexid, 3)])
+    execution, state, seq = triples[0]
+    assert contract.verifyAnchoredState(owner, tree.root, execution, state, seq, tree.proof(0)) is False
     contract.anchorStates(tree.root, 3, sender=owner)
-    for caller in (owner, other):
-        with expect_revert("AnchorAlreadyExists", root=tree.root, submitter=owner.address):
-            contract.anchorStates(tree.root, 3, sender=caller)
-    assert contract.anchors(tree.root)[0] == owner.address
+    assert contract.verifyAnchoredState(owner, tree.root, execution, state, seq, tree.proof(0)) is True
+    assert contract.verifyAnchoredState(other, tree.root, execution, state, seq, tree.proof(0)) is False
+    assert tuple(contract.anchorOf(other, tree.root)) == (0, 0)
 
 
-def test_anchor_input_checks(contract, owner, ids, expect_revert):
+def test_the_same_root_under_two_submitters_is_two_anchors(contract, owner, other, expect_revert):
+    root = ident("root")
+    contract.anchorStates(root, 3, sender=owner)
+    contract.anchorStates(root, 5, sender=other)
+    assert contract.anchorOf(owner, root)[1] == 3
+    assert contract.anchorOf(other, root)[1] == 5
+    for submitter in (owner, other):
+        with expect_revert("AnchorAlreadyExists", submitter=submitter.address, root=root):
+            contract.anchorStates(root, 3, sender=submitter)
+
+
+def test_anchor_input_checks(contract, owner, expect_revert):
     with expect_revert("ZeroIdentifier"):
         contract.anchorStates(ZERO, 1, sender=owner)
     with expect_revert("NoStates"):
-        contract.anchorStates(ids("root"), 0, sender=owner)
+        contract.anchorStates(ident("root"), 0, sender=owner)
 
 
-def test_large_leaf_count_is_stored(contract, owner, ids):
-    contract.anchorStates(ids("root"), 2**32 - 1, sender=owner)
-    assert contract.anchors(ids("root"))[2] == 2**32 - 1
+def test_largest_leaf_count_is_stored(contract, owner):
+    contract.anchorStates(ident("root"), 2**32 - 1, sender=owner)
+    assert contract.anchorOf(owner, ident("root"))[1] == 2**32 - 1
 
 
-def test_client_reads_anchor(tracker, contract, owner, hexid):
-    tree = MerkleTree.build([state_leaf(*t) for t in _states(hexid, 5)])
-    tracker.send_batch([tracker.anchor_states_call(tree.root, 5)])
-    record = tracker.anchor(tree.root.hex())
-    assert (record.root, record.submitter, record.leaf_count) == (tree.root.hex(), owner.address.lower()[2:], 5)
+def test_anchored_instance_pins_the_head_over_its_anchored_states(contract, owner, events):
+    """The anchored flow end to end: register, anchor the leaves, close with (count, head); the
+    verifier recomputes the head from InstanceRegistered's ids and the proven states."""
+    run = Execution("anchored")
+    trace = states("a", "b", "c")
+    contract.registerAnchoredExecution(owner, *run.ids, sender=owner)
+    tree = MerkleTree.build([run.leaf(state, seq) for seq, state in enumerate(trace)])
+    contract.anchorStates(tree.root, len(trace), sender=owner)
+    receipt = contract.closeAnchored(owner, run.execution, 0, 3, run.head(trace), ident("end"), True, sender=owner)
+    terminated = events(receipt, "InstanceTerminated")[0][1]
+    for seq, state in enumerate(trace):
+        assert contract.verifyAnchoredState(owner, tree.root, run.execution, state, seq, tree.proof(seq))
+    assert terminated["stateCount"] == 3
+    assert terminated["head"] == chain(bytes(contract.startHead(*run.ids)), trace)

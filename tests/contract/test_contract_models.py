@@ -1,127 +1,63 @@
-"""Models and instances: first registrant publishes, re-registration changes nothing, instances are owned."""
+"""Models: registered per publisher, idempotent, written only by the publisher or its operator."""
 
 from __future__ import annotations
 
-ZERO = b"\x00" * 32
-ZERO_ADDRESS = "0x" + "00" * 20
+from contract_model import ZERO, Execution, ident
 
 
-def test_first_registrant_is_publisher(contract, owner, ids, events, block_time):
-    receipt = contract.registerModel(ids("m"), sender=owner)
-    assert events(receipt) == [("ModelRegistered", {"model": ids("m"), "publisher": owner.address})]
-    publisher, registered_at = contract.models(ids("m"))
-    assert publisher == owner.address
-    assert registered_at == block_time(receipt)
+def test_register_model_stores_the_time_and_emits_once(contract, owner, events, block_time):
+    receipt = contract.registerModel(owner, ident("m"), sender=owner)
+    assert events(receipt) == [("ModelRegistered", {"publisher": owner.address, "model": ident("m")})]
+    assert contract.modelOf(owner, ident("m")) == block_time(receipt)
 
 
-def test_same_caller_reregistering_model_is_a_silent_noop(contract, owner, ids, events):
-    first = contract.registerModel(ids("m"), sender=owner)
-    before = contract.models(ids("m"))
-    again = contract.registerModel(ids("m"), sender=owner)
+def test_registering_again_changes_nothing_and_emits_nothing(contract, owner, events, chain):
+    first = contract.registerModel(owner, ident("m"), sender=owner)
+    registered_at = contract.modelOf(owner, ident("m"))
+    chain.mine(deltatime=100)
+    again = contract.registerModel(owner, ident("m"), sender=owner)
     assert events(again) == []
-    assert contract.models(ids("m")) == before
-    assert first.status == again.status == 1
+    assert again.status == first.status == 1
+    assert contract.modelOf(owner, ident("m")) == registered_at
 
 
-def test_other_caller_reregistering_model_keeps_publisher_and_may_use_it(contract, owner, other, ids, events):
-    contract.registerModel(ids("m"), sender=owner)
-    receipt = contract.registerModel(ids("m"), sender=other)
-    assert events(receipt) == []
-    assert contract.models(ids("m"))[0] == owner.address
-    used = contract.registerInstance(ids("m"), ids("i-other"), sender=other)
-    assert events(used) == [
-        ("InstanceRegistered", {"instance": ids("i-other"), "model": ids("m"), "owner": other.address})
-    ]
-    assert contract.instances(ids("i-other"))[0] == other.address
-    assert contract.models(ids("m"))[0] == owner.address
+def test_models_are_per_publisher(contract, owner, other, events):
+    contract.registerModel(owner, ident("m"), sender=owner)
+    assert contract.modelOf(other, ident("m")) == 0
+    receipt = contract.registerModel(other, ident("m"), sender=other)
+    assert events(receipt) == [("ModelRegistered", {"publisher": other.address, "model": ident("m")})]
+    assert contract.modelOf(other, ident("m")) != 0
+    assert contract.modelOf(owner, ident("m")) != 0
 
 
-def test_register_model_zero_id(contract, owner, expect_revert):
+def test_operator_registers_for_the_owner(contract, owner, operator, events):
+    contract.setOperator(operator, True, sender=owner)
+    receipt = contract.registerModel(owner, ident("m"), sender=operator)
+    assert events(receipt) == [("ModelRegistered", {"publisher": owner.address, "model": ident("m")})]
+    assert contract.modelOf(owner, ident("m")) != 0
+    assert contract.modelOf(operator, ident("m")) == 0
+
+
+def test_stranger_cannot_register_under_another_publisher(contract, owner, other, expect_revert):
+    with expect_revert("NotOwnerOrOperator", owner=owner.address, caller=other.address):
+        contract.registerModel(owner, ident("m"), sender=other)
+    assert contract.modelOf(owner, ident("m")) == 0
+
+
+def test_zero_model_id(contract, owner, expect_revert):
     with expect_revert("ZeroIdentifier"):
-        contract.registerModel(ZERO, sender=owner)
+        contract.registerModel(owner, ZERO, sender=owner)
 
 
-def test_unregistered_model_reads_as_zero(contract, ids):
-    assert contract.models(ids("nothing")) == (ZERO_ADDRESS, 0)
+def test_register_execution_registers_a_new_model_for_the_owner_only_once(contract, owner, events):
+    first = contract.registerExecution(owner, *Execution("a").ids, [], sender=owner)
+    assert [name for name, _ in events(first)] == ["ModelRegistered", "InstanceRegistered"]
+    second = contract.registerAnchoredExecution(owner, *Execution("b").ids, sender=owner)
+    assert [name for name, _ in events(second)] == ["InstanceRegistered"]
+    assert contract.modelOf(owner, Execution("a").model) != 0
 
 
-def test_register_instance(contract, owner, ids, events):
-    contract.registerModel(ids("m"), sender=owner)
-    receipt = contract.registerInstance(ids("m"), ids("i"), sender=owner)
-    assert events(receipt) == [
-        ("InstanceRegistered", {"instance": ids("i"), "model": ids("m"), "owner": owner.address})
-    ]
-    instance_owner, count, terminated, model, head = contract.instances(ids("i"))
-    assert (instance_owner, count, terminated, bytes(model), bytes(head)) == (owner.address, 0, False, ids("m"), ZERO)
-
-
-def test_register_instance_of_unregistered_model(contract, owner, ids, expect_revert):
-    with expect_revert("ModelNotRegistered", model=ids("ghost")):
-        contract.registerInstance(ids("ghost"), ids("i"), sender=owner)
-
-
-def test_register_instance_zero_ids(contract, owner, ids, expect_revert):
-    contract.registerModel(ids("m"), sender=owner)
-    with expect_revert("ZeroIdentifier"):
-        contract.registerInstance(ids("m"), ZERO, sender=owner)
-    with expect_revert("ModelNotRegistered", model=ZERO):
-        contract.registerInstance(ZERO, ids("i"), sender=owner)
-
-
-def test_duplicate_instance_reverts_for_everyone(contract, owner, other, ids, expect_revert):
-    contract.registerModel(ids("m"), sender=owner)
-    contract.registerInstance(ids("m"), ids("i"), sender=owner)
-    for caller in (owner, other):
-        with expect_revert("InstanceAlreadyRegistered", instance=ids("i"), owner=owner.address):
-            contract.registerInstance(ids("m"), ids("i"), sender=caller)
-        with expect_revert("InstanceAlreadyRegistered", instance=ids("i"), owner=owner.address):
-            contract.registerExecution(ids("m"), ids("i"), [], sender=caller)
-        with expect_revert("InstanceAlreadyRegistered", instance=ids("i"), owner=owner.address):
-            contract.registerExecution(ids("m"), ids("i"), [ids("s")], sender=caller)
-
-
-def test_register_execution_registers_model_instance_and_states(contract, owner, ids, hexid, events):
-    from tracker.documents.facts import chain_head
-
-    states = [ids(f"s{n}") for n in range(3)]
-    receipt = contract.registerExecution(ids("m"), ids("i"), states, sender=owner)
-    assert events(receipt) == [
-        ("ModelRegistered", {"model": ids("m"), "publisher": owner.address}),
-        ("InstanceRegistered", {"instance": ids("i"), "model": ids("m"), "owner": owner.address}),
-    ] + [("StateRegistered", {"instance": ids("i"), "state": s, "seq": n}) for n, s in enumerate(states)]
-    instance_owner, count, terminated, model, head = contract.instances(ids("i"))
-    assert (instance_owner, count, terminated, bytes(model)) == (owner.address, 3, False, ids("m"))
-    assert bytes(head).hex() == chain_head(hexid("m"), hexid("i"), [hexid(f"s{n}") for n in range(3)])
-    assert bytes(contract.instanceHead(ids("i"))) == bytes(head)
-
-
-def test_register_execution_of_known_model_emits_no_model_event(contract, owner, other, ids, events):
-    contract.registerModel(ids("m"), sender=owner)
-    receipt = contract.registerExecution(ids("m"), ids("i"), [], sender=other)
-    assert events(receipt) == [
-        ("InstanceRegistered", {"instance": ids("i"), "model": ids("m"), "owner": other.address})
-    ]
-    assert contract.models(ids("m"))[0] == owner.address
-    assert contract.instances(ids("i"))[:3] == (other.address, 0, False)
-
-
-def test_register_execution_zero_ids(contract, owner, ids, expect_revert):
-    with expect_revert("ZeroIdentifier"):
-        contract.registerExecution(ZERO, ids("i"), [ids("s")], sender=owner)
-    with expect_revert("ZeroIdentifier"):
-        contract.registerExecution(ids("m"), ZERO, [ids("s")], sender=owner)
-    with expect_revert("ZeroIdentifier"):
-        contract.registerExecution(ids("m"), ids("i"), [ids("s"), ZERO], sender=owner)
-    assert contract.models(ids("m"))[0] == ZERO_ADDRESS
-
-
-def test_instance_head_before_states_is_derived_from_model_and_instance(contract, owner, ids, hexid):
-    from tracker.documents.facts import chain_head
-
-    contract.registerExecution(ids("m"), ids("i"), [], sender=owner)
-    assert bytes(contract.instanceHead(ids("i"))).hex() == chain_head(hexid("m"), hexid("i"), [])
-
-
-def test_instance_head_of_unknown_instance(contract, ids, expect_revert):
-    with expect_revert("InstanceNotRegistered", instance=ids("ghost")):
-        contract.instanceHead(ids("ghost"))
+def test_register_execution_with_another_publishers_model_registers_it_for_the_caller(contract, owner, other, events):
+    contract.registerModel(owner, ident("model"), sender=owner)
+    receipt = contract.registerExecution(other, *Execution("x").ids, [], sender=other)
+    assert events(receipt)[0] == ("ModelRegistered", {"publisher": other.address, "model": ident("model")})

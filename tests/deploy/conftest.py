@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tracker.dev import ens as dev_ens
-from tracker.identity import ens
+from tracker.identity.deploy import ens
 from tracker.publish.certificates import generate_self_signed
 
 ANVIL_ONLY = "needs anvil (anvil_setCode): run `ape test tests/deploy --network ethereum:local:foundry` (bin/test does)"
