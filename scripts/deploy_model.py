@@ -17,12 +17,18 @@ from tracker.errors import ConfigurationError
 @click.option("--name", required=True, help="State machine name (updated, with a new version, when it exists).")
 @click.option("--role-arn", default=None, help="Execution role (required to create a state machine).")
 @click.option("--region", default=None, help="AWS region (default: AWS_REGION / the profile's).")
+@click.option(
+    "--owner",
+    default=None,
+    metavar="ADDRESS",
+    help="Register the model under this account (default: the sending account, which must then be its operator).",
+)
 @network_option()
 @account_option()
 @contract_option()
 @json_option()
 @command_boundary
-def cli(definition_file, name, role_arn, region, network_choice, account_alias, contract_address, as_json):
+def cli(definition_file, name, role_arn, region, owner, network_choice, account_alias, contract_address, as_json):
     """Deploy DEFINITION_FILE as state machine NAME and register its model on InstanceTracker."""
     from tracker.aws.session import aws_session
     from tracker.chain.contract import TrackerContract
@@ -39,7 +45,7 @@ def cli(definition_file, name, role_arn, region, network_choice, account_alias, 
         logger.set_level("ERROR")  # stdout carries only the JSON document
     with connected(network_choice) as provider:
         contract = TrackerContract.at(contract_address, load_account(account_alias, provider))
-        outcome = deploy_model(session, contract, name, definition, role_arn)
+        outcome = deploy_model(session, contract, name, definition, role_arn, owner)
     if as_json:
         click.echo(json.dumps(outcome.__dict__, indent=2))
         return

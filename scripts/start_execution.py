@@ -30,6 +30,12 @@ def read_input(value: str) -> str:
 @click.option(
     "--expect-model", default=None, metavar="ID", help="Refuse to start unless the machine runs this registered model."
 )
+@click.option(
+    "--owner",
+    default=None,
+    metavar="ADDRESS",
+    help="Register under this account (default: the sending account, which must then be its operator).",
+)
 @click.option("--wait", is_flag=True, help="Follow the execution to its end, registering its states as they happen.")
 @click.option("--poll-interval", type=float, default=2.0, show_default=True, help="Seconds between polls with --wait.")
 @click.option(
@@ -57,6 +63,7 @@ def cli(
     input_value,
     execution_name,
     expect_model,
+    owner,
     wait,
     poll_interval,
     timeout_s,
@@ -70,7 +77,10 @@ def cli(
     contract_address,
     as_json,
 ):
-    """Start an execution of STATE_MACHINE (name or ARN) and register its instance on InstanceTracker."""
+    """Start an execution of STATE_MACHINE and register its instance on InstanceTracker.
+
+    STATE_MACHINE is a name or an ARN: its latest published version is started, so the execution
+    records which version (and definition) ran; a version or alias ARN is started as given."""
     from tracker.aws.session import aws_session
     from tracker.chain.contract import TrackerContract
     from tracker.publish.targets import open_target
@@ -86,7 +96,7 @@ def cli(
     with connected(network_choice) as provider:
         contract = TrackerContract.at(contract_address, load_account(account_alias, provider))
         started = start_execution(
-            session, contract, publisher, state_machine, read_input(input_value), execution_name, expect_model
+            session, contract, publisher, state_machine, read_input(input_value), execution_name, expect_model, owner
         )
         result = {**started.__dict__}
         if not as_json:
@@ -98,7 +108,7 @@ def cli(
             result.update(
                 status=execution_status(session, started.execution_arn),
                 states_registered=summary.states_registered,
-                terminated=bool(contract.instance(started.instance_id).terminated),
+                final=bool((record := contract.instance(started.owner, started.execution_id)) and record.final),
             )
             if not as_json:
                 click.echo(

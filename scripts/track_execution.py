@@ -13,8 +13,9 @@ import click
 
 from tracker.cli.boundary import command_boundary
 from tracker.cli.options import account_option, connected, contract_option, json_option, load_account, network_option
-from tracker.errors import ConfigurationError
+from tracker.errors import ChainError, ConfigurationError
 from tracker.publish.targets import DEFAULT_BASE_URL, DEFAULT_TARGET
+from tracker.tracking.config import DEFAULT_MAX_GAS_PER_TX, DEFAULT_MAX_STATES_PER_CALL
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -46,7 +47,9 @@ def status_table(summary) -> object:
     for label, value in (
         ("executions seen", summary.executions),
         ("states registered", summary.states_registered),
-        ("instances registered / terminated", f"{summary.instances_registered} / {summary.instances_terminated}"),
+        ("instances registered / final", f"{summary.instances_registered} / {summary.instances_terminated}"),
+        ("attempts ended (redrivable)", summary.attempts_ended),
+        ("executions skipped", len(summary.skipped)),
         ("pending executions", summary.pending_executions),
         ("held log events", summary.held_events),
         ("transactions", summary.transactions),
@@ -83,6 +86,26 @@ def status_table(summary) -> object:
     show_default=True,
     help="Direct mode: instances packed into one transaction.",
 )
+@click.option(
+    "--max-states-per-call",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_STATES_PER_CALL,
+    show_default=True,
+    help="Direct mode: states per contract call; a longer trace is split over several calls.",
+)
+@click.option(
+    "--max-gas-per-tx",
+    type=click.IntRange(min=200_000),
+    default=DEFAULT_MAX_GAS_PER_TX,
+    show_default=True,
+    help="Gas budget of one transaction; more work goes into further transactions.",
+)
+@click.option(
+    "--owner",
+    default=None,
+    metavar="ADDRESS",
+    help="Register under this account (default: the sending account, which must then be its operator).",
+)
 @click.option("--anchor", is_flag=True, help="Anchor each poll's new states under one Merkle root.")
 @click.option("--include-data", is_flag=True, help="Put raw state input/output into state documents.")
 @click.option(
@@ -116,6 +139,9 @@ def cli(
     poll_interval,
     max_polls,
     max_instances_per_tx,
+    max_states_per_call,
+    max_gas_per_tx,
+    owner,
     anchor,
     include_data,
     publish_target,
@@ -149,6 +175,9 @@ def cli(
         poll_interval=poll_interval,
         max_polls=max_polls,
         max_instances_per_tx=max_instances_per_tx,
+        max_states_per_call=max_states_per_call,
+        max_gas_per_tx=max_gas_per_tx,
+        owner=owner,
         state_dir=state_dir,
     )
     stop = threading.Event()
@@ -187,10 +216,19 @@ def cli(
         signal.signal(signal.SIGINT, previous)
     if as_json:
         click.echo(json.dumps(summary.to_json(), indent=2))
-        return
-    from rich.console import Console
+    else:
+        from rich.console import Console
 
-    Console().print(status_table(summary))
+        Console().print(status_table(summary))
+    for skipped in summary.skipped:
+        click.echo(f"skipped {skipped.execution_arn}: {skipped.reason}", err=True)
+    if summary.skipped:
+        raise ChainError(
+            f"{len(summary.skipped)} of {summary.executions} executions could not be registered "
+            "(listed above); every other one was"
+        )
+    if as_json:
+        return
     click.echo(
         f"{summary.states_registered} states of {summary.executions} executions registered in "
         f"{summary.transactions} transactions ({summary.gas_used:,} gas); "

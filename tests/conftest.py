@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 from tracker.chain.contract import TrackerContract
+from tracker.dev import sfn_emulation
+
+# Step Functions behaviour moto lacks (versions, per-execution definitions, redrive fields),
+# for every in-process moto of the suite; moto servers run `python -m tracker.dev.sfn_emulation`.
+sfn_emulation.install()
 
 TESTS = Path(__file__).resolve().parent
 # Every test of these folders carries the marker; bin/test selects suites by marker.

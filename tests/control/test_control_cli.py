@@ -60,7 +60,15 @@ def started(command: list[str], ready, what: str) -> subprocess.Popen:
 def services(project, tmp_path):
     moto_url, anvil_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
     moto = started(
-        [str(VENV_BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", moto_url.rsplit(":", 1)[1]],
+        [
+            str(VENV_BIN / "python"),
+            "-m",
+            "tracker.dev.sfn_emulation",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            moto_url.rsplit(":", 1)[1],
+        ],
         lambda: requests.get(f"{moto_url}/moto-api/").ok,
         "moto server",
     )
@@ -141,9 +149,12 @@ def test_deploy_then_start_with_expect_model_and_wait(services, tmp_path):
     )
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
-    assert result["status"] == "SUCCEEDED" and result["terminated"] and result["states_registered"] == 8
-    _owner, count, terminated, model_id, _ = contract.functions.instances(bytes.fromhex(result["instance_id"])).call()
-    assert (count, terminated, model_id.hex()) == (8, True, model["model_id"])
+    assert result["status"] == "SUCCEEDED" and result["final"] and result["states_registered"] == 8
+    count, attempts, status, _mode, _head = contract.functions.instanceOf(
+        contract.w3.eth.accounts[0], bytes.fromhex(result["execution_id"])
+    ).call()
+    assert (count, attempts, status) == (8, 1, 2)  # Final
+    assert result["model_id"] == model["model_id"]
     # the instance was registered in its own transaction, before any state
     registered = contract.events.InstanceRegistered.get_logs(from_block=0)
     first_state = contract.events.StateRegistered.get_logs(from_block=0)[0]
@@ -152,6 +163,6 @@ def test_deploy_then_start_with_expect_model_and_wait(services, tmp_path):
     stale = ape_run(env, "start_execution", "flow", "--name", "order-8", "--expect-model", "ab" * 32)
     assert stale.returncode == 1
     assert stale.stderr.strip().splitlines() == [
-        f"Error: state machine {model['state_machine_arn']} runs model {model['model_id']}, "
+        f"Error: state machine {model['version_arn']} runs model {model['model_id']}, "
         f"not the expected {'ab' * 32}: refusing to start"
     ]

@@ -7,6 +7,7 @@ import pytest
 from tracker.aws.errors import ExecutionExistsError, InvalidDefinitionError, RoleError
 from tracker.aws.executions import Selection
 from tracker.aws.history import HistorySource
+from tracker.documents.facts import start_head
 from tracker.documents.ids import sha256_hex
 from tracker.tracking.config import TrackConfig
 from tracker.tracking.control import (
@@ -51,6 +52,10 @@ def text(definition) -> str:
     return json.dumps(definition, indent=2)
 
 
+def me(tracker) -> str:
+    return str(tracker.sender.address)
+
+
 def test_deploy_change_and_redeploy_registers_both_models(aws, tracker):
     first = deploy_model(aws, tracker, "flow", text(FLOW), ROLE)
     assert first.change == "new" and first.registered and first.previous_model_id is None
@@ -67,15 +72,21 @@ def test_deploy_change_and_redeploy_registers_both_models(aws, tracker):
     assert second.change == "changed" and second.registered
     assert (second.previous_model_id, second.model_id) == (first.model_id, sha256_hex(text(changed_flow)))
     assert second.version_arn.endswith(":2")
-    assert tracker.model(first.model_id) is not None and tracker.model(second.model_id) is not None
+    registered = tracker.models_registered_at(me(tracker), [first.model_id, second.model_id])
+    assert all(registered.values())
 
 
 def test_start_with_matching_expect_model_registers_the_instance_before_any_state(aws, tracker, publisher):
     deployed = deploy_model(aws, tracker, "flow", text(FLOW), ROLE)
     started = start_execution(aws, tracker, publisher, "flow", '{"order": 1}', "run-1", expect_model=deployed.model_id)
-    record = tracker.instance(started.instance_id)
-    assert record is not None and record.state_count == 0 and record.model_id == deployed.model_id
-    assert started.transaction_hash is not None
+    record = tracker.instance(me(tracker), started.execution_id)
+    assert (
+        record is not None
+        and record.state_count == 0
+        and record.head == start_head(started.execution_id, deployed.model_id, started.instance_id)
+    )
+    # the published version ran, and the instance document says so
+    assert started.version_arn == deployed.version_arn and started.transaction_hash is not None
 
 
 def test_a_stale_expected_model_refuses_to_start_and_registers_nothing(aws, tracker, publisher):
@@ -84,7 +95,7 @@ def test_a_stale_expected_model_refuses_to_start_and_registers_nothing(aws, trac
     with pytest.raises(ModelMismatchError) as error:
         start_execution(aws, tracker, publisher, "flow", "{}", "run-stale", expect_model=old.model_id)
     assert str(error.value) == (
-        f"state machine {old.state_machine_arn} runs model {new.model_id}, not the expected {old.model_id}: refusing to start"
+        f"state machine {new.version_arn} runs model {new.model_id}, not the expected {old.model_id}: refusing to start"
     )
     assert aws.client("stepfunctions").list_executions(stateMachineArn=old.state_machine_arn)["executions"] == []
     assert tracker.contract.InstanceRegistered.query("*", start_block=0).empty
@@ -98,8 +109,10 @@ def test_an_expected_model_that_is_not_registered(aws, tracker, publisher):
             "definition"
         ]
     )
+    owner = me(tracker).lower()[2:]
     with pytest.raises(
-        ModelNotRegisteredError, match=rf"^model {model_id} is not registered on the contract: run deploy_model first$"
+        ModelNotRegisteredError,
+        match=rf"^model {model_id} is not registered under 0x{owner} on the contract: run deploy_model first$",
     ):
         start_execution(aws, tracker, publisher, "unregistered", "{}", "run-x", expect_model=model_id)
 
@@ -110,8 +123,8 @@ def test_wait_registers_every_state_in_order_and_a_later_tracker_sends_nothing(a
     config = TrackConfig(poll_interval=0.2, state_dir=tmp_path / "state")
     summary = wait_for_execution(started, aws, tracker, publisher, config, timeout_s=30)
     assert execution_status(aws, started.execution_arn) == "SUCCEEDED"
-    record = tracker.instance(started.instance_id)
-    assert record.terminated and record.state_count == len(FLOW_STATES) == summary.states_registered
+    record = tracker.instance(me(tracker), started.execution_id)
+    assert record.final and record.state_count == len(FLOW_STATES) == summary.states_registered
     protocol = json.loads((tmp_path / "protocol" / f"{started.instance_id}.json").read_text())
     names = [
         json.loads((tmp_path / "protocol" / "documents" / f"{e['state_hash']}.json").read_text())["state_name"]
@@ -145,3 +158,30 @@ def test_an_execution_name_already_used(aws, tracker, publisher):
 def test_input_that_is_not_json(aws, tracker, publisher):
     with pytest.raises(InvalidInputError, match=r"^the execution input is not valid JSON: "):
         start_execution(aws, tracker, publisher, "flow", "{oops", "bad-input")
+
+
+def test_the_tracker_registers_the_definition_the_execution_ran_not_the_current_one(aws, tracker, publisher, tmp_path):
+    """deploy_model v2, start_execution, deploy_model v3, track_execution: the model is v2's.
+
+    (The emulation keeps each execution's definition as AWS does; moto alone would answer
+    DescribeStateMachineForExecution with the machine's current definition.)"""
+    import time
+
+    slow = {
+        "StartAt": "Hold",
+        "States": {"Hold": {"Type": "Wait", "Seconds": 1, "Next": "Done"}, "Done": {"Type": "Succeed"}},
+    }
+    deploy_model(aws, tracker, "drift", text(FLOW), ROLE)
+    v2 = deploy_model(aws, tracker, "drift", text(slow))
+    started = start_execution(aws, tracker, publisher, "drift", "{}", "run-drift")
+    v3 = deploy_model(aws, tracker, "drift", text({**slow, "Comment": "v3"}))
+    assert len({v2.model_id, v3.model_id}) == 2 and started.model_id == v2.model_id
+    sfn = aws.client("stepfunctions")
+    while sfn.describe_execution(executionArn=started.execution_arn)["status"] == "RUNNING":
+        time.sleep(0.05)
+    summary = track(TrackConfig(state_dir=tmp_path / "state"), HistorySource(aws, Selection()), tracker, publisher)
+    assert summary.instances_terminated == 1
+    protocol = json.loads((tmp_path / "protocol" / f"{started.instance_id}.json").read_text())
+    assert protocol["model_hash"] == v2.model_id
+    instance = json.loads((tmp_path / "protocol" / "documents" / f"{started.instance_id}.json").read_text())
+    assert instance["model_id"] == v2.model_id and instance["state_machine_version_arn"] == v2.version_arn

@@ -13,10 +13,12 @@ from tracker.aws.errors import (
 from tracker.aws.executions import Selection
 from tracker.aws.history import HistorySource
 from tracker.chain.contract import TrackerContract
+from tracker.documents.ids import sha256_hex
 from tracker.errors import ContractNotFoundError
 from tracker.retry import RetryPolicy, is_transient, with_retry
 from tracker.tracking.config import TrackConfig
-from tracker.tracking.engine import InsufficientFundsError, track
+from tracker.tracking.engine import track
+from tracker.tracking.senders import InsufficientFundsError
 
 MISSING_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:missing"
 
@@ -61,9 +63,9 @@ def test_a_malformed_definition(aws, machine, tracker, publisher, state_dir):
     # as a broken or hostile endpoint could answer.
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-    stepfunctions_parser_backends["123456789012"]["us-east-1"].describe_state_machine(
-        machine
-    ).definition = '{"Comment": "half'
+    backend = stepfunctions_parser_backends["123456789012"]["us-east-1"]
+    execution = backend.describe_state_machine(machine).executions[0]
+    execution.emulated_definition = '{"Comment": "half'
     with pytest.raises(MalformedDefinitionError) as error:
         track(TrackConfig(state_dir=state_dir), HistorySource(aws, Selection((machine,))), tracker, publisher)
     assert str(error.value).startswith(f"state machine {machine} has a malformed definition: not JSON (")
@@ -73,7 +75,7 @@ def test_no_contract_deployed_at_the_address(owner):
     address = "0x00000000000000000000000000000000000000aa"
     with pytest.raises(ContractNotFoundError) as error:
         TrackerContract.at(address, owner)
-    assert str(error.value).startswith("no contract code at 0x00000000000000000000000000000000000000AA on chain id ")
+    assert str(error.value).startswith("no InstanceTracker at 0x00000000000000000000000000000000000000AA on chain id ")
 
 
 def test_an_account_without_funds_stops_then_the_next_run_completes(
@@ -128,38 +130,62 @@ def test_transient_faults_are_retried_and_permanent_ones_are_not():
 
 
 def test_states_registered_with_other_documents_are_refused(aws, machine, tracker, publisher, tmp_path):
-    from tracker.tracking.engine import TraceDivergedError
-
     run_execution(aws, machine, "diverge-1", {"ok": True})
     source = HistorySource(aws, Selection((machine,)))
     track(TrackConfig(state_dir=tmp_path / "a"), source, tracker, publisher)
-    with pytest.raises(TraceDivergedError) as error:
-        track(TrackConfig(state_dir=tmp_path / "b", include_data=True), source, tracker, publisher)
-    assert str(error.value).endswith(
-        f"has {len(SUCCEEDING_STATES)} states on chain that differ from the {len(SUCCEEDING_STATES)} built from "
-        "arn:aws:states:us-east-1:123456789012:execution:orders:diverge-1 (tracked with another --include-data?)"
-    )
+    summary = track(TrackConfig(state_dir=tmp_path / "b", include_data=True), source, tracker, publisher)
+    # reported by name and skipped, never sent: the chain's trace is not a prefix of this one
+    assert summary.transactions == 0
+    assert [(s.execution_arn, s.reason) for s in summary.skipped] == [
+        (
+            "arn:aws:states:us-east-1:123456789012:execution:orders:diverge-1",
+            f"instance of arn:aws:states:us-east-1:123456789012:execution:orders:diverge-1 has "
+            f"{len(SUCCEEDING_STATES)} states on chain that differ from the ones built from its history "
+            "(tracked with another --include-data, or another model or instance document)",
+        )
+    ]
 
 
-def test_an_instance_registered_by_another_account(aws, machine, contract, tracker, other, publisher, state_dir):
+def test_another_accounts_registration_of_the_same_execution_changes_nothing(
+    aws, machine, contract, tracker, other, publisher, state_dir
+):
     from tracker.tracking.build import build_documents
-    from tracker.tracking.engine import InstanceNotOwnedError
 
-    arn = run_execution(aws, machine, "theirs-1", {"ok": True})
+    run_execution(aws, machine, "theirs-1", {"ok": True})
     source = HistorySource(aws, Selection((machine,)))
     docs = build_documents(source.load(source.list_executions()[0]))
     theirs = TrackerContract(contract, other)
-    theirs.send_batch([theirs.register_execution_call(docs.model_id, docs.instance_id, [])])
-    with pytest.raises(InstanceNotOwnedError) as error:
-        track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
-    assert str(error.value) == (
-        f"instance {docs.instance_id} ({arn}) is registered by 0x{other.address.lower()[2:]}, "
-        f"which has not made 0x{tracker.sender.address.lower()[2:]} its operator"
+    forged = [sha256_hex(f"forged {n}") for n in range(3)]
+    theirs.send(
+        [theirs.register_execution_call(str(other.address), docs.execution_id, docs.model_id, docs.instance_id, forged)]
     )
-    # once the owner approves the tracker as its operator, the next run completes the instance
-    contract.setOperator(tracker.sender, True, sender=other)
+    # registered first by a stranger under its own key: ours is untouched and registers in full
     summary = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
-    assert summary.states_registered == len(SUCCEEDING_STATES) and tracker.instance(docs.instance_id).terminated
+    assert summary.states_registered == len(SUCCEEDING_STATES) and not summary.skipped
+    mine = tracker.instance(str(tracker.sender.address), docs.execution_id)
+    stranger = tracker.instance(str(other.address), docs.execution_id)
+    assert mine.final and mine.head == docs.head() and stranger.state_count == 3 and stranger.head != mine.head
+
+
+def test_tracking_for_an_owner_needs_its_approval(aws, machine, contract, tracker, other, publisher, state_dir):
+    from tracker.errors import ConfigurationError
+    from tracker.tracking.build import build_documents
+
+    run_execution(aws, machine, "owned-1", {"ok": True})
+    source = HistorySource(aws, Selection((machine,)))
+    config = TrackConfig(state_dir=state_dir, owner=str(other.address))
+    with pytest.raises(ConfigurationError) as error:
+        track(config, source, tracker, publisher)
+    assert str(error.value) == (
+        f"0x{tracker.sender.address.lower()[2:]} is not an operator of 0x{other.address.lower()[2:]} on "
+        f"{tracker.address}: the owner approves it with setOperator (or track without --owner)"
+    )
+    contract.setOperator(tracker.sender, True, sender=other)
+    summary = track(config, source, tracker, publisher)
+    docs = build_documents(source.load(source.list_executions()[0]))
+    assert summary.states_registered == len(SUCCEEDING_STATES)
+    assert tracker.instance(str(other.address), docs.execution_id).final
+    assert tracker.instance(str(tracker.sender.address), docs.execution_id) is None
 
 
 def test_a_since_that_is_neither_a_duration_nor_a_time():

@@ -19,6 +19,7 @@ from web3 import Web3
 
 from tracker.aws.executions import Selection
 from tracker.aws.history import HistorySource
+from tracker.chain.contract import instance_key
 from tracker.dev.services import free_port
 from tracker.tracking.build import build_documents
 from tracker.tracking.checkpoints import store_path
@@ -44,7 +45,7 @@ def wait_until(check, timeout: float, what: str) -> None:
 def moto_server():
     port = free_port()
     process = subprocess.Popen(
-        [str(VENV_BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [str(VENV_BIN / "python"), "-m", "tracker.dev.sfn_emulation", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -168,14 +169,17 @@ def test_killed_between_batches_then_rerun_registers_exactly_once(aws_server, an
     source = HistorySource(aws_server, Selection((machine,)))
     refs = {ref.execution_arn: ref for ref in source.list_executions()}
     registered = contract.events.StateRegistered.get_logs(from_block=0)
-    seen = sorted((log["args"]["instance"].hex(), log["args"]["seq"]) for log in registered)
+    seen = sorted((log["args"]["key"].hex(), log["args"]["seq"]) for log in registered)
     assert len(seen) == len(set(seen)), "a state was registered twice"
     wanted = []
+    owner = contract.w3.eth.accounts[0]  # TEST::0, the tracker's account
     for arn, names in expected.items():
         docs = build_documents(source.load(refs[arn]))
-        _owner, count, terminated, model, _head = contract.functions.instances(bytes.fromhex(docs.instance_id)).call()
-        assert (count, terminated, model.hex()) == (len(names), True, docs.model_id)
-        wanted += [(docs.instance_id, seq) for seq in range(len(names))]
+        count, attempts, _status, _mode, head = contract.functions.instanceOf(
+            owner, bytes.fromhex(docs.execution_id)
+        ).call()
+        assert (count, attempts, head.hex()) == (len(names), 1, docs.head())
+        wanted += [(instance_key(owner, docs.execution_id), seq) for seq in range(len(names))]
         protocol = json.loads((tmp_path / "protocol" / f"{docs.instance_id}.json").read_text())
         assert [e["state_hash"] for e in protocol["instance_protocol"]] == docs.state_ids
     assert seen == sorted(wanted)
@@ -199,7 +203,8 @@ def test_no_contract_at_the_address_is_one_line(aws_server, anvil, tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "Error: no contract code at 0x00000000000000000000000000000000000000AA on chain id 31337"
+        "Error: no InstanceTracker at 0x00000000000000000000000000000000000000AA on chain id 31337: "
+        "run `ape run deploy` on this network"
     ]
 
 
@@ -226,10 +231,15 @@ def test_follow_picks_up_a_new_execution_and_ctrl_c_ends_after_the_batch(aws_ser
     store = store_path(tmp_path / "state", 31337, contract.address)
 
     def terminated() -> int:
+        """Executions whose end (final or an attempt's) is checkpointed."""
         if not store.exists():
             return 0
         with sqlite3.connect(store) as db:
-            return sum(json.loads(body)["terminated"] for (body,) in db.execute("SELECT body FROM checkpoints"))
+            try:
+                bodies = db.execute("SELECT body FROM checkpoints").fetchall()
+            except sqlite3.OperationalError:  # the tracker created the file but not yet its tables
+                return 0
+            return sum(bool(json.loads(body)["ends"]) for (body,) in bodies)
 
     command = tracker_command(
         anvil_url, contract.address, tmp_path, machine, "--follow", "--poll-interval", "0.5", "--json"
@@ -248,6 +258,6 @@ def test_follow_picks_up_a_new_execution_and_ctrl_c_ends_after_the_batch(aws_ser
             follower.kill()
     assert follower.returncode == 0, stderr
     summary = json.loads(stdout)
-    assert summary["executions"] == 2 and summary["instances_terminated"] == 2
+    assert summary["executions"] == 2 and summary["instances_terminated"] == 1 and summary["attempts_ended"] == 1
     assert summary["states_registered"] == len(SUCCEEDING_STATES) + len(FAILING_STATES)
     assert summary["polls"] >= 2

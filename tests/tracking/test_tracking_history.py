@@ -7,7 +7,7 @@ from tracking_helpers import FAILING_STATES, SUCCEEDING_STATES, branch_order_ign
 
 from tracker.aws.executions import Selection
 from tracker.aws.history import HistorySource
-from tracker.documents.facts import chain_head
+from tracker.chain.contract import Status
 from tracker.documents.ids import id_to_bytes32, sha256_hex
 from tracker.tracking.build import build_documents
 from tracker.tracking.checkpoints import CheckpointStore, store_path
@@ -20,6 +20,23 @@ def documents_of(source, execution_arn):
     return build_documents(source.load(ref))
 
 
+def record_of(tracker, docs):
+    """The instance as the chain holds it under the tracker's own account."""
+    return tracker.instance(str(tracker.sender.address), docs.execution_id)
+
+
+def anchored(tracker, entry, docs, seq=None):
+    """Whether the contract proves a protocol entry under the tracker's own anchors."""
+    return tracker.contract.verifyAnchoredState(
+        tracker.sender.address,
+        id_to_bytes32(entry["merkle_root"]),
+        id_to_bytes32(docs.execution_id),
+        id_to_bytes32(entry["state_hash"]),
+        entry["seq"] if seq is None else seq,
+        [id_to_bytes32(p) for p in entry["merkle_proof"]],
+    )
+
+
 def test_history_source_registers_and_publishes_everything(
     aws, machine, tracker, publisher, state_dir, read_protocol, tmp_path
 ):
@@ -29,7 +46,8 @@ def test_history_source_registers_and_publishes_everything(
     summary = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
     assert summary.executions == 2
     assert summary.states_registered == len(SUCCEEDING_STATES) + len(FAILING_STATES)
-    assert summary.transactions == 1 and summary.instances_terminated == 2
+    # the success is final; the failure is an attempt's end that Step Functions may still redrive
+    assert summary.transactions == 1 and summary.instances_terminated == 1 and summary.attempts_ended == 1
 
     definition = aws.client("stepfunctions").describe_state_machine(stateMachineArn=machine)["definition"]
     for arn, names, status in ((ok, SUCCEEDING_STATES, "SUCCEEDED"), (bad, FAILING_STATES, "FAILED")):
@@ -38,9 +56,10 @@ def test_history_source_registers_and_publishes_everything(
         assert docs.model_id == sha256_hex(definition)
         assert (tmp_path / "protocol" / "documents" / f"{docs.model_id}.json").read_text() == definition
         assert branch_order_ignored([json.loads(d.content)["state_name"] for d in docs.states]) == names
-        record = tracker.instance(docs.instance_id)
-        assert record.state_count == len(names) and record.terminated
-        assert record.head == chain_head(docs.model_id, docs.instance_id, docs.state_ids)
+        record = record_of(tracker, docs)
+        assert record.state_count == len(names) and record.attempts == 1
+        assert record.status == (Status.FINAL if status == "SUCCEEDED" else Status.OPEN)
+        assert record.head == docs.head()
         protocol = read_protocol(docs.instance_id)
         assert [e["state_hash"] for e in protocol["instance_protocol"]] == docs.state_ids
         assert [e["seq"] for e in protocol["instance_protocol"]] == list(range(len(names)))
@@ -51,7 +70,12 @@ def test_history_source_registers_and_publishes_everything(
         assert entry["client_address"] == tracker.sender.address.lower()[2:]
         assert entry["state_data"] == f"https://localhost:8443/documents/{entry['state_hash']}.json"
         end = json.loads((tmp_path / "protocol" / "documents" / f"{protocol['end_hash']}.json").read_text())
-        assert end["status"] == status and end["state_count"] == len(names)
+        assert end["status"] == status and end["state_count"] == len(names) and end["attempt"] == 0
+        assert protocol["final"] is (status == "SUCCEEDED")
+        assert [(a["attempt"], a["final"], a["end_hash"]) for a in protocol["attempts"]] == [
+            (0, status == "SUCCEEDED", protocol["end_hash"])
+        ]
+        assert protocol["execution_id"] == docs.execution_id and protocol["owner"] == entry["client_address"]
         for entry in protocol["instance_protocol"]:
             body = (tmp_path / "protocol" / "documents" / f"{entry['state_hash']}.json").read_bytes()
             assert sha256_hex(body) == entry["state_hash"]
@@ -109,32 +133,21 @@ def test_anchor_mode_puts_a_poll_under_one_root_and_proofs_check_against_the_con
     root = summary.anchors[0]
     expected = 2 * len(SUCCEEDING_STATES) + len(FAILING_STATES)
     assert summary.states_registered == expected
-    assert tracker.anchor(root).leaf_count == expected
+    assert tracker.anchor(str(tracker.sender.address), root).leaf_count == expected
     for arn in arns:
         docs = documents_of(source, arn)
-        assert tracker.instance(docs.instance_id).terminated
+        record = record_of(tracker, docs)
+        # every attempt end pins the count; the anchored head is carried by the end's event
+        assert record.state_count == len(docs.states) and record.attempts == 1 and record.head is None
         protocol = read_protocol(docs.instance_id)
-        assert protocol["end_hash"] == docs.end.id
+        assert protocol["end_hash"] == docs.attempts[-1].end.id and protocol["mode"] == "anchored"
+        assert protocol["attempts"][0]["accumulator_head"] == docs.head()
         for entry in protocol["instance_protocol"]:
             assert entry["merkle_root"] == root
-            valid, submitter = tracker.contract.verifyAnchoredState(
-                id_to_bytes32(root),
-                id_to_bytes32(docs.instance_id),
-                id_to_bytes32(entry["state_hash"]),
-                entry["seq"],
-                [id_to_bytes32(p) for p in entry["merkle_proof"]],
-            )
-            assert valid and submitter == tracker.sender.address
+            assert anchored(tracker, entry, docs)
         # a wrong seq must not verify
         entry = protocol["instance_protocol"][0]
-        valid, _ = tracker.contract.verifyAnchoredState(
-            id_to_bytes32(root),
-            id_to_bytes32(docs.instance_id),
-            id_to_bytes32(entry["state_hash"]),
-            entry["seq"] + 1,
-            [id_to_bytes32(p) for p in entry["merkle_proof"]],
-        )
-        assert not valid
+        assert not anchored(tracker, entry, docs, seq=entry["seq"] + 1)
     assert track(TrackConfig(mode="anchor", state_dir=state_dir), source, tracker, publisher).transactions == 0
 
 
@@ -156,8 +169,12 @@ def test_anchor_sent_but_not_checkpointed_is_settled_from_the_chain(
         RegisteredState(s.state_id, s.seq, 0, "", 0, s.client_address, s.merkle_root, s.merkle_proof)
         for s in checkpoint.states
     ]
-    store.add_pending(PendingAnchor(original["instance_protocol"][0]["merkle_root"], len(states), {arn: states}))
-    store.commit([Checkpoint(arn, checkpoint.model_id, checkpoint.instance_id, instance_registered=True)])
+    root = original["instance_protocol"][0]["merkle_root"]
+    store.add_pending(PendingAnchor(root, str(tracker.sender.address), len(states), {arn: states}))
+    rewound = Checkpoint(
+        arn, checkpoint.execution_id, checkpoint.model_id, checkpoint.instance_id, "anchored", instance_registered=True
+    )
+    store.commit([rewound])
     store.close()
     summary = track(TrackConfig(mode="anchor", state_dir=state_dir), source, tracker, publisher)
     assert summary.transactions == 0
@@ -178,7 +195,7 @@ def test_follow_mode_picks_up_a_new_execution(aws, machine, tracker, publisher, 
     assert summary.polls == 3 and summary.executions == 2
     assert summary.states_registered == len(SUCCEEDING_STATES) + len(FAILING_STATES)
     assert summary.transactions == 2
-    assert tracker.instance(documents_of(source, started[0]).instance_id).terminated
+    assert record_of(tracker, documents_of(source, started[0])).attempts == 1
 
 
 def test_a_running_execution_registers_its_exited_states_then_the_rest(aws, tracker, publisher, state_dir):
@@ -209,8 +226,8 @@ def test_a_running_execution_registers_its_exited_states_then_the_rest(aws, trac
     while aws.client("stepfunctions").describe_execution(executionArn=arn)["status"] == "RUNNING":
         time.sleep(0.05)
     second = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
-    record = tracker.instance(documents_of(source, arn).instance_id)
-    assert record.state_count == 3 and record.terminated
+    record = record_of(tracker, documents_of(source, arn))
+    assert record.state_count == 3 and record.final
     assert second.states_registered == 2 + 3
 
 
@@ -248,12 +265,12 @@ def test_one_transaction_per_state_mode_matches_the_prototype(
     arn = run_execution(aws, machine, "per-state-1", {"ok": False})
     source = HistorySource(aws, Selection((machine,)))
     summary = track(TrackConfig(mode="per-state", state_dir=state_dir), source, tracker, publisher)
-    assert summary.transactions == len(FAILING_STATES) + 1  # one per state, then the termination
+    assert summary.transactions == len(FAILING_STATES) + 1  # one per state, then the attempt's end
     docs = documents_of(source, arn)
     entries = read_protocol(docs.instance_id)["instance_protocol"]
     assert [e["state_hash"] for e in entries] == docs.state_ids
     assert len({e["transaction_hash"] for e in entries}) == len(FAILING_STATES)
-    assert tracker.instance(docs.instance_id).terminated
+    assert record_of(tracker, docs).attempts == 1
 
 
 def test_anchor_mode_across_polls_adds_a_root_per_poll(aws, tracker, publisher, state_dir, read_protocol):
@@ -288,11 +305,4 @@ def test_anchor_mode_across_polls_adds_a_root_per_poll(aws, tracker, publisher, 
     entries = read_protocol(docs.instance_id)["instance_protocol"]
     assert [e["merkle_root"] for e in entries] == [first.anchors[0], second.anchors[0], second.anchors[0]]
     for entry in entries:
-        valid, _ = tracker.contract.verifyAnchoredState(
-            id_to_bytes32(entry["merkle_root"]),
-            id_to_bytes32(docs.instance_id),
-            id_to_bytes32(entry["state_hash"]),
-            entry["seq"],
-            [id_to_bytes32(p) for p in entry["merkle_proof"]],
-        )
-        assert valid
+        assert anchored(tracker, entry, docs)

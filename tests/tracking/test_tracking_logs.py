@@ -24,6 +24,7 @@ from tracking_helpers import (
 from tracker.aws.errors import AccessDeniedError, LogGroupNotFoundError, MalformedLogMessageError
 from tracker.aws.executions import Selection
 from tracker.aws.logs import LogsSource
+from tracker.chain.contract import instance_key
 from tracker.tracking.config import TrackConfig
 from tracker.tracking.engine import track
 
@@ -86,14 +87,15 @@ def test_logs_out_of_order_and_duplicated_events_are_ordered_held_and_registered
 
     docs = build_documents(source.load(ref))
     assert branch_order_ignored([json.loads(d.content)["state_name"] for d in docs.states]) == SUCCEEDING_STATES
-    record = tracker.instance(docs.instance_id)
-    assert record.state_count == len(SUCCEEDING_STATES) and record.terminated
+    record = tracker.instance(str(tracker.sender.address), docs.execution_id)
+    assert record.state_count == len(SUCCEEDING_STATES) and record.final
     assert [e["state_hash"] for e in read_protocol(docs.instance_id)["instance_protocol"]] == docs.state_ids
     instance = json.loads(docs.instance.content)
     assert instance["execution_arn"] == arn and instance["name"] == "x-1"
     # StateRegistered logs for the instance: each state exactly once
     logs = tracker.contract.StateRegistered.query("*", start_block=0)
-    mine = logs[[bytes(i).hex() == docs.instance_id for i in logs["event_arguments"].map(lambda a: a["instance"])]]
+    key = instance_key(str(tracker.sender.address), docs.execution_id)
+    mine = logs[[bytes(k).hex() == key for k in logs["event_arguments"].map(lambda a: a["key"])]]
     assert sorted(int(a["seq"]) for a in mine["event_arguments"]) == list(range(len(SUCCEEDING_STATES)))
 
 

@@ -128,7 +128,9 @@ class ServiceStack(contextlib.ExitStack):
         """A moto server that really executes Step Functions state machines."""
         port = port or free_port()
         endpoint = f"http://{LOOPBACK}:{port}"
-        process = self.spawn("moto", [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)])
+        process = self.spawn(
+            "moto", [sys.executable, "-m", "tracker.dev.sfn_emulation", "-H", LOOPBACK, "-p", str(port)]
+        )
         _wait_until(lambda: _port_open(port), "moto server", process, timeout=60)
         request = urllib.request.Request(
             f"{endpoint}/moto-api/config",

@@ -3,18 +3,19 @@ contract as they happen instead of when a tracker notices.
 
 Public API (used by `ape run deploy_model` and `ape run start_execution`)::
 
-    outcome = deploy_model(session, contract, name, definition_text, role_arn=None)
+    outcome = deploy_model(session, contract, name, definition_text, role_arn=None, owner=None)
     started = start_execution(session, contract, publisher, name_or_arn, input_text="{}",
-                              execution_name=None, expect_model=None)
+                              execution_name=None, expect_model=None, owner=None)
     summary = wait_for_execution(started, session, contract, publisher, config)
 
-* `deploy_model` creates the state machine, or updates it when the name exists (publishing a new
-  version, so older executions keep pointing at the definition they ran), then registers the
-  model id, computed from the definition text DescribeStateMachine returns after the call: the
-  same id a tracker computes.
-* `start_execution` refuses to start when `expect_model` is given and the machine's current
-  definition does not hash to it or the model is not registered; otherwise it starts the execution
-  and registers the instance (with no states yet) right away, publishing its documents.
+* `deploy_model` creates the state machine, or updates it when the name exists, publishing a new
+  version each time (versions never change, so an execution of one keeps pointing at the
+  definition it ran), then registers the model id under the owner (default: the sending account),
+  computed from the definition text DescribeStateMachine returns: the same id a tracker computes.
+* `start_execution` starts the machine's latest published version (or the version or alias ARN it
+  is given), so the execution records which version ran. With `expect_model` it refuses to start
+  when that version's definition does not hash to the model or the owner has not registered the
+  model; it then registers the instance (with no states yet) right away, publishing its documents.
 * `wait_for_execution` follows the execution to its end through `tracker.tracking.engine.track` (the
   same machinery as `track_execution`), registering states as they happen.
 """
@@ -35,7 +36,7 @@ from tracker.aws.history import HistorySource
 from tracker.aws.session import AwsService
 from tracker.chain.contract import TrackerContract
 from tracker.documents.facts import model_document
-from tracker.documents.ids import normalize_id
+from tracker.documents.ids import normalize_address, normalize_id
 from tracker.errors import ConfigurationError, TrackerError
 from tracker.publish.targets import Publisher, protocol_path, publish_documents, url_for
 from tracker.tracking.build import build_documents
@@ -56,7 +57,7 @@ class ModelNotRegisteredError(TrackerError):
 
 
 @dataclass(frozen=True)
-class DeployOutcome:
+class ModelDeployment:
     """What `deploy_model` did: `change` is "new", "unchanged" or "changed"."""
 
     state_machine_arn: str
@@ -70,18 +71,39 @@ class DeployOutcome:
 
 @dataclass(frozen=True)
 class StartOutcome:
-    """An execution started and its instance registered."""
+    """An execution started and its instance registered under `owner`."""
 
     execution_arn: str
     state_machine_arn: str
+    version_arn: str | None
+    execution_id: str
     model_id: str
     instance_id: str
+    owner: str
     transaction_hash: str | None
     protocol_url: str
 
 
-def _send(contract: TrackerContract, calls: list) -> str:
-    return contract.send_batch_light(calls).transaction_hash
+def _owner_of(contract: TrackerContract, owner: str | None) -> str:
+    if owner:
+        return normalize_address(owner)
+    if contract.sender is None:
+        raise ConfigurationError("no account to send transactions from (use --account)")
+    return normalize_address(str(contract.sender.address))
+
+
+def latest_version(sfn: AwsService, state_machine_arn: str) -> str | None:
+    """The ARN of the machine's newest published version (ListStateMachineVersions lists newest first)."""
+    listed = sfn.call(
+        "list_state_machine_versions", f"state machine {state_machine_arn}", stateMachineArn=state_machine_arn
+    )
+    versions = listed.get("stateMachineVersions") or []
+    return str(versions[0]["stateMachineVersionArn"]) if versions else None
+
+
+def _is_qualified(arn: str) -> bool:
+    """Whether a state machine ARN names a version or an alias (arn:...:stateMachine:NAME:QUALIFIER)."""
+    return arn.startswith("arn:") and len(arn.split(":")) == 8
 
 
 def find_state_machine(sfn: AwsService, name_or_arn: str) -> str:
@@ -96,8 +118,13 @@ def find_state_machine(sfn: AwsService, name_or_arn: str) -> str:
 
 
 def deploy_model(
-    session: Any, contract: TrackerContract, name: str, definition_text: str, role_arn: str | None = None
-) -> DeployOutcome:
+    session: Any,
+    contract: TrackerContract,
+    name: str,
+    definition_text: str,
+    role_arn: str | None = None,
+    owner: str | None = None,
+) -> ModelDeployment:
     """Creates or updates the state machine `name` and registers its model id (see the module docstring)."""
     try:
         json.loads(definition_text)
@@ -140,11 +167,14 @@ def deploy_model(
     model_id = model_document(described["definition"]).id
     if change == "changed" and model_id == previous_model_id:
         change = "unchanged"  # only the role changed: the model is the same
+    if version_arn is None:
+        version_arn = latest_version(sfn, arn)
+    publisher = _owner_of(contract, owner)
     transaction_hash = None
-    registered = contract.model(model_id) is None
+    registered = contract.model_registered_at(publisher, model_id) is None
     if registered:
-        transaction_hash = _send(contract, [contract.register_model_call(model_id)])
-    return DeployOutcome(arn, version_arn, model_id, previous_model_id, change, registered, transaction_hash)
+        transaction_hash = contract.send([contract.register_model_call(publisher, model_id)]).transaction_hash
+    return ModelDeployment(arn, version_arn, model_id, previous_model_id, change, registered, transaction_hash)
 
 
 def start_execution(
@@ -155,46 +185,60 @@ def start_execution(
     input_text: str = "{}",
     execution_name: str | None = None,
     expect_model: str | None = None,
+    owner: str | None = None,
 ) -> StartOutcome:
     """Starts an execution and registers its instance at once (see the module docstring)."""
     try:
         json.loads(input_text)
     except ValueError as error:
         raise InvalidInputError(f"the execution input is not valid JSON: {error}") from None
+    owner = _owner_of(contract, owner)
     sfn = AwsService(session, "stepfunctions")
-    arn = find_state_machine(sfn, name_or_arn)
+    if _is_qualified(name_or_arn):
+        target = check_state_machine_arn(name_or_arn)
+    else:
+        arn = find_state_machine(sfn, name_or_arn)
+        target = latest_version(sfn, arn) or arn
     if expect_model is not None:
         expected = normalize_id(expect_model, "--expect-model")
-        described = sfn.call("describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
+        described = sfn.call("describe_state_machine", f"state machine {target}", stateMachineArn=target)
         actual = model_document(described["definition"]).id
         if actual != expected:
             raise ModelMismatchError(
-                f"state machine {arn} runs model {actual}, not the expected {expected}: refusing to start"
+                f"state machine {target} runs model {actual}, not the expected {expected}: refusing to start"
             )
-        if contract.model(expected) is None:
-            raise ModelNotRegisteredError(f"model {expected} is not registered on the contract: run deploy_model first")
-    arguments: dict[str, Any] = {"stateMachineArn": arn, "input": input_text}
+        if contract.model_registered_at(owner, expected) is None:
+            raise ModelNotRegisteredError(
+                f"model {expected} is not registered under 0x{owner} on the contract: run deploy_model first"
+            )
+    arguments: dict[str, Any] = {"stateMachineArn": target, "input": input_text}
     if execution_name:
         arguments["name"] = execution_name
-    started = sfn.call("start_execution", f"state machine {arn}", **arguments)
+    started = sfn.call("start_execution", f"state machine {target}", **arguments)
     execution_arn = started["executionArn"]
-    documents = build_documents(_started_execution(session, execution_arn, arn))
+    execution = _started_execution(session, execution_arn, target)
+    documents = build_documents(execution)
     if expect_model is not None and documents.model_id != normalize_id(expect_model):
         # The definition changed between the check and the start: the execution ran another model.
         raise ModelMismatchError(
-            f"execution {execution_arn} started on model {documents.model_id}, not the expected {normalize_id(expect_model)}"
+            f"execution {execution_arn} started on model {documents.model_id}, "
+            f"not the expected {normalize_id(expect_model)}"
         )
     publish_documents(publisher, [documents.model, documents.instance])
     transaction_hash = None
-    if contract.instance(documents.instance_id) is None:
-        transaction_hash = _send(
-            contract, [contract.register_execution_call(documents.model_id, documents.instance_id, [])]
+    if contract.instance(owner, documents.execution_id) is None:
+        call = contract.register_execution_call(
+            owner, documents.execution_id, documents.model_id, documents.instance_id, []
         )
+        transaction_hash = contract.send([call]).transaction_hash
     return StartOutcome(
         execution_arn,
-        arn,
+        execution.state_machine_arn,
+        execution.state_machine_version_arn,
+        documents.execution_id,
         documents.model_id,
         documents.instance_id,
+        owner,
         transaction_hash,
         url_for(publisher, protocol_path(documents.instance_id)),
     )
@@ -226,11 +270,11 @@ def wait_for_execution(
     """Follows the execution until the tracker terminated its instance (or `timeout_s` passed)."""
     stop = stop or threading.Event()
     polls = max(1, int(timeout_s / max(config.poll_interval, 0.01)))
-    follow = dataclasses.replace(config, follow=True, max_polls=polls)
+    follow = dataclasses.replace(config, follow=True, max_polls=polls, owner=started.owner)
 
     def on_progress(summary: TrackSummary) -> None:
-        record = contract.instance(started.instance_id)
-        if record is not None and record.terminated:
+        record = contract.instance(started.owner, started.execution_id)
+        if record is not None and record.final:
             stop.set()
 
     source = HistorySource(session, Selection(execution_arn=started.execution_arn), config.retry)

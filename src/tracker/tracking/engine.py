@@ -103,6 +103,7 @@ class Tracker:
         self._poll_documents: dict[str, ExecutionDocuments] = {}
         context = SendContext(
             contract,
+            self.chain_id,
             self.sender,
             config.max_gas_per_tx,
             config.max_instances_per_tx,
@@ -218,8 +219,9 @@ class Tracker:
                 if self.anchored:
                     plan = plan_anchored(docs, checkpoint, record, self.contract, self.owner)
                 else:
-                    per_call = 1 if self.config.mode == "per-state" else self.config.max_states_per_call
-                    plan = plan_direct(docs, checkpoint, record, self.contract, self.owner, per_call)
+                    per_state = self.config.mode == "per-state"
+                    per_call = 1 if per_state else self.config.max_states_per_call
+                    plan = plan_direct(docs, checkpoint, record, self.contract, self.owner, per_call, not per_state)
             except TraceDivergedError as error:
                 self._skip_documents(docs, str(error))
                 continue
@@ -367,9 +369,11 @@ class Tracker:
             if checkpoint.states and not self.anchored:
                 checkpoint.last_event_id = docs.state_event_ids[checkpoint.states[-1].seq]
             touched.append(checkpoint)
+        roots = sorted({c.root for c in confirmations if c.root})
+        self.summary.anchors.extend(root for root in roots if root not in self.summary.anchors)
         self._documents_published.result()
         self._publish_protocols(touched)
-        self._commit(touched, settled_roots=sorted({root for c in confirmations for root, _ in c.merkle.values()}))
+        self._commit(touched, settled_roots=roots)
         self.on_progress(self.summary)
 
     def _skip(self, plan: Plan, reason: str) -> None:

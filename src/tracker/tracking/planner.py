@@ -88,8 +88,12 @@ def plan_direct(
     contract: TrackerContract,
     owner: str,
     max_states_per_call: int,
+    ends_carry_states: bool = True,
 ) -> Plan:
-    """The calls that bring a direct-mode instance from its chain record to its history."""
+    """The calls that bring a direct-mode instance from its chain record to its history.
+
+    With `ends_carry_states` False every end gets a call of its own (the prototype's one
+    transaction per state, then the termination)."""
     check_record(documents, record, anchored=False)
     plan = Plan(documents, checkpoint)
     if record is not None and record.final:
@@ -115,6 +119,11 @@ def plan_direct(
     for index, end in enumerate(new_ends):
         last_chunk = add_states(end.state_count)
         final = documents.final and index == len(new_ends) - 1
+        if last_chunk and not ends_carry_states:
+            plan.steps.append(_states_step(contract, owner, documents, last_chunk, cursor, registered))
+            registered = True
+            cursor += len(last_chunk)
+            last_chunk = []
         if not registered:
             plan.steps.append(_states_step(contract, owner, documents, last_chunk, cursor, False))
             registered = True

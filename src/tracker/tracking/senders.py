@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tracker.chain import merkle
-from tracker.chain.contract import GAS_PER_TRANSACTION, PreparedCall, SentTransaction, TrackerContract
+from tracker.chain.contract import GAS_PER_CALL, GAS_PER_TRANSACTION, PreparedCall, SentTransaction, TrackerContract
 from tracker.errors import ChainError, TrackerError, one_line
 from tracker.tracking.checkpoints import PendingAnchor, RegisteredState
 from tracker.tracking.planner import Plan, Step
@@ -36,6 +36,7 @@ class Confirmed:
     steps: list[Step]
     sent: SentTransaction
     merkle: dict[int, tuple[str, list[str]]] = field(default_factory=dict)  # seq -> (root, proof)
+    root: str | None = None  # the Merkle root this transaction anchored, if any
 
 
 Batch = list[tuple[Plan, Step]]
@@ -46,6 +47,7 @@ class SendContext:
     """What a sender needs from the engine: the contract, limits, and the engine's callbacks."""
 
     contract: TrackerContract
+    chain_id: int
     sender_address: str
     max_gas_per_tx: int
     max_instances_per_tx: int
@@ -62,7 +64,8 @@ def _send(context: SendContext, calls: Sequence[PreparedCall]) -> SentTransactio
         text = " ".join(one_line(e).lower() for e in (error, error.__cause__) if e is not None)
         if "insufficient funds" in text or "exceeds account balance" in text or "cannot afford" in text:
             raise InsufficientFundsError(
-                f"account 0x{context.sender_address} has insufficient funds for gas: fund it and rerun"
+                f"account 0x{context.sender_address} has insufficient funds for gas on chain id "
+                f"{context.chain_id}: fund it and rerun"
             ) from error
         raise
     context.count(sent)
@@ -164,52 +167,53 @@ class AnchorSender:
         context = self.context
         failed: set[str] = set()
         registrations = [(plan, step) for plan in plans for step in plan.steps if step.registers_instance]
+        closes = [(plan, step) for plan in plans for step in plan.steps if not step.registers_instance]
+        leaves = [(plan, seq, state_id) for plan in plans for seq, state_id in plan.leaves]
+        whole = [step.call.gas for _, step in registrations + closes]
+        if sum(whole) + GAS_PER_CALL["anchorStates"] + GAS_PER_TRANSACTION <= context.max_gas_per_tx:
+            # Everything in one transaction: registrations, the root, then the attempt ends.
+            try:
+                self._anchor(leaves, registrations, closes)
+                return
+            except InsufficientFundsError:
+                raise
+            except ChainError:
+                pass  # one execution's call was refused: send in stages, each execution on its own
         for batch in _pack_steps(registrations, context.max_gas_per_tx):
             send_isolated(context, batch, failed)
-        live = [plan for plan in plans if plan.execution_arn not in failed]
-        leaves = [(plan, seq, state_id) for plan in live for seq, state_id in plan.leaves]
-        closes = [(plan, step) for plan in live for step in plan.steps if not step.registers_instance]
-        if leaves:
-            self._anchor(leaves, closes[: self._closes_that_fit(len(closes))], failed)
-            closes = closes[self._closes_that_fit(len(closes)) :]
-        for batch in _pack_steps(closes, context.max_gas_per_tx):
+        live_leaves = [leaf for leaf in leaves if leaf[0].execution_arn not in failed]
+        if live_leaves:
+            self._anchor(live_leaves, [], [])
+        live_closes = [(plan, step) for plan, step in closes if plan.execution_arn not in failed]
+        for batch in _pack_steps(live_closes, context.max_gas_per_tx):
             send_isolated(context, batch, failed)
 
-    def _closes_that_fit(self, count: int) -> int:
-        room = self.context.max_gas_per_tx - GAS_PER_TRANSACTION - 60_000
-        return min(count, max(0, room // 45_000))
-
-    def _anchor(self, leaves: list[tuple[Plan, int, str]], closes: Batch, failed: set[str]) -> None:
+    def _anchor(self, leaves: list[tuple[Plan, int, str]], before: Batch, after: Batch) -> None:
+        """Sends `before`, the root over `leaves` (when there are any) and `after` in one transaction."""
         context = self.context
-        tree = merkle.MerkleTree.build(
-            [merkle.state_leaf(plan.documents.execution_id, state_id, seq) for plan, seq, state_id in leaves]
-        )
-        root = tree.root.hex()
+        root = ""
         proofs: dict[tuple[str, int], list[str]] = {}
-        journal: dict[str, list[RegisteredState]] = {}
-        for index, (plan, seq, state_id) in enumerate(leaves):
-            proof = [p.hex() for p in tree.proof(index)]
-            proofs[(plan.execution_arn, seq)] = proof
-            journal.setdefault(plan.execution_arn, []).append(
-                RegisteredState(state_id, seq, 0, "", 0, context.sender_address, root, proof)
+        calls = [step.call for _, step in before]
+        if leaves:
+            tree = merkle.MerkleTree.build(
+                [merkle.state_leaf(plan.documents.execution_id, state_id, seq) for plan, seq, state_id in leaves]
             )
-        # Journalled before sending: a run that dies before its checkpoint asks the chain later.
-        context.journal(PendingAnchor(root, context.sender_address, len(leaves), journal))
-        anchor_call = context.contract.anchor_states_call(tree.root, len(leaves))
-        try:
-            sent = _send(context, [anchor_call, *(step.call for _, step in closes)])
-        except InsufficientFundsError:
-            raise
-        except ChainError:
-            if not closes:
-                raise
-            # An attempt end was refused: anchor alone, then each execution's ends on their own.
-            sent = _send(context, [anchor_call])
-            self._confirm_anchor(leaves, [], sent, root, proofs)
-            for batch in _pack_steps(closes, context.max_gas_per_tx):
-                send_isolated(context, batch, failed)
+            root = tree.root.hex()
+            journal: dict[str, list[RegisteredState]] = {}
+            for index, (plan, seq, state_id) in enumerate(leaves):
+                proof = [p.hex() for p in tree.proof(index)]
+                proofs[(plan.execution_arn, seq)] = proof
+                journal.setdefault(plan.execution_arn, []).append(
+                    RegisteredState(state_id, seq, 0, "", 0, context.sender_address, root, proof)
+                )
+            # Journalled before sending: a run that dies before its checkpoint asks the chain later.
+            context.journal(PendingAnchor(root, context.sender_address, len(leaves), journal))
+            calls.append(context.contract.anchor_states_call(tree.root, len(leaves)))
+        calls += [step.call for _, step in after]
+        if not calls:
             return
-        self._confirm_anchor(leaves, closes, sent, root, proofs)
+        sent = _send(context, calls)
+        self._confirm_anchor(leaves, [*before, *after], sent, root, proofs)
 
     def _confirm_anchor(
         self,
@@ -221,10 +225,10 @@ class AnchorSender:
     ) -> None:
         confirmed: dict[str, Confirmed] = {}
         for plan, seq, _state_id in leaves:
-            entry = confirmed.setdefault(plan.execution_arn, Confirmed(plan, [], sent))
+            entry = confirmed.setdefault(plan.execution_arn, Confirmed(plan, [], sent, root=root))
             entry.merkle[seq] = (root, proofs[(plan.execution_arn, seq)])
         for plan, step in closes:
-            confirmed.setdefault(plan.execution_arn, Confirmed(plan, [], sent)).steps.append(step)
+            confirmed.setdefault(plan.execution_arn, Confirmed(plan, [], sent, root=root or None)).steps.append(step)
         self.context.confirm(list(confirmed.values()))
 
 

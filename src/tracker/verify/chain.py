@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tracker.chain.contract import InstanceRecord, ModelRecord, TrackerContract
+from tracker.chain.contract import InstanceRecord, TrackerContract
 from tracker.documents.ids import id_to_bytes32, normalize_address, normalize_id
 from tracker.documents.protocol import InstanceProtocol
 from tracker.errors import ChainError, one_line
@@ -53,7 +53,7 @@ class ChainView:
     chain_id: int
     contract_address: str
     instance: InstanceRecord | None
-    model: ModelRecord | None
+    model: int | None  # v1 leftover: the verifier is being rewritten for v2
     events_by_seq: dict[int, StateEvent]
     anchors: dict[str, AnchorFact]
     block_times: dict[int, int]
