@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+from tracker.chain import canonical
 from tracker.chain.contract import TrackerContract
+from tracker.documents.facts import chain_head
 from tracker.documents.ids import sha256_hex
 from tracker.identity import ens
-from tracker.identity.deploy import IdentityRequest, recorded_tracker, set_up_identity
+from tracker.identity.deploy import IdentityRequest, set_up_identity
 from tracker.publish import certificates
 
 SEPOLIA_CHAIN_ID = 11155111
 
 
-def test_the_fork_is_sepolia_with_the_recorded_deployment(chain, owner):
+def test_the_fork_is_sepolia_with_the_canonical_deployment(chain, owner):
     assert chain.chain_id == SEPOLIA_CHAIN_ID
-    assert recorded_tracker(owner) is not None
+    # `ape run deploy` put it at the address computed offline from the code, as on every chain
+    assert bytes(chain.provider.get_code(canonical.address())) == canonical.runtime_code()
+    assert TrackerContract.at().is_canonical
 
 
 def test_the_ens_name_links_the_account_and_the_uri(fork_identity):
@@ -54,11 +58,13 @@ def test_deploying_again_would_change_nothing(fork_identity, accounts):
 
 def test_the_contract_registers_and_reads_an_execution_on_the_fork(owner):
     tracker = TrackerContract.at(sender=owner)
+    execution = sha256_hex("fork execution")
     model, instance = sha256_hex("fork model"), sha256_hex("fork instance")
     states = [sha256_hex(f"fork state {n}") for n in range(3)]
 
-    tracker.send_batch([tracker.register_execution_call(model, instance, states)])
+    tracker.send([tracker.register_execution_call(str(owner.address), execution, model, instance, states)])
 
-    record = tracker.instance(instance)
-    assert (record.model_id, record.owner, record.state_count) == (model, owner.address[2:].lower(), 3)
-    assert tracker.model(model).publisher == owner.address[2:].lower()
+    record = tracker.instance(str(owner.address), execution)
+    assert (record.owner, record.state_count) == (owner.address[2:].lower(), 3)
+    assert record.head == chain_head(execution, model, instance, states)
+    assert tracker.model_registered_at(str(owner.address), model) is not None
