@@ -3,7 +3,7 @@ and the published prototype's one-transaction-per-state way, measured in the sam
 
 Run as `.venv/bin/python bench/tracker.py`. It starts its own anvil (without the
 `--steps-tracing` that ape-foundry always turns on, which makes anvil several times slower at
-executing large batches), connects ape to it by URL, deploys a fresh InstanceTracker per mode and runs `tracker.tracking.engine.engine.track` (the engine behind
+executing large batches), connects ape to it by URL, deploys a fresh InstanceTracker per mode and runs `tracker.tracking.engine.track` (the engine behind
 `ape run track_execution`, publishing to a temporary directory) over a synthetic backlog served
 through the same `ExecutionSource` interface as the AWS sources: moto would spend minutes running
 100 real executions, and the figure measured here is the tracker's, not the workflow engine's.
@@ -30,97 +30,23 @@ EXECUTIONS = 100
 STATES = 20
 PER_STATE_EXECUTIONS = 10
 TARGET_STATES_PER_S = 500
-ACCOUNT = "123456789012"
-MACHINE_ARN = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:bench"
-
-
-def definition_text() -> str:
-    states = {
-        f"Step{i:02d}": {"Type": "Pass", **({"Next": f"Step{i + 1:02d}"} if i + 1 < STATES else {"End": True})}
-        for i in range(STATES)
-    }
-    return json.dumps({"Comment": "tracker benchmark", "StartAt": "Step00", "States": states}, indent=2)
-
-
-class SyntheticBacklog:
-    """Finished executions of a chain of Pass states, shaped exactly like GetExecutionHistory's events."""
-
-    name = "synthetic"
-
-    def __init__(self, executions: int, label: str):
-        from tracker.aws.executions import ExecutionRef
-
-        self.definition = definition_text()
-        self.refs = [
-            ExecutionRef(
-                f"arn:aws:states:us-east-1:{ACCOUNT}:execution:bench:{label}-{n:04d}", MACHINE_ARN, "SUCCEEDED"
-            )
-            for n in range(executions)
-        ]
-
-    def list_executions(self):
-        return list(self.refs)
-
-    def load(self, ref):
-        from tracker.aws.events import HistoryEvent
-        from tracker.aws.executions import Execution
-
-        start = 1_790_000_000_000 + int(ref.execution_arn.rsplit("-", 1)[1]) * 1000
-        payload = json.dumps({"order": ref.execution_arn.rsplit(":", 1)[1]})
-        events = [
-            HistoryEvent(
-                1, 0, "ExecutionStarted", start, {"input": payload, "roleArn": "arn:aws:iam::123456789012:role/bench"}
-            )
-        ]
-        for i in range(STATES):
-            entered = len(events) + 1
-            events.append(
-                HistoryEvent(
-                    entered,
-                    entered - 1,
-                    "PassStateEntered",
-                    start + 2 * i + 1,
-                    {"name": f"Step{i:02d}", "input": payload},
-                )
-            )
-            events.append(
-                HistoryEvent(
-                    entered + 1,
-                    entered,
-                    "PassStateExited",
-                    start + 2 * i + 2,
-                    {"name": f"Step{i:02d}", "output": payload},
-                )
-            )
-        events.append(
-            HistoryEvent(
-                len(events) + 1, len(events), "ExecutionSucceeded", start + 2 * STATES + 1, {"output": payload}
-            )
-        )
-        return Execution(
-            execution_arn=ref.execution_arn,
-            state_machine_arn=MACHINE_ARN,
-            name=ref.execution_arn.rsplit(":", 1)[1],
-            start_date_ms=start,
-            definition=self.definition,
-            input=payload,
-            events=tuple(events),
-            role_arn="arn:aws:iam::123456789012:role/bench",
-        )
 
 
 def measure(mode: str, executions: int, sender: Any) -> dict[str, Any]:
+    from ape import project
+
     from tracker.chain.contract import TrackerContract
+    from tracker.dev.synthetic import SyntheticExecutions
     from tracker.publish.targets import DirectoryPublisher
     from tracker.tracking.config import TrackConfig
     from tracker.tracking.engine import track
 
-    contract = TrackerContract.deploy(sender)
+    contract = TrackerContract(sender.deploy(project.InstanceTracker), sender)
     with tempfile.TemporaryDirectory(prefix=f"bench-tracker-{mode}-") as scratch:
         publisher = DirectoryPublisher(Path(scratch) / "protocol")
         config = TrackConfig(mode=mode, state_dir=Path(scratch) / "state")
         started = time.perf_counter()
-        summary = track(config, SyntheticBacklog(executions, mode), contract, publisher)
+        summary = track(config, SyntheticExecutions([STATES] * executions, mode), contract, publisher)
         elapsed = time.perf_counter() - started
     states = summary.states_registered
     return {
