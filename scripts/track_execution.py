@@ -220,6 +220,8 @@ def cli(
         from rich.console import Console
 
         Console().print(status_table(summary))
+    for warning in summary.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     for skipped in summary.skipped:
         click.echo(f"skipped {skipped.execution_arn}: {skipped.reason}", err=True)
     if summary.skipped:

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -261,3 +262,52 @@ def test_follow_picks_up_a_new_execution_and_ctrl_c_ends_after_the_batch(aws_ser
     assert summary["executions"] == 2 and summary["instances_terminated"] == 1 and summary["attempts_ended"] == 1
     assert summary["states_registered"] == len(SUCCEEDING_STATES) + len(FAILING_STATES)
     assert summary["polls"] >= 2
+
+
+def _fresh_anvil(project) -> tuple[subprocess.Popen, str, Any]:
+    """An anvil of its own with InstanceTracker deployed by account 0 at nonce 0: the same
+    address every time, as after a restart of a local chain and a redeployment."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(VENV_BIN / "anvil"), "--port", str(port), "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    web3 = Web3(Web3.HTTPProvider(url))
+    wait_until(web3.is_connected, 30, "anvil start")
+    contract_type = project.InstanceTracker.contract_type
+    tx = web3.eth.send_transaction({"from": web3.eth.accounts[0], "data": contract_type.deployment_bytecode.bytecode})
+    address = web3.eth.wait_for_transaction_receipt(tx, timeout=30)["contractAddress"]
+    return process, url, address
+
+
+def test_a_restarted_chain_with_the_contract_at_the_same_address_gets_everything_again(aws_server, project, tmp_path):
+    machine = create_machine(aws_server, "orders-reset")
+    run_execution(aws_server, machine, "reset-1", {"ok": True})
+    first, url, address = _fresh_anvil(project)
+    try:
+        before = subprocess.run(
+            [*tracker_command(url, address, tmp_path, machine), "--json"],
+            cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+    finally:
+        first.terminate()
+        first.wait(timeout=10)
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout)["states_registered"] == len(SUCCEEDING_STATES)
+
+    second, url, again_address = _fresh_anvil(project)
+    try:
+        assert again_address == address
+        after = subprocess.run(
+            [*tracker_command(url, address, tmp_path, machine), "--json"],
+            cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+    finally:
+        second.terminate()
+        second.wait(timeout=10)
+    assert after.returncode == 0, after.stderr
+    summary = json.loads(after.stdout)
+    # the checkpoints described the old chain: dropped with one warning, and everything registered again
+    assert summary["states_registered"] == len(SUCCEEDING_STATES) and summary["instances_terminated"] == 1
+    warnings = [line for line in after.stderr.splitlines() if line.startswith("Warning: ")]
+    assert len(warnings) == 1 and "described another chain or contract" in warnings[0]

@@ -5,9 +5,13 @@
    endpoint would be), and Postgres (DATABASE_URL, else an embedded pgserver).
 2. Identity: `ape run deploy` deploys InstanceTracker, registers the client id, links the demo
    account's ENS name to the protocol server's URL and registers its certificate fingerprint.
-3. Workload: the ETL state machine in examples/ is deployed and run several times, one run failing.
-4. `ape run track_execution` registers everything; `ape run serve` publishes over HTTPS;
-   `ape run index` loads Postgres; `ape run verify` proves one execution.
+3. Workload: `ape run deploy_model` publishes the ETL state machine in examples/ as a version,
+   which runs several times: the first run fails because a table its task reads is missing, the
+   last on a batch the pipeline rejects.
+4. `ape run track_execution` registers everything; the table is created and the first run
+   redriven (Step Functions' RedriveExecution) to success, and tracked again as the same trace;
+   `ape run serve` publishes over HTTPS; `ape run index` loads Postgres; `ape run verify` proves
+   the redriven execution, final, one trace across both attempts.
 5. A summary; every background process is stopped, also on Ctrl-C or failure.
 
 Each step runs the same `ape run` command an operator would run in production, with
@@ -36,6 +40,7 @@ CLIENT_ID = "demo-client"
 AWS_REGION = "us-east-1"
 AWS_ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/etl-pipeline"
 STATE_MACHINE_NAME = "etl-pipeline"
+CATALOG_TABLE = "etl-catalog"
 
 
 class DemoStepError(TrackerError):
@@ -132,37 +137,22 @@ def install_identity_prerequisites(env: dict[str, str]) -> str:
         return str(account.address)
 
 
-def run_workload(env: dict[str, str], definition: Path, executions: int, failing: int) -> tuple[str, dict[str, str]]:
-    """Creates the ETL state machine on the emulated AWS and runs it to the end.
-
-    Returns the state machine ARN and each execution's final status by ARN.
-    """
+def _aws_client(env: dict[str, str], service: str) -> Any:
     import boto3
 
-    client = boto3.client(
-        "stepfunctions",
+    return boto3.client(
+        service,
         endpoint_url=env["AWS_ENDPOINT_URL"],
         region_name=env["AWS_REGION"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
-    machine = client.create_state_machine(
-        name=STATE_MACHINE_NAME, definition=definition.read_text(), roleArn=AWS_ACCOUNT_ROLE
-    )["stateMachineArn"]
-    started = []
-    for number in range(executions):
-        failing_run = number >= executions - failing
-        payload = {
-            "source": "corrupted" if failing_run else f"shop-{number}",
-            "records": [{"id": f"{number}-{item}", "amount": 10 * item + number} for item in range(1, 4)],
-        }
-        started.append(
-            client.start_execution(stateMachineArn=machine, name=f"batch-{number:03d}", input=json.dumps(payload))[
-                "executionArn"
-            ]
-        )
-    deadline = time.monotonic() + 60
-    statuses = {arn: "RUNNING" for arn in started}
+
+
+def _wait_for_ends(client: Any, arns: list[str], timeout: float = 60.0) -> dict[str, str]:
+    """Each execution's status once none is running (raises after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    statuses = {arn: "RUNNING" for arn in arns}
     while "RUNNING" in statuses.values() and time.monotonic() < deadline:
         for arn, status in statuses.items():
             if status == "RUNNING":
@@ -170,8 +160,58 @@ def run_workload(env: dict[str, str], definition: Path, executions: int, failing
         time.sleep(0.3)
     still_running = sum(status == "RUNNING" for status in statuses.values())
     if still_running:
-        raise DemoStepError(f"{still_running} execution(s) still running after 60 s on the emulated AWS")
-    return machine, statuses
+        raise DemoStepError(f"{still_running} execution(s) still running after {timeout:.0f} s on the emulated AWS")
+    return statuses
+
+
+def _batch(number: int, source: str) -> str:
+    records = [{"id": f"{number}-{item}", "amount": 10 * item + number} for item in range(1, 4)]
+    return json.dumps({"source": source, "records": records})
+
+
+def create_catalog(env: dict[str, str]) -> None:
+    """The DynamoDB table the pipeline's EnrichFromCatalog task reads (the fix before a redrive)."""
+    ddb = _aws_client(env, "dynamodb")
+    ddb.create_table(
+        TableName=CATALOG_TABLE,
+        KeySchema=[{"AttributeName": "schema", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "schema", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName=CATALOG_TABLE, Item={"schema": {"S": "orders-v2"}, "currency": {"S": "EUR"}})
+
+
+def run_workload(env: dict[str, str], target: str, executions: int, failing: int) -> tuple[str, dict[str, str]]:
+    """Runs the ETL state machine's published version `target` on the emulated AWS.
+
+    The first run starts before the catalog table exists, so its EnrichFromCatalog task fails as a
+    task whose dependency is down does (it is redriven later); then the table is created and the
+    other runs go, the last `failing` of them on a batch the pipeline rejects. Returns the ARN of
+    the first run and each execution's final status by ARN.
+    """
+    client = _aws_client(env, "stepfunctions")
+    transient = client.start_execution(stateMachineArn=target, name="batch-000", input=_batch(0, "shop-0"))[
+        "executionArn"
+    ]
+    statuses = _wait_for_ends(client, [transient])
+    create_catalog(env)
+    started = []
+    for number in range(1, executions):
+        source = "corrupted" if number >= executions - failing else f"shop-{number}"
+        started.append(
+            client.start_execution(stateMachineArn=target, name=f"batch-{number:03d}", input=_batch(number, source))[
+                "executionArn"
+            ]
+        )
+    statuses.update(_wait_for_ends(client, started))
+    return transient, statuses
+
+
+def redrive(env: dict[str, str], execution_arn: str) -> str:
+    """RedriveExecution, then the execution's status once the new attempt ended."""
+    client = _aws_client(env, "stepfunctions")
+    client.redrive_execution(executionArn=execution_arn)
+    return _wait_for_ends(client, [execution_arn])[execution_arn]
 
 
 def run(config: DemoConfig, console: Console) -> DemoResult:
@@ -210,35 +250,51 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
         )
 
         definition = config.project_root / "examples" / "etl-pipeline.asl.json"
-        console.print(f"> running {config.executions} executions of {definition.name} on the emulated AWS")
-        machine, executions = run_workload(demo.env, definition, config.executions, config.failing_executions)
-
-        tracked = demo.run_step(
-            "Track executions",
+        model = demo.run_step(
+            "Deploy the model",
             ape(
-                "track_execution",
-                machine,
+                "deploy_model",
+                str(definition),
+                "--name",
+                STATE_MACHINE_NAME,
+                "--role-arn",
+                AWS_ACCOUNT_ROLE,
                 *network,
-                "--publish",
-                str(config.work_dir / "protocol"),
-                "--base-url",
-                origin,
-                "--state-dir",
-                str(config.work_dir / "state"),
                 "--json",
             ),
             expect_json=True,
         )
+        console.print(f"> running {config.executions} executions of {definition.name} on the emulated AWS")
+        transient, executions = run_workload(
+            demo.env, model["version_arn"], config.executions, config.failing_executions
+        )
+        track = ape(
+            "track_execution",
+            model["state_machine_arn"],
+            *network,
+            "--publish",
+            str(config.work_dir / "protocol"),
+            "--base-url",
+            origin,
+            "--state-dir",
+            str(config.work_dir / "state"),
+            "--json",
+        )
+        tracked = demo.run_step("Track executions", track, expect_json=True)
+        console.print(f"> the catalog table now exists: redriving {transient.rsplit(':', 1)[1]}")
+        executions[transient] = redrive(demo.env, transient)
+        retracked = demo.run_step("Track again (the redrive)", track, expect_json=True)
         indexed = demo.run_step(
             "Index into Postgres",
             ape("index", *network, "--database", demo.env["DATABASE_URL"], "--schema", "tracker", "--report", "--json"),
             expect_json=True,
         )
-        protocols = sorted(tracked.get("protocols_written", []))
+        protocols = sorted({*tracked.get("protocols_written", []), *retracked.get("protocols_written", [])})
         if not protocols:
             raise DemoStepError("the tracker wrote no instance protocol")
-        protocol_url = f"{origin}/{richest_protocol(config.work_dir / 'protocol', protocols).name}"
-        console.print(f"[bold]> Verify[/bold] {protocol_url}")
+        redriven_protocol = redriven_protocol_of(config.work_dir / "protocol", protocols)
+        protocol_url = f"{origin}/{redriven_protocol.name}"
+        console.print(f"[bold]> Verify the redriven execution[/bold] {protocol_url}")
         verification = subprocess.run(
             ape("verify", protocol_url, *network),
             cwd=config.project_root,
@@ -246,17 +302,19 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
             stdin=subprocess.DEVNULL,
         )
         result.verdict = "passed" if verification.returncode == 0 else f"failed (exit {verification.returncode})"
-        states = int(tracked.get("states_registered", 0))
-        gas = int(tracked.get("gas_used", 0))
+        states = int(tracked.get("states_registered", 0)) + int(retracked.get("states_registered", 0))
+        gas = int(tracked.get("gas_used", 0)) + int(retracked.get("gas_used", 0))
         failed = sum(status != "SUCCEEDED" for status in executions.values())
         result.figures = {
             "executions": f"{len(executions)} ({len(executions) - failed} succeeded, {failed} failed)",
+            "redriven": f"{transient.rsplit(':', 1)[1]}: FAILED, then {executions[transient]} (one trace)",
             "states registered": states,
-            "transactions": int(tracked.get("transactions", 0)),
+            "transactions": int(tracked.get("transactions", 0)) + int(retracked.get("transactions", 0)),
             "gas used": gas,
             "gas per state (incl. models, instances, ends)": round(gas / states) if states else 0,
             "events indexed": indexed.get("summary", {}).get("events", "?"),
             "protocols published": len(protocols),
+            "verified": protocol_url,
         }
         result.sql_hint = database_hint(
             demo.env["DATABASE_URL"], stack_embedded=demo.env["DATABASE_URL"] != os.environ.get("DATABASE_URL")
@@ -264,13 +322,13 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
     return result
 
 
-def richest_protocol(publish_dir: Path, protocols: list[str]) -> Path:
-    """The published protocol with the most states (the most telling one to verify)."""
-
-    def state_count(name: str) -> int:
-        return len(json.loads((publish_dir / Path(name).name).read_text())["instance_protocol"])
-
-    return publish_dir / Path(max(protocols, key=state_count)).name
+def redriven_protocol_of(publish_dir: Path, protocols: list[str]) -> Path:
+    """The protocol of the execution that ended in more than one attempt."""
+    for name in protocols:
+        path = publish_dir / name
+        if len(json.loads(path.read_text()).get("attempts") or []) > 1:
+            return path
+    raise DemoStepError("no published protocol shows a redriven execution")
 
 
 def wait_for_https(port: int, timeout: float = 60.0) -> None:

@@ -6,6 +6,11 @@ Checkpoints are written only after the transaction that registered their states 
 all of one poll in one sqlite transaction (atomic: a killed process leaves the previous poll's
 state). An anchor is journalled before its transaction is sent; on the next start the tracker
 asks the contract whether the root got anchored and either commits or drops it.
+
+The chain is the truth: a store remembers which chain and which contract code it describes (the
+genesis block's hash and the code's hash, as `identity`), and a store opened for another (a
+local chain restarted, the contract redeployed at the same address) drops what it holds, so
+every state is registered again instead of being believed registered.
 """
 
 from __future__ import annotations
@@ -20,7 +25,12 @@ from typing import Any
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (execution_arn TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pending_anchors (root TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+SELECT_META = "SELECT value FROM meta WHERE key = ?"
+UPSERT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+COUNT_CHECKPOINTS = "SELECT count(*) FROM checkpoints"
+
 UPSERT_CHECKPOINT = "INSERT INTO checkpoints (execution_arn, body) VALUES (?, ?) ON CONFLICT(execution_arn) DO UPDATE SET body = excluded.body"
 SELECT_CHECKPOINTS = "SELECT body FROM checkpoints ORDER BY execution_arn"
 INSERT_PENDING = "INSERT OR REPLACE INTO pending_anchors (root, body) VALUES (?, ?)"
@@ -106,15 +116,33 @@ def store_path(state_dir: Path, chain_id: int, contract_address: str) -> Path:
 
 
 class CheckpointStore:
-    """The sqlite file of one chain and contract."""
+    """The sqlite file of one chain and contract.
 
-    def __init__(self, path: Path):
+    With `identity` (what identifies the chain and the contract's code), a store written for
+    another identity is emptied on opening; `discarded` then says how many checkpoints it held.
+    """
+
+    def __init__(self, path: Path, identity: str | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self.discarded = 0
+        if identity is not None:
+            self._settle_identity(identity)
+
+    def _settle_identity(self, identity: str) -> None:
+        row = self._db.execute(SELECT_META, ("identity",)).fetchone()
+        if row is not None and row[0] == identity:
+            return
+        with self._transaction():
+            if row is not None:
+                self.discarded = int(self._db.execute(COUNT_CHECKPOINTS).fetchone()[0])
+                self._db.execute("DELETE FROM checkpoints")
+                self._db.execute("DELETE FROM pending_anchors")
+            self._db.execute(UPSERT_META, ("identity", identity))
 
     def close(self) -> None:
         self._db.close()

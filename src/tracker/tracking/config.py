@@ -77,6 +77,7 @@ class TrackSummary:
     anchors: list[str] = field(default_factory=list)
     protocols_written: list[str] = field(default_factory=list)
     skipped: list[SkippedExecution] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -97,5 +98,6 @@ class TrackSummary:
             "anchors": list(self.anchors),
             "protocols_written": sorted(set(self.protocols_written)),
             "skipped": [{"execution_arn": s.execution_arn, "reason": s.reason} for s in self.skipped],
+            "warnings": list(self.warnings),
             "elapsed_s": round(self.elapsed_s, 3),
         }

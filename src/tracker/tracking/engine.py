@@ -92,9 +92,15 @@ class Tracker:
                 "the owner approves it with setOperator (or track without --owner)"
             )
         self.anchored = config.mode == "anchor"
-        self.store = CheckpointStore(store_path(config.state_dir, self.chain_id, contract.address))
+        path = store_path(config.state_dir, self.chain_id, contract.address)
+        self.store = CheckpointStore(path, chain_identity(contract))
         self.checkpoints = self.store.load_all()
         self.summary = TrackSummary(mode=config.mode)
+        if self.store.discarded:
+            self.summary.warnings.append(
+                f"{path} described another chain or contract (a restarted local chain?): its "
+                f"{self.store.discarded} checkpoints were dropped and the chain decides what is registered"
+            )
         self._seen: set[str] = set()
         self._last_checked: dict[str, float] = {}
         self._documents_published: Future = Future()
@@ -203,16 +209,12 @@ class Tracker:
         for docs in documents:
             arn = docs.execution.execution_arn
             record = records[docs.execution_id]
-            checkpoint = self.checkpoints.get(arn) or Checkpoint(
-                arn, docs.execution_id, docs.model_id, docs.instance_id, "anchored" if self.anchored else "direct"
-            )
-            if checkpoint.instance_id != docs.instance_id:
-                self._skip_documents(
-                    docs,
-                    f"it now yields instance {docs.instance_id[:12]}…, but it was tracked as "
-                    f"{checkpoint.instance_id[:12]}… (state directory {self.config.state_dir})",
+            checkpoint = self.checkpoints.get(arn)
+            if checkpoint is None or checkpoint.instance_id != docs.instance_id:
+                # New, or checkpointed from documents the chain does not hold: the chain decides.
+                checkpoint = Checkpoint(
+                    arn, docs.execution_id, docs.model_id, docs.instance_id, "anchored" if self.anchored else "direct"
                 )
-                continue
             before = (len(checkpoint.states), len(checkpoint.ends), checkpoint.final, checkpoint.instance_registered)
             try:
                 self._reconcile(docs, checkpoint, record)
@@ -481,6 +483,16 @@ class Tracker:
 
     def instance_key(self, execution_id: str) -> str:
         return instance_key(self.owner, execution_id)
+
+
+def chain_identity(contract: TrackerContract) -> str:
+    """What identifies the chain and the contract's code: genesis block hash and code hash."""
+    from ape import chain
+    from eth_utils import keccak
+
+    genesis = chain.provider.get_block(0).hash
+    code = bytes(chain.provider.get_code(contract.address))
+    return f"genesis {bytes(genesis).hex()} code {keccak(code).hex()}"
 
 
 def _documents_of(docs: ExecutionDocuments) -> list[Document]:
