@@ -140,7 +140,7 @@ def install_identity_prerequisites(env: dict[str, str]) -> str:
 def _aws_client(env: dict[str, str], service: str) -> Any:
     import boto3
 
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=env["AWS_ENDPOINT_URL"],
         region_name=env["AWS_REGION"],
