@@ -1,11 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {IENSRegistry} from "./IENSRegistry.sol";
-
 /// @title A wildcard resolver for tests (ENSIP-10)
-/// @notice Answers `addr` and `text` for any name under the names it is set on, from records its
-/// parent's owner stores by full DNS-encoded name; it supports only `resolve(name, data)`, so ENSIP-10
+/// @notice Answers `addr` and `text` for any name under the names it is set on, from answers its
+/// operator stores by full DNS-encoded name; it supports only `resolve(name, data)`, so ENSIP-10
 /// clients must call it through that. Imitates what a subname service's resolver does; it is not an
 /// ENS contract.
 contract TestWildcardResolver {
@@ -14,23 +12,22 @@ contract TestWildcardResolver {
         string url;
     }
 
-    IENSRegistry public immutable ens;
+    address public immutable operator;
     mapping(bytes32 nameHash => Answer) private _answers;
 
-    error Unauthorised(bytes32 parentNode, address caller);
+    error Unauthorised(address caller);
     error UnsupportedProfile(bytes4 selector);
 
-    constructor(IENSRegistry registry) {
-        ens = registry;
+    constructor(address resolverOperator) {
+        operator = resolverOperator;
     }
 
-    /// @notice Sets what a subname under `parentNode` resolves to (the parent's registry owner only).
-    /// @param parentNode The parent's node, whose owner may write.
-    /// @param dnsName The DNS-encoded subname.
+    /// @notice Sets what a name resolves to (the operator only).
+    /// @param dnsName The DNS-encoded name.
     /// @param a Its address.
     /// @param url Its url text record.
-    function setAnswer(bytes32 parentNode, bytes calldata dnsName, address a, string calldata url) external {
-        if (ens.owner(parentNode) != msg.sender) revert Unauthorised(parentNode, msg.sender);
+    function setAnswer(bytes calldata dnsName, address a, string calldata url) external {
+        if (msg.sender != operator) revert Unauthorised(msg.sender);
         _answers[keccak256(dnsName)] = Answer(a, url);
     }
 

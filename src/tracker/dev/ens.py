@@ -171,11 +171,17 @@ def install_local_ens(deployer: Any) -> EnsDeployment:
     ens_registry = registry()
     root_owner = ens_registry.owner(ROOT_NODE)
     if checksum_address(str(root_owner)) != deployer_address:
-        raise EnsInstallError(f"the ENS root is owned by {root_owner}, not by the installing account {deployer_address}")
+        raise EnsInstallError(
+            f"the ENS root is owned by {root_owner}, not by the installing account {deployer_address}"
+        )
     at = SEPOLIA
     try:
-        base = _place(deployer, "StandInBaseRegistrar", at.base_registrar, ENS_REGISTRY_ADDRESS, namehash("eth"), deployer)
-        wrapper = _place(deployer, "StandInNameWrapper", at.name_wrapper, ENS_REGISTRY_ADDRESS, at.base_registrar, deployer)
+        base = _place(
+            deployer, "StandInBaseRegistrar", at.base_registrar, ENS_REGISTRY_ADDRESS, namehash("eth"), deployer
+        )
+        wrapper = _place(
+            deployer, "StandInNameWrapper", at.name_wrapper, ENS_REGISTRY_ADDRESS, at.base_registrar, deployer
+        )
         reverse = _place(deployer, "StandInReverseRegistrar", at.reverse_registrar, ENS_REGISTRY_ADDRESS, deployer)
         oracle = deploy_standin(deployer, "StandInPriceOracle")
         _place(
@@ -239,7 +245,7 @@ def register_name(
     holder = checksum_address(owner or str(registrant.address))
     controller = standin("StandInETHRegistrarController", SEPOLIA.eth_registrar_controller)
     secret = secrets.token_bytes(32)
-    arguments = (label, holder, duration, secret, resolver or "0x" + "0" * 40, [], False, fuses)
+    arguments: tuple[Any, ...] = (label, holder, duration, secret, resolver or "0x" + "0" * 40, [], False, fuses)
     try:
         controller.commit(controller.makeCommitment(*arguments), sender=registrant)
         advance_time(int(controller.minCommitmentAge()) + 1)

@@ -203,7 +203,7 @@ def at(name: str, address: str) -> Any:
 def normalize_name(name: str) -> str:
     """The ENSIP-15 normalised form of a name; raises `InvalidEnsNameError` for anything else."""
     from ape_ens import ENS
-    from ens.utils import normalize_name as ensip15
+    from ens.utils import normalize_name as ensip15  # type: ignore[import-untyped]
 
     text = name.strip()
     if "." not in text or not ENS.is_valid_name(text):
@@ -304,7 +304,9 @@ def name_holding(name: str) -> NameHolding:
         if int(token_expiry) and (int(token_fuses) & PARENT_CANNOT_CONTROL or holder is None):
             expiry = int(token_expiry)
     if is_eth_2ld(name) and _has_code(known.base_registrar):
-        registrar_expiry = int(at("BaseRegistrar", known.base_registrar).nameExpires(int.from_bytes(labelhash(name[:-4]))))
+        registrar_expiry = int(
+            at("BaseRegistrar", known.base_registrar).nameExpires(int.from_bytes(labelhash(name[:-4])))
+        )
         expiry = registrar_expiry or None
     return NameHolding(name, node, owner, wrapped, holder, fuses, expiry, chain_time())
 
