@@ -140,8 +140,7 @@ class Downloader:
         while True:
             if time.monotonic() > deadline:
                 raise TimeoutError()
-            # read1 returns after one receive, so the deadline also bounds a server that trickles
-            chunk = response.read1(READ_CHUNK)
+            chunk = response.read(READ_CHUNK)
             if not chunk:
                 break
             size += len(chunk)
