@@ -41,7 +41,10 @@ contract StandInPriceOracle {
 /// withdrawals of the collected rent.
 contract StandInETHRegistrarController {
     uint256 public constant MIN_REGISTRATION_DURATION = 28 days;
+    // ENS's getter names, kept so that callers of the deployed controller read them the same way.
+    // solhint-disable-next-line const-name-snakecase
     uint256 public constant minCommitmentAge = 60;
+    // solhint-disable-next-line const-name-snakecase
     uint256 public constant maxCommitmentAge = 1 days;
     // namehash("eth")
     bytes32 private constant _ETH_NODE = 0x93cdeb708b7545dc668eb9280176169d1c33cfd8ed6f04690a0bcc88a93fc4ae;

@@ -70,7 +70,7 @@ def _gateway_handler(gateway: Gateway):
         def log_message(self, *args) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             request = bytes.fromhex(self.path.rsplit("/", 1)[1].removesuffix(".json").removeprefix("0x"))
             if gateway.mode == "slow":
                 time.sleep(6)
