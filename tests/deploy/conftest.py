@@ -1,4 +1,5 @@
-"""Fixtures for the deploy suite: ENS installed from ENS's npm builds, certificates generated with
+"""Fixtures for the deploy suite: ENS installed as Sepolia has it (tracker.dev.ens), names
+registered through its registrar controller (so wrapped), certificates generated with
 `cryptography`, and a real HTTPS server on loopback presenting one of them.
 
 ENS is installed with `anvil_setCode`, so the tests that use it need anvil: bin/test runs this
@@ -46,12 +47,12 @@ def local_ens(accounts, chain) -> ens.EnsDeployment:
 
 
 @pytest.fixture
-def give_name(local_ens, accounts) -> Callable[[str, object], str]:
-    """Assigns a name on the local ENS to an account; returns the name."""
+def give_name(local_ens) -> Callable[..., str]:
+    """`give_name(name, account, **options)`: the account registers the .eth name through the
+    registrar controller (commit, wait, register), so it is wrapped; returns the name."""
 
-    def give(name: str, account) -> str:
-        dev_ens.assign_name(accounts[0], name, str(account.address))
-        return name
+    def give(name: str, account, **options) -> str:
+        return dev_ens.register_name(account, name, **options)
 
     return give
 

@@ -39,7 +39,7 @@ def node_uri(chain) -> str:
 
 
 def test_deploy_command_sets_everything_up_then_changes_nothing(node_uri, client, give_name, make_certificate):
-    name = give_name("cli.eth", client)
+    name = give_name("cli.eth", client, resolver=None)
     arguments = (
         "deploy", "--network", node_uri, "--account", "TEST::3", "--client-id", "cli",
         "--ens-name", name, "--uri", URI, "--cert", str(make_certificate().path),
@@ -64,9 +64,10 @@ def test_name_the_account_does_not_control(node_uri, client, stranger, give_name
     result = ape_run("deploy", "--network", node_uri, "--account", "TEST::3", "--ens-name", name, "--uri", URI)
 
     assert result.returncode == 1
-    assert (
-        last_line(result.stderr)
-        == f"Error: ENS name theirs.eth is owned by {stranger.address}, not by {client.address}"
+    assert last_line(result.stderr) == (
+        f"Error: ENS name theirs.eth is held by {stranger.address} (wrapped: the NameWrapper's token), not by "
+        f"{client.address}: deploy with {stranger.address}, or let it approve {client.address} as a manager on "
+        "the NameWrapper (setApprovalForAll)"
     )
 
 

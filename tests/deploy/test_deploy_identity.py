@@ -1,4 +1,4 @@
-"""set_up_identity on anvil with ENS from ENS's npm builds: every step, idempotence, dry runs."""
+"""set_up_identity on anvil with ENS installed as Sepolia has it: every step, idempotence, dry runs."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def statuses(report) -> dict[str, str]:
 
 
 def test_deploy_links_name_registers_certificate_and_client_id(client, give_name, make_certificate):
-    name = give_name("acme.eth", client)
+    name = give_name("acme.eth", client, resolver=None)  # the resolver is set through the NameWrapper
     generated = make_certificate()
     request = IdentityRequest(client_id="acme-1", ens_name=name, uri=URI, certificate_path=generated.path)
 
@@ -74,7 +74,7 @@ def test_without_cert_the_certificate_the_server_presents_is_registered(client, 
 
 
 def test_dry_run_estimates_gas_and_sends_nothing(client, give_name, make_certificate, chain):
-    name = give_name("dry.eth", client)
+    name = give_name("dry.eth", client, resolver=None)
     set_up_identity(client, IdentityRequest())  # the contract exists; the rest is new
     height = chain.blocks.height
 
@@ -99,14 +99,21 @@ def test_name_owned_by_another_account_is_refused_naming_the_owner(client, stran
     with pytest.raises(ens.NameNotControlledError) as error:
         set_up_identity(client, IdentityRequest(ens_name=name, uri=URI))
 
-    assert str(error.value) == f"ENS name taken.eth is owned by {stranger.address}, not by {client.address}"
+    assert str(error.value) == (
+        f"ENS name taken.eth is held by {stranger.address} (wrapped: the NameWrapper's token), not by "
+        f"{client.address}: deploy with {stranger.address}, or let it approve {client.address} as a manager on "
+        "the NameWrapper (setApprovalForAll)"
+    )
 
 
 def test_unregistered_name_is_refused(client, local_ens):
     with pytest.raises(ens.NameNotControlledError) as error:
         set_up_identity(client, IdentityRequest(ens_name="nobody.eth", uri=URI))
 
-    assert str(error.value) == f"ENS name nobody.eth has no owner: register it to {client.address} first"
+    assert str(error.value) == (
+        f"ENS name nobody.eth is not registered: register it to {client.address} first (for a subname, ask "
+        "the parent's holder to create it)"
+    )
 
 
 def test_invalid_name_is_refused(client):

@@ -1,6 +1,7 @@
 """Prepares the local stand-in for Sepolia that bin/fork-tests starts (an anvil with chain id
-11155111): installs ENS from ENS's npm builds, gives the test name to the identity account, and
-writes a fresh server certificate. Run by bin/fork-tests, not collected by pytest.
+11155111): installs ENS at Sepolia's addresses (tracker.dev.ens), lets the identity account register
+the test name through the registrar controller (so it is wrapped, as in the ENS app), and writes a
+fresh server certificate. Run by bin/fork-tests, not collected by pytest.
 
     python tests/fork/prepare_upstream.py --name demo.eth --account-index 1 --cert-out DIR/server.pem
 """
@@ -44,10 +45,10 @@ def main() -> None:
         deployer = accounts.test_accounts[0]
         holder = accounts.test_accounts[options.account_index]
         installed = dev_ens.install_local_ens(deployer)
-        dev_ens.assign_name(deployer, options.name, str(holder.address))
+        dev_ens.register_name(holder, options.name, resolver=None)
         print(
-            f"ENS registry {installed.registry}, resolver {installed.public_resolver}, "
-            f"reverse registrar {installed.reverse_registrar}; {options.name} -> {holder.address}"
+            f"ENS registry {installed.registry}, NameWrapper {installed.name_wrapper}, UniversalResolver "
+            f"{installed.universal_resolver}; {options.name} registered (wrapped) for {holder.address}"
         )
     write_certificate(options.cert_out, options.host)
 

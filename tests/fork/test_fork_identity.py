@@ -10,6 +10,7 @@ from tracker.documents.ids import sha256_hex
 from tracker.identity import ens
 from tracker.identity.deploy import IdentityRequest, set_up_identity
 from tracker.publish import certificates
+from tracker.verify.ens_resolution import EnsResolution
 
 SEPOLIA_CHAIN_ID = 11155111
 
@@ -23,10 +24,22 @@ def test_the_fork_is_sepolia_with_the_canonical_deployment(chain, owner):
 
 def test_the_ens_name_links_the_account_and_the_uri(fork_identity):
     assert ens.ens_available()
-    assert ens.name_owner(fork_identity.ens_name) == fork_identity.account
+    assert ens.name_holding(fork_identity.ens_name).holder == fork_identity.account
     assert ens.resolve_address(fork_identity.ens_name) == fork_identity.account
     assert ens.text_record(fork_identity.ens_name, "url") == fork_identity.uri
     assert ens.reverse_name(fork_identity.account) == fork_identity.ens_name
+
+
+def test_the_link_resolves_through_the_universal_resolver_as_wallets_do(fork_identity):
+    resolution = EnsResolution(timeout=10)
+
+    reverse = resolution.reverse_name(fork_identity.account)
+    forward = resolution.address(fork_identity.ens_name)
+    url = resolution.text(fork_identity.ens_name, "url")
+
+    assert reverse is not None and reverse.value == fork_identity.ens_name
+    assert forward is not None and forward.value == fork_identity.account
+    assert url is not None and url.value == fork_identity.uri
 
 
 def test_the_registered_fingerprint_is_the_certificates_and_signed_by_the_account(fork_identity):

@@ -1,6 +1,6 @@
 """The whole loop on embedded defaults, touching nothing outside this machine.
 
-1. Services: anvil (with ENS installed at its canonical address), a moto server that really
+1. Services: anvil (with ENS installed at Sepolia's addresses), a moto server that really
    executes Step Functions state machines (reached by boto3 through AWS_ENDPOINT_URL, as a real
    endpoint would be), and Postgres (DATABASE_URL, else an embedded pgserver).
 2. Identity: `ape run deploy` deploys InstanceTracker, registers the client id, links the demo
@@ -121,19 +121,20 @@ def start_services(stack: ServiceStack, config: DemoConfig) -> dict[str, str]:
 
 
 def install_identity_prerequisites(env: dict[str, str]) -> str:
-    """Installs ENS on the demo chain and gives the demo name to the demo account (TEST::0).
+    """Installs ENS on the demo chain and registers the demo name for the demo account (TEST::0)
+    through the registrar controller, so it is wrapped as a name registered in the ENS app is.
 
     Returns the account's address. On Sepolia the name is registered through the ENS app instead.
     """
     from ape import accounts, networks
 
-    from tracker.dev.ens import assign_name, install_local_ens
+    from tracker.dev.ens import install_local_ens, register_name
 
     os.environ["APE_FOUNDRY_HOST"] = env["APE_FOUNDRY_HOST"]
     with networks.parse_network_choice(NETWORK):
         account = accounts.test_accounts[0]
         install_local_ens(account)
-        assign_name(account, ENS_NAME, str(account.address))
+        register_name(account, ENS_NAME)
         return str(account.address)
 
 
@@ -243,7 +244,7 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
         console.print(f"> protocol server at {origin}")
 
         address = install_identity_prerequisites(demo.env)
-        console.print(f"> ENS installed at its canonical address; {ENS_NAME} given to {address}")
+        console.print(f"> ENS installed at Sepolia's addresses; {ENS_NAME} registered (wrapped) for {address}")
         demo.run_step(
             "Deploy",
             ape("deploy", *network, "--client-id", CLIENT_ID, "--ens-name", ENS_NAME, "--uri", origin),

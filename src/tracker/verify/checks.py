@@ -13,6 +13,7 @@ from tracker.documents.protocol import InstanceProtocol, ProtocolEntry
 from tracker.errors import TrackerError, one_line
 from tracker.identity import ens
 from tracker.publish import certificates
+from tracker.verify import ens_resolution
 from tracker.verify.chain import ChainView
 from tracker.verify.download import Download, Downloader
 from tracker.verify.report import (
@@ -252,30 +253,47 @@ def _claimed_model(download: Download) -> str | None:
         return None
 
 
-def ens_check(owner: str | None, protocol_url: str) -> CheckResult:
-    """Check 4: the owner's reverse ENS name resolves back to it, and its `url` record is the origin."""
+def ens_check(owner: str | None, protocol_url: str, timeout: float = 10.0) -> CheckResult:
+    """Check 4: the owner's reverse ENS name resolves back to it, and its `url` record is the origin.
+
+    Both directions resolve as wallets do (UniversalResolver, wildcards, CCIP-Read); the reason
+    says how each resolved (onchain, wildcard, offchain gateway).
+    """
     if owner is None:
         return CheckResult(CHECK_ENS, None, "not checked: the registering address is unknown")
     address = "0x" + owner
     try:
-        if not ens.ens_available():
-            return CheckResult(CHECK_ENS, None, "not checked: no ENS registry on this network")
-        name = ens.reverse_name(address)
-        if name is None:
+        missing = ens_resolution.available()
+        if missing is not None:
+            return CheckResult(CHECK_ENS, None, f"not checked: {missing}")
+        resolution = ens_resolution.EnsResolution(timeout)
+        reverse = resolution.reverse_name(address)
+        if reverse is None:
             return CheckResult(CHECK_ENS, False, f"{address} has no ENS reverse record")
-        resolved = ens.resolve_address(name)
-        if resolved is None or normalize_address(resolved) != owner:
-            return CheckResult(CHECK_ENS, False, f"{name} resolves to {resolved or 'nothing'}, not to {address}")
-        record = ens.text_record(name, "url")
+        name = str(reverse.value)
+        if ens.normalize_name(name) != name:
+            return CheckResult(CHECK_ENS, False, f"the reverse record of {address} is {name!r}, not a normalised name")
+        forward = resolution.address(name)
+        if forward is None or normalize_address(str(forward.value)) != owner:
+            resolved = f"resolves to {forward.value}" if forward is not None else "resolves to no address"
+            return CheckResult(
+                CHECK_ENS,
+                False,
+                f"forward and reverse disagree: the reverse record of {address} names {name}, but {name} {resolved}",
+            )
+        record = resolution.text(name, "url")
         if record is None:
             return CheckResult(CHECK_ENS, False, f"{name} has no url text record")
-        if not origin_matches(record, protocol_url):
+        if not origin_matches(str(record.value), protocol_url):
             return CheckResult(
-                CHECK_ENS, False, f"{name} url record is {record}, not the protocol's origin {_origin(protocol_url)}"
+                CHECK_ENS,
+                False,
+                f"{name} url record is {record.value}, not the protocol's origin {_origin(protocol_url)}",
             )
     except TrackerError as error:
         return CheckResult(CHECK_ENS, False, one_line(error))
-    return CheckResult(CHECK_ENS, True, f"{address} <-> {name}, url {record}")
+    how = forward.how if forward.how == record.how else f"{forward.how}, url {record.how}"
+    return CheckResult(CHECK_ENS, True, f"{address} <-> {name} (name {how}; reverse {reverse.how}), url {record.value}")
 
 
 def certificate_check(tracker: TrackerContract | None, owner: str | None, presented: bytes | None) -> CheckResult:

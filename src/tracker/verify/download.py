@@ -24,10 +24,15 @@ class Download:
     error: str | None = None
     certificate: bytes | None = None
     tls_version: str | None = None
+    status: int | None = None  # the HTTP status when it was not 200
 
 
 class DownloadFailed(Exception):
     """Internal: one download failed with a reason meant for a report row."""
+
+    def __init__(self, reason: str, status: int | None = None):
+        super().__init__(reason)
+        self.status = status
 
 
 def _client_context() -> ssl.SSLContext:
@@ -72,8 +77,9 @@ class Downloader:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="verify-download")
         return self._pool.submit(self.get, url, max_bytes)
 
-    def get(self, url: str, max_bytes: int) -> Download:
-        """Downloads one URL; failures become a `Download` with an error rather than an exception."""
+    def get(self, url: str, max_bytes: int, json_body: bytes | None = None) -> Download:
+        """Downloads one URL (POSTing `json_body` when given); failures become a `Download` with an
+        error rather than an exception."""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             return Download(url, None, f"not an http(s) URL: {url!r}")
@@ -88,10 +94,10 @@ class Downloader:
         for attempt in (1, 2):
             connection, reused = self._connection(key)
             try:
-                return self._fetch(connection, url, target, max_bytes, parts)
+                return self._fetch(connection, url, target, max_bytes, parts, json_body)
             except DownloadFailed as failure:
                 self._drop(key)
-                return Download(url, None, str(failure))
+                return Download(url, None, str(failure), status=failure.status)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
                 self._drop(key)
                 if reused and attempt == 1:
@@ -109,7 +115,7 @@ class Downloader:
                 return Download(url, None, f"cannot fetch {url}: {reason}")
         return Download(url, None, f"cannot fetch {url}")
 
-    def _fetch(self, connection, url: str, target: str, max_bytes: int, parts) -> Download:
+    def _fetch(self, connection, url: str, target: str, max_bytes: int, parts, json_body: bytes | None) -> Download:
         deadline = time.monotonic() + self.timeout
         if connection.sock is None:
             connection.connect()
@@ -117,10 +123,15 @@ class Downloader:
         if isinstance(connection.sock, ssl.SSLSocket):
             certificate = connection.sock.getpeercert(binary_form=True)
             tls_version = connection.sock.version()
-        connection.request("GET", target, headers={"Host": parts.netloc, "Accept": "application/json, */*"})
+        headers = {"Host": parts.netloc, "Accept": "application/json, */*"}
+        if json_body is None:
+            connection.request("GET", target, headers=headers)
+        else:
+            headers["Content-Type"] = "application/json"
+            connection.request("POST", target, body=json_body, headers=headers)
         response = connection.getresponse()
         if response.status != 200:
-            raise DownloadFailed(f"HTTP {response.status} {response.reason} for {url}")
+            raise DownloadFailed(f"HTTP {response.status} {response.reason} for {url}", response.status)
         declared = response.getheader("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             raise DownloadFailed(f"{url} is {int(declared)} bytes, over the limit of {max_bytes}")

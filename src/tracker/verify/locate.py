@@ -5,7 +5,7 @@ from __future__ import annotations
 from tracker.chain.contract import TrackerContract
 from tracker.documents.ids import normalize_id
 from tracker.errors import TrackerError
-from tracker.identity import ens
+from tracker.verify import ens_resolution
 from tracker.verify.checks import fetch_protocol
 from tracker.verify.download import Downloader
 from tracker.verify.report import VerifyOptions
@@ -20,22 +20,31 @@ def protocol_url_for(url_record: str, instance_id: str) -> str:
     return f"{url_record.strip().rstrip('/')}/{normalize_id(instance_id)}.json"
 
 
-def locate_protocol(tracker: TrackerContract, instance_id: str) -> str:
-    """The protocol URL of an instance: owner on chain -> ENS reverse name -> `url` record."""
+def locate_protocol(tracker: TrackerContract, instance_id: str, timeout: float = 10.0) -> str:
+    """The protocol URL of an instance: owner on chain -> ENS reverse name -> `url` record, both
+    resolved as wallets do (UniversalResolver, wildcards, CCIP-Read within `timeout` a request)."""
     instance_id = normalize_id(instance_id, "instance id")
     record = tracker.instance(instance_id)
     if record is None:
         raise ProtocolNotFoundError(f"instance {instance_id} is not registered on contract {tracker.address}")
-    if not ens.ens_available():
-        raise ProtocolNotFoundError("no ENS registry on this network: give the protocol URL instead of --instance")
+    missing = ens_resolution.available()
+    if missing is not None:
+        raise ProtocolNotFoundError(f"{missing}: give the protocol URL instead of --instance")
     address = "0x" + record.owner
-    name = ens.reverse_name(address)
-    if name is None:
-        raise ProtocolNotFoundError(f"the instance owner {address} has no ENS reverse record: give the protocol URL")
-    url = ens.text_record(name, "url")
+    resolution = ens_resolution.EnsResolution(timeout)
+    try:
+        reverse = resolution.reverse_name(address)
+        if reverse is None:
+            raise ProtocolNotFoundError(
+                f"the instance owner {address} has no ENS reverse record: give the protocol URL"
+            )
+        name = str(reverse.value)
+        url = resolution.text(name, "url")
+    except ens_resolution.ResolutionError as error:
+        raise ProtocolNotFoundError(f"{error}: give the protocol URL") from error
     if url is None:
         raise ProtocolNotFoundError(f"ENS name {name} of {address} has no url text record: give the protocol URL")
-    return protocol_url_for(url, instance_id)
+    return protocol_url_for(str(url.value), instance_id)
 
 
 def tracker_for(url: str | None, contract_address: str | None, options: VerifyOptions) -> TrackerContract:

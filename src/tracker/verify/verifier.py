@@ -80,7 +80,9 @@ def verify_protocol(
         tls,
         states_check(protocol, rows, view),
         model_check(protocol, model_document, instance_document, end_document, view),
-        ens_check(owner, url) if view is not None else CheckResult(CHECK_ENS, None, "not checked: no chain reachable"),
+        ens_check(owner, url, options.timeout)
+        if view is not None
+        else CheckResult(CHECK_ENS, None, "not checked: no chain reachable"),
         certificate_check(tracker, owner, protocol_download.certificate),
     ]
     report = VerificationReport(url, checks, rows, protocol.instance_hash, owner)
