@@ -46,6 +46,7 @@ GAS_PER_CALL = {
     "anchorStates": 50_000,
 }
 GAS_PER_TRANSACTION = 21_000
+GAS_HEADROOM = 1.2
 
 
 class Status(IntEnum):
@@ -380,8 +381,17 @@ class TrackerContract:
                 arguments = list(handler.decode_input(calls[0].data)[1].values())
             else:
                 handler, arguments = self.contract.multicall, [[c.data for c in calls]]
-            signed = handler.as_transaction(*arguments, sender=self.sender, sign=True)
+            transaction = handler.as_transaction(*arguments, sender=self.sender)
+            # Estimated here on every network (a refusal is named before anything is sent), with
+            # headroom for the state the transaction meets when it is mined.
+            estimate = int(provider.estimate_gas_cost(transaction))
+            transaction.gas_limit = min(int(estimate * GAS_HEADROOM) + 10_000, provider.max_gas)
+            signed = self.sender.sign_transaction(transaction)
+            if signed is None:
+                raise ChainError(f"{labels}: the account did not sign the transaction")
             sent = provider.web3.eth.send_raw_transaction(signed.serialize_transaction())
+        except ChainError:
+            raise
         except Exception as error:  # ape and the node raise many error types; each becomes one line
             raise ChainError(f"{labels} failed: {describe_revert(error)}") from error
         transaction_hash = bytes(sent).hex()
