@@ -119,7 +119,8 @@ def sha256(data: bytes) -> str:
 
 def make_publish_root(base: Path) -> Path:
     """A publish directory with one document and one protocol, and around them what must never be
-    served: dot files, other names, links (symbolic and hard) to a secret outside, a pipe."""
+        served: dot files, other names, links (symbolic and hard) to a secret outside, a pipe, a
+    directory and a file over the size limit, each under a name of the right shape."""
     root, outside = base / "publish", base / "outside"
     (root / "documents").mkdir(parents=True)
     outside.mkdir()
@@ -141,6 +142,8 @@ def make_publish_root(base: Path) -> Path:
     (root / f"{'b3' * 32}.json").symlink_to(root / "documents" / f"{DOCUMENT_ID}.json")  # a link inside
     os.mkfifo(root / f"{'f0' * 32}.json")
     (root / f"{'e0' * 32}.json").mkdir()
+    with (root / f"{'ff' * 32}.json").open("wb") as big:  # sparse: over the size limit, not on disk
+        big.truncate(64 * 1024 * 1024 + 1)
     return root
 
 

@@ -257,6 +257,21 @@ def test_a_guard_refuses_past_the_per_client_limit_without_a_network():
     assert other is not None and again is not None and refused == 1
 
 
+def test_refusals_and_expiries_are_summed_up_in_one_line_not_one_each():
+    async def scenario():
+        lines: list[str] = []
+        guard = ConnectionGuard(ServerLimits(head_timeout=0.1, max_connections_per_client=1), lines.append, 0.3)
+        guard._admit("192.0.2.1")
+        for _ in range(50):
+            guard._admit("192.0.2.1")
+        await asyncio.sleep(0.6)
+        return lines
+
+    assert asyncio.run(scenario()) == [
+        "in the last 0.3 s: 50 refused over the limits, 1 closed at their deadline; 0 connections open"
+    ]
+
+
 def test_too_few_file_descriptors_lower_the_connection_limit_and_say_so(tmp_path):
     """With `ulimit -n 300` (soft and hard), `ape run serve` serves fewer connections and says how many."""
 

@@ -15,6 +15,7 @@ import pytest
 from serve_attacks import (
     DOCUMENT,
     DOCUMENT_ID,
+    PROJECT,
     PROTOCOL,
     PROTOCOL_ID,
     SECRET,
@@ -191,10 +192,11 @@ def test_the_audit_hook_does_see_the_server_open_files(site):
         f"/{'b3' * 32}.json",  # a symbolic link to a document inside the root: refused all the same
         f"/{'f0' * 32}.json",  # a named pipe: refused, and the open does not wait for a writer
         f"/{'e0' * 32}.json",  # a directory
+        f"/{'ff' * 32}.json",  # a file over 64 MiB
         f"/{'99' * 32}.json",  # nothing at all
     ],
 )
-def test_links_pipes_and_directories_of_the_right_name_are_refused(site, path):
+def test_links_pipes_directories_and_huge_files_of_the_right_name_are_refused(site, path):
     response = get(site.port, path)
     assert (response.status, response.body) == (404, b"not found\n")
 
@@ -256,3 +258,25 @@ def test_a_missing_explorer_directory_is_one_clear_error(tmp_path):
     with pytest.raises(ExplorerDirError) as error:
         serve_in_thread(tmp_path, "127.0.0.1", 0, tls_dir=tmp_path / "tls", explorer=tmp_path / "nope")
     assert str(error.value) == f"explorer directory {tmp_path / 'nope'} does not exist or is not a directory"
+
+
+def test_ape_run_serve_with_a_missing_explorer_directory_is_one_line(tmp_path):
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    spec = importlib.util.spec_from_file_location("attacks_serve_script", PROJECT / "scripts" / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    arguments = [
+        str(tmp_path),
+        "--port",
+        "0",
+        "--tls-dir",
+        str(tmp_path / "tls"),
+        "--explorer-dir",
+        str(tmp_path / "no"),
+    ]
+    result = CliRunner(mix_stderr=False).invoke(module.cli, arguments)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: explorer directory {tmp_path / 'no'} does not exist or is not a directory\n"

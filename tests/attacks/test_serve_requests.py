@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 import warnings
 
 import pytest
@@ -157,3 +158,19 @@ def test_tls_older_than_1_2_is_refused(site, tmp_path):
     with client_context().wrap_socket(socket.create_connection(("127.0.0.1", site.port), timeout=5)) as tls:
         assert tls.version() in ("TLSv1.2", "TLSv1.3")
         assert tls.selected_alpn_protocol() in (None, "http/1.1")
+
+
+def test_what_a_client_sends_reaches_the_log_as_one_printable_line(tmp_path):
+    """No terminal escapes, no forged lines, no stack traces: at most one line per request. (Bytes
+    that are not HTTP at all, on a fresh connection, are not logged.)"""
+    lines: list[str] = []
+    root = make_publish_root(tmp_path)
+    with serve_in_thread(root, "127.0.0.1", 0, tls_dir=tmp_path / "tls", log=lines.append) as server:
+        exchange(server.port, b"GET /\x1b[2J\rforged HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        exchange(server.port, request("GET", "/%1b[2J%0d%0aforged", "Connection: close"))
+        exchange(server.port, b"\x16\x03\x01garbage that is not http\r\n\r\n")
+        time.sleep(0.2)
+    assert len(lines) == 2, lines
+    assert all(line.isprintable() and "Traceback" not in line for line in lines), lines
+    assert lines[0].startswith("Error handling request from 127.0.0.1: 400, message: Invalid char in url path")
+    assert lines[1] == "127.0.0.1 GET /%1b[2J%0d%0aforged 404"

@@ -33,7 +33,27 @@ from dataclasses import dataclass
 ACCEPT_BACKOFF_SECONDS = 0.1
 # At most one summary line of refused and expired connections per interval.
 SUMMARY_INTERVAL_SECONDS = 10.0
+_SUMMARY_LABELS = {
+    "refused": "refused over the limits",
+    "expired": "closed at their deadline",
+    "evicted": "closed to make room",
+    "starved": "accept pauses for want of file descriptors",
+}
 _OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+# accept(2) errors that concern one connection only (accept(2) lists the network ones as to retry).
+_CONNECTION_GONE = {
+    errno.ECONNABORTED,
+    errno.EPROTO,
+    errno.EINTR,
+    errno.EAGAIN,
+    errno.EPERM,
+    errno.ENETDOWN,
+    errno.ENETUNREACH,
+    errno.EHOSTDOWN,
+    errno.EHOSTUNREACH,
+    errno.ENOPROTOOPT,
+    errno.EOPNOTSUPP,
+}
 
 
 @dataclass(frozen=True)
@@ -43,7 +63,7 @@ class ServerLimits:
     head_timeout: float = 10.0
     idle_timeout: float = 15.0
     response_timeout: float = 60.0
-    max_connections: int = 1024
+    max_connections: int = 512
     max_connections_per_client: int = 64
     # Threads that open and read published files, so a slow disk never stalls the event loop.
     file_workers: int = 4
@@ -124,9 +144,15 @@ class _GuardedProtocol(asyncio.Protocol):
 class ConnectionGuard:
     """Admits, times and counts the server's connections; lives on the server's event loop."""
 
-    def __init__(self, limits: ServerLimits, log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        limits: ServerLimits,
+        log: Callable[[str], None] | None = None,
+        summary_seconds: float = SUMMARY_INTERVAL_SECONDS,
+    ):
         self.limits = limits
         self._log = log
+        self._summary_seconds = summary_seconds
         self._per_client: dict[str, int] = {}
         self._by_transport: dict[asyncio.BaseTransport, Connection] = {}
         # Connections not busy with a response, oldest wait first (dicts keep insertion order).
@@ -151,9 +177,12 @@ class ConnectionGuard:
                 sock, address = await loop.sock_accept(listener)
             except OSError as error:
                 if error.errno in _OUT_OF_DESCRIPTORS:
-                    self._note(f"cannot accept connections: {error.strerror}")
+                    self._count_event("starved")
                     await asyncio.sleep(ACCEPT_BACKOFF_SECONDS)
-                continue  # ECONNABORTED and the like: the client gave up before accept
+                    continue
+                if error.errno in _CONNECTION_GONE:
+                    continue
+                raise  # the listener itself is broken: the server stops and says why
             connection = self._admit(client_key(address[0]))
             if connection is None:
                 _reset(sock)
@@ -262,16 +291,13 @@ class ConnectionGuard:
         self.totals[name] += 1
         self._recent[name] += 1
         if self._log is not None and self._summary is None:
-            self._summary = asyncio.get_running_loop().call_later(SUMMARY_INTERVAL_SECONDS, self._write_summary)
+            self._summary = asyncio.get_running_loop().call_later(self._summary_seconds, self._write_summary)
 
     def _write_summary(self) -> None:
         self._summary = None
         recent, self._recent = self._recent, Counter()
-        self._note(
-            f"in the last {SUMMARY_INTERVAL_SECONDS:g} s: {recent['refused']} connections refused over the limits, "
-            f"{recent['expired']} closed at their deadline, {recent['evicted']} closed to make room; "
-            f"{self.count} open"
-        )
+        events = ", ".join(f"{recent[name]} {label}" for name, label in _SUMMARY_LABELS.items() if recent[name])
+        self._note(f"in the last {self._summary_seconds:g} s: {events}; {self.count} connections open")
 
     def _note(self, line: str) -> None:
         if self._log is not None:

@@ -58,6 +58,7 @@ __all__ = [
     "ExplorerDirError",
     "PublishRootError",
     "RunningServer",
+    "ServerFailedError",
     "ServerLimits",
     "ServerStartError",
     "TlsFiles",
@@ -98,6 +99,10 @@ class ExplorerDirError(TrackerError):
 
 class ServerStartError(TrackerError):
     """The server could not listen on the requested address (in use, not permitted, unknown)."""
+
+
+class ServerFailedError(TrackerError):
+    """The running server stopped on an error of its own."""
 
 
 def _printable(text: str) -> str:
@@ -173,6 +178,11 @@ class _ServerLoop:
             target=self._run, name=f"protocol-server-{listener.getsockname()[1]}", daemon=True
         )
 
+    @property
+    def failure(self) -> BaseException | None:
+        """What stopped the server, when it was not `stop()`."""
+        return self._failure
+
     def start(self) -> None:
         self.thread.start()
         if not self._ready.wait(START_SECONDS) or self._failure is not None:
@@ -215,14 +225,19 @@ class _ServerLoop:
             logger=logger,
         )
         accepting = asyncio.create_task(self.guard.accept_forever(self._listener, http, self._context))
+        stopping = asyncio.create_task(self._stop_requested.wait())
         self._ready.set()
-        await self._stop_requested.wait()
+        await asyncio.wait({accepting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if accepting.done() and not accepting.cancelled():
+            self._failure = accepting.exception()
         accepting.cancel()
         self.guard.close_all()
         others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
+        for _ in range(3):
+            await asyncio.sleep(0)  # let the aborted transports close their sockets
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         transport = request.transport
@@ -261,15 +276,21 @@ class _ServerLoop:
         target = route(request.raw_path, self.root, self.explorer)
         if target is None:
             return _not_found(), b""
-        content = await self._loop.run_in_executor(self._files, read_below, target.base, target.parts, MAX_FILE_BYTES)
-        if content is None:
+        loaded = await self._loop.run_in_executor(self._files, _load, target)
+        if loaded is None:
             return _not_found(), b""
-        headers = _cache_headers(target, content)
+        content, headers = loaded
         if _etag_matches(request.headers.get("If-None-Match"), headers["ETag"]):
             return web.Response(status=304, headers=headers), b""
         response = web.StreamResponse(headers={"Content-Type": target.content_type, **headers})
         response.content_length = len(content)
         return response, content
+
+
+def _load(target: Target) -> tuple[bytes, dict[str, str]] | None:
+    """The file's content and its caching headers (hashing a large file is no work for the loop)."""
+    content = read_below(target.base, target.parts, MAX_FILE_BYTES)
+    return None if content is None else (content, _cache_headers(target, content))
 
 
 def _cache_headers(target: Target, content: bytes) -> dict[str, str]:
@@ -346,6 +367,8 @@ class RunningServer:
         """Blocks until the server stops (used by `ape run serve` until interrupted)."""
         while self._loop.thread.is_alive():
             self._loop.thread.join(timeout=0.5)
+        if self._loop.failure is not None:
+            raise ServerFailedError(f"the protocol server stopped: {self._loop.failure}")
 
     def __enter__(self) -> RunningServer:
         return self
