@@ -1,5 +1,6 @@
-"""The protocol server over real TLS on loopback: content types, no listings, no way out of the root,
-the self-signed certificate kept across restarts, and one clear message per bad setting."""
+"""The protocol server over real TLS on loopback: protocols and documents as JSON, no listings, no
+way out of the root, the self-signed certificate kept across restarts, and one clear message per
+bad setting. (tests/attacks/test_serve_*.py try harder to break it.)"""
 
 from __future__ import annotations
 
@@ -31,32 +32,37 @@ def raw_get(server, path: str, method: str = "GET") -> tuple[int, dict[str, str]
     return int(lines[0].split()[1]), headers, body, der
 
 
+DOCUMENT = "d0" * 32
+PROTOCOL = "c1" * 32
+
+
 @pytest.fixture
 def site(tmp_path):
     root = tmp_path / "publish"
     (root / "documents").mkdir(parents=True)
-    (root / "documents" / "a.json").write_bytes(b'{"a":1}')
+    (root / "documents" / f"{DOCUMENT}.json").write_bytes(b'{"a":1}')
+    (root / f"{PROTOCOL}.json").write_bytes(b'{"states":[]}')
     (root / "notes.txt").write_text("hello")
-    (root / "blob.bin").write_bytes(b"\x00\x01")
     secret = tmp_path / "secret.json"
     secret.write_text('{"secret":true}')
     (root / "leak.json").symlink_to(secret)
+    (root / f"{'e' * 64}.json").symlink_to(secret)
     server = serve_in_thread(root, "127.0.0.1", 0, tls_dir=tmp_path / "tls")
     yield server
     server.stop()
 
 
-def test_files_are_served_with_their_content_types(site):
-    status, headers, body, _ = raw_get(site, "/documents/a.json")
+def test_protocols_and_documents_are_served_as_json(site):
+    status, headers, body, _ = raw_get(site, f"/documents/{DOCUMENT}.json")
     assert (status, headers["Content-Type"], headers["Content-Length"], body) == (
         200,
         "application/json",
         "7",
         b'{"a":1}',
     )
-    assert raw_get(site, "/notes.txt")[1]["Content-Type"] == "text/plain; charset=utf-8"
-    assert raw_get(site, "/blob.bin")[1]["Content-Type"] == "application/octet-stream"
-    status, headers, body, _ = raw_get(site, "/documents/a.json", method="HEAD")
+    status, headers, body, _ = raw_get(site, f"/{PROTOCOL}.json")
+    assert (status, headers["Content-Type"], body) == (200, "application/json", b'{"states":[]}')
+    status, headers, body, _ = raw_get(site, f"/documents/{DOCUMENT}.json", method="HEAD")
     assert (status, headers["Content-Length"], body) == (200, "7", b"")
 
 
@@ -72,6 +78,8 @@ def test_files_are_served_with_their_content_types(site):
         "/documents/..%2f..%2fsecret.json",
         "/documents/%2e%2e%5c..%5csecret.json",
         "/leak.json",
+        f"/{'e' * 64}.json",
+        "/notes.txt",
         "//etc/passwd",
         "/documents/a.json%00.txt",
         "/%ff.json",
@@ -85,11 +93,12 @@ def test_no_listing_no_traversal_no_symlink_out_of_the_root(site, path):
 
 
 def test_only_get_and_head_are_answered(site):
-    assert raw_get(site, "/documents/a.json", method="POST")[0] == 501
+    status, headers, _body, _ = raw_get(site, f"/documents/{DOCUMENT}.json", method="POST")
+    assert (status, headers["Allow"]) == (405, "GET, HEAD")
 
 
 def test_the_presented_certificate_is_the_one_printed(site):
-    der = raw_get(site, "/documents/a.json")[3]
+    der = raw_get(site, f"/documents/{DOCUMENT}.json")[3]
     assert hashlib.sha256(der).hexdigest() == site.fingerprint
 
 
@@ -171,7 +180,7 @@ def test_ape_run_serve_prints_origin_and_fingerprint_and_serves(tmp_path):
 
     root = tmp_path / "publish"
     (root / "documents").mkdir(parents=True)
-    (root / "documents" / "a.json").write_bytes(b'{"a":1}')
+    (root / "documents" / f"{DOCUMENT}.json").write_bytes(b'{"a":1}')
     ape = str(Path(sys.executable).parent / "ape")
     command = [ape, "run", "serve", str(root), "--port", "0", "--tls-dir", str(tmp_path / "tls"), "--quiet"]
     project = Path(__file__).resolve().parents[2]
@@ -188,7 +197,7 @@ def test_ape_run_serve_prints_origin_and_fingerprint_and_serves(tmp_path):
         class Origin:
             host, port = "127.0.0.1", int(origin.rsplit(":", 1)[1])
 
-        status, _headers, body, der = raw_get(Origin, "/documents/a.json")
+        status, _headers, body, der = raw_get(Origin, f"/documents/{DOCUMENT}.json")
         assert (status, body) == (200, b'{"a":1}')
         assert hashlib.sha256(der).hexdigest() == printed
     finally:
