@@ -33,8 +33,6 @@ from tracker.identity.deploy import IdentityReport, IdentityRequest, set_up_iden
 @command_boundary
 def cli(network_choice, account_alias, client_id, ens_name, uri, certificate_path, dry_run, as_json):
     """Deploy InstanceTracker and link the account's identity (client id, ENS, certificate)."""
-    if as_json:
-        quiet_ape_logs()
     request = IdentityRequest(
         client_id=client_id,
         ens_name=ens_name,
@@ -49,13 +47,6 @@ def cli(network_choice, account_alias, client_id, ens_name, uri, certificate_pat
         click.echo(json.dumps(asdict(report), indent=2))
     else:
         print_report(report, dry_run)
-
-
-def quiet_ape_logs() -> None:
-    """ape logs progress to stdout; with --json, stdout carries only the JSON document."""
-    from ape.logging import LogLevel, logger
-
-    logger.set_level(LogLevel.ERROR)
 
 
 def print_report(report: IdentityReport, dry_run: bool) -> None:

@@ -39,10 +39,6 @@ def cli(definition_file, name, role_arn, region, owner, network_choice, account_
     except OSError as error:
         raise ConfigurationError(f"cannot read {definition_file}: {error.strerror}") from None
     session = aws_session(region)
-    if as_json:
-        from ape.logging import logger
-
-        logger.set_level("ERROR")  # stdout carries only the JSON document
     with connected(network_choice) as provider:
         contract = TrackerContract.at(contract_address, load_account(account_alias, provider))
         outcome = deploy_model(session, contract, name, definition, role_arn, owner)

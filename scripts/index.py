@@ -191,10 +191,6 @@ def cli(
     from tracker.documents.ids import normalize_address, normalize_id
 
     instance_id = normalize_id(instance_id, "--instance") if instance_id else None
-    if as_json:  # ape logs its connection notices to stdout, which must hold only the JSON
-        from ape.logging import logger
-
-        logger.set_level("ERROR")
     with connected(network_choice) as provider:
         tracker = TrackerContract.at(contract_address)
         rpc = JsonRpc.from_provider(provider)

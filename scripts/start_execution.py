@@ -8,7 +8,15 @@ from pathlib import Path
 import click
 
 from tracker.cli.boundary import command_boundary
-from tracker.cli.options import account_option, connected, contract_option, json_option, load_account, network_option
+from tracker.cli.options import (
+    account_option,
+    base_url_option,
+    connected,
+    contract_option,
+    json_option,
+    load_account,
+    network_option,
+)
 from tracker.errors import ConfigurationError
 from tracker.publish.targets import DEFAULT_BASE_URL, DEFAULT_TARGET
 
@@ -39,7 +47,7 @@ def read_input(value: str) -> str:
 @click.option("--wait", is_flag=True, help="Follow the execution to its end, registering its states as they happen.")
 @click.option("--poll-interval", type=float, default=2.0, show_default=True, help="Seconds between polls with --wait.")
 @click.option(
-    "--timeout",
+    "--wait-timeout",
     "timeout_s",
     type=float,
     default=3600.0,
@@ -50,7 +58,7 @@ def read_input(value: str) -> str:
 @click.option(
     "--publish", "publish_target", default=DEFAULT_TARGET, show_default=True, help="A directory or s3://bucket/prefix."
 )
-@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="URL the publish target is served at.")
+@base_url_option(DEFAULT_BASE_URL)
 @click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".tracker"), show_default=True)
 @click.option("--region", default=None, help="AWS region (default: AWS_REGION / the profile's).")
 @network_option()
@@ -89,10 +97,6 @@ def cli(
 
     session = aws_session(region)
     publisher = open_target(publish_target, base_url, session)
-    if as_json:
-        from ape.logging import logger
-
-        logger.set_level("ERROR")
     with connected(network_choice) as provider:
         contract = TrackerContract.at(contract_address, load_account(account_alias, provider))
         started = start_execution(

@@ -12,7 +12,15 @@ from pathlib import Path
 import click
 
 from tracker.cli.boundary import command_boundary
-from tracker.cli.options import account_option, connected, contract_option, json_option, load_account, network_option
+from tracker.cli.options import (
+    account_option,
+    base_url_option,
+    connected,
+    contract_option,
+    json_option,
+    load_account,
+    network_option,
+)
 from tracker.errors import ChainError, ConfigurationError
 from tracker.publish.targets import DEFAULT_BASE_URL, DEFAULT_TARGET
 from tracker.tracking.config import DEFAULT_MAX_GAS_PER_TX, DEFAULT_MAX_STATES_PER_CALL
@@ -115,7 +123,7 @@ def status_table(summary) -> object:
     show_default=True,
     help="Publish target: a directory or s3://bucket/prefix.",
 )
-@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="URL the publish target is served at.")
+@base_url_option(DEFAULT_BASE_URL)
 @click.option(
     "--state-dir",
     type=click.Path(path_type=Path),
@@ -189,10 +197,6 @@ def cli(
         if not as_json:
             click.echo("Stopping after the current batch (Ctrl-C again to abort).", err=True)
 
-    if as_json:
-        from ape.logging import logger
-
-        logger.set_level("ERROR")  # stdout carries only the JSON document
     previous = signal.signal(signal.SIGINT, interrupt)
     try:
         with connected(network_choice) as provider:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,18 @@ sfn_emulation.install()
 TESTS = Path(__file__).resolve().parent
 # Every test of these folders carries the marker; bin/test selects suites by marker.
 FOLDER_MARKERS = {"contract": "contract", "deploy": "anvil", "fork": "fork", "indexer": "postgres"}
+
+
+def pytest_configure(config):
+    """The Sepolia fork needs its upstream node before ape connects (else ape stops with an
+    INTERNALERROR on the unexpanded ${SEPOLIA_NODE_URI} of ape-config.yaml)."""
+    network = str(config.getoption("network", default="") or "")
+    if "sepolia-fork" in network and not os.environ.get("SEPOLIA_NODE_URI"):
+        pytest.exit(
+            "the fork suite forks Sepolia from SEPOLIA_NODE_URI, which is not set: set it to a Sepolia node's "
+            "URL, or run bin/fork-tests (it starts a local stand-in and sets it)",
+            returncode=4,
+        )
 
 
 def pytest_collection_modifyitems(config, items):

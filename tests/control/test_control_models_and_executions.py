@@ -185,3 +185,42 @@ def test_the_tracker_registers_the_definition_the_execution_ran_not_the_current_
     assert protocol["model_hash"] == v2.model_id
     instance = json.loads((tmp_path / "protocol" / "documents" / f"{started.instance_id}.json").read_text())
     assert instance["model_id"] == v2.model_id and instance["state_machine_version_arn"] == v2.version_arn
+
+
+def test_an_unfunded_account_is_refused_before_anything_starts(aws, contract, accounts, publisher):
+    from tracker.chain.contract import TrackerContract
+    from tracker.errors import ChainError
+
+    poor = accounts.generate_test_account()
+    unfunded = TrackerContract(contract, poor)
+    sfn = aws.client("stepfunctions")
+    machine = sfn.create_state_machine(name="flow", definition=text(FLOW), roleArn=ROLE, publish=True)
+    with pytest.raises(ChainError) as error:
+        start_execution(aws, unfunded, publisher, "flow", "{}", "run-poor")
+    message = str(error.value)
+    assert message.startswith(f"account {poor.address} has 0 wei; registering the execution needs up to ")
+    assert message.endswith("wei and run this again")
+    # nothing was started on AWS
+    assert sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"] == []
+
+
+def test_an_endpoint_that_does_not_run_state_machines_is_named(monkeypatch, tracker, publisher, tmp_path):
+    """moto without execute_state_machine answers every execution with a canned history whose
+    states its definition does not have; the tracker says so instead of registering it."""
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    with mock_aws():
+        session = boto3.session.Session(region_name="us-east-1")
+        sfn = session.client("stepfunctions")
+        arn = sfn.create_state_machine(name="canned", definition=text(FLOW), roleArn=ROLE)["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=arn, name="run-canned")["executionArn"]
+        summary = track(
+            TrackConfig(state_dir=tmp_path / "state"), HistorySource(session, Selection()), tracker, publisher
+        )
+    assert summary.transactions == 0 and [s.execution_arn for s in summary.skipped] == [execution]
+    assert summary.skipped[0].reason.startswith(f"execution {execution} entered state ")
+    assert summary.skipped[0].reason.endswith("enable stepfunctions.execute_state_machine)")

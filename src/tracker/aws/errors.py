@@ -69,6 +69,10 @@ class ExecutionExistsError(StepFunctionsError):
     """An execution with the requested name already exists."""
 
 
+class InconsistentHistoryError(StepFunctionsError):
+    """An execution's history names a state its definition does not have."""
+
+
 class MalformedLogMessageError(StepFunctionsError):
     """A CloudWatch Logs message is not a Step Functions execution event."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from tracker.aws.arns import check_execution_arn, check_state_machine_arn
 from tracker.aws.errors import MalformedDefinitionError
@@ -85,6 +85,29 @@ class ExecutionSource(Protocol):
     def list_executions(self) -> list[ExecutionRef]: ...
 
     def load(self, ref: ExecutionRef) -> Execution: ...
+
+
+def state_names(definition: str) -> set[str]:
+    """Every state name an ASL definition declares, nested ones included (Map iterators and item
+    processors, Parallel branches)."""
+    names: set[str] = set()
+
+    def visit(machine: Any) -> None:
+        if not isinstance(machine, Mapping):
+            return
+        for name, state in (machine.get("States") or {}).items():
+            names.add(str(name))
+            if isinstance(state, Mapping):
+                visit(state.get("Iterator"))
+                visit(state.get("ItemProcessor"))
+                for branch in state.get("Branches") or []:
+                    visit(branch)
+
+    try:
+        visit(json.loads(definition))
+    except (TypeError, ValueError):
+        pass
+    return names
 
 
 def check_definition(definition: str, state_machine_arn: str) -> str:

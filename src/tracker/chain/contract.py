@@ -359,6 +359,24 @@ class TrackerContract:
 
     # ---------------------------------------------------------------- the send path
 
+    def require_funds(self, methods: Sequence[str], what: str) -> None:
+        """Raises `ChainError` saying how much is missing when the sender cannot pay for a
+        transaction of these calls at twice today's gas price (checked before anything
+        irreversible is started)."""
+        from ape import chain
+
+        if self.sender is None:
+            raise ChainError("no account to send transactions from (use --account)")
+        gas = GAS_PER_TRANSACTION + sum(GAS_PER_CALL.get(method, 60_000) for method in methods)
+        price = 2 * int(chain.provider.gas_price)
+        needed = gas * price
+        balance = int(chain.provider.get_balance(str(self.sender.address)))
+        if balance < needed:
+            raise ChainError(
+                f"account {self.sender.address} has {balance} wei; {what} needs up to {needed} wei "
+                f"({gas:,} gas at {price} wei per gas): send it {needed - balance} wei and run this again"
+            )
+
     def send(self, calls: Sequence[PreparedCall], timeout: float = 120.0) -> SentTransaction:
         """Sends the calls in one transaction (`multicall` when there are several) and waits for it.
 

@@ -111,16 +111,19 @@ class ServiceStack(contextlib.ExitStack):
         self.callback(stop_process, process)
         return process
 
-    def anvil(self, chain_id: int = 31337, port: int | None = None) -> Anvil:
+    def anvil(self, chain_id: int = 31337, port: int | None = None, state_file: Path | None = None) -> Anvil:
+        """An anvil on loopback; with `state_file`, its chain is loaded from and saved to that file,
+        so it survives a restart."""
         binary = shutil.which("anvil") or str(Path(sys.prefix) / "bin" / "anvil")
         if not Path(binary).exists():
             raise ServiceError("anvil not found: run bin/setup")
         port = port or free_port()
         url = f"http://{LOOPBACK}:{port}"
-        process = self.spawn(
-            "anvil",
-            [binary, "--host", LOOPBACK, "--port", str(port), "--chain-id", str(chain_id), "--silent"],
-        )
+        command = [binary, "--host", LOOPBACK, "--port", str(port), "--chain-id", str(chain_id), "--silent"]
+        if state_file is not None:
+            state_file.parent.mkdir(parents=True, exist_ok=True)
+            command += ["--state", str(state_file), "--state-interval", "5"]
+        process = self.spawn("anvil", command)
         _wait_until(lambda: _json_rpc_answers(url), "anvil", process, timeout=30)
         return Anvil(url, chain_id)
 

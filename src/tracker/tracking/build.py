@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tracker.aws.errors import InconsistentHistoryError
 from tracker.aws.events import state_visits
-from tracker.aws.executions import Execution
+from tracker.aws.executions import Execution, state_names
 from tracker.documents.facts import (
     Document,
     EndFacts,
@@ -92,7 +93,15 @@ def build_documents(execution: Execution, include_data: bool = False, now_ms: in
     states: list[Document] = []
     event_ids: list[int] = []
     previous = ""
+    declared = state_names(execution.definition)
     for seq, visit in enumerate(state_visits(execution.events)):
+        if visit.name not in declared:
+            raise InconsistentHistoryError(
+                f"execution {execution.execution_arn} entered state {visit.name!r}, which the definition it ran "
+                f"(model {model.id[:12]}…) does not have: the endpoint's history does not belong to it (a moto "
+                "server that does not execute state machines answers such canned histories: enable "
+                "stepfunctions.execute_state_machine)"
+            )
         raw_input = visit.entered.details.get("input")
         raw_output = visit.exited.details.get("output") if visit.exited else None
         document = StateFacts(

@@ -211,6 +211,8 @@ def start_execution(
             raise ModelNotRegisteredError(
                 f"model {expected} is not registered under 0x{owner} on the contract: run deploy_model first"
             )
+    # Before anything starts on AWS: the instance is registered right after the start.
+    contract.require_funds(["registerExecution"], "registering the execution")
     arguments: dict[str, Any] = {"stateMachineArn": target, "input": input_text}
     if execution_name:
         arguments["name"] = execution_name

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from tracker.aws.errors import InconsistentHistoryError
 from tracker.aws.executions import ExecutionRef, ExecutionSource
 from tracker.chain import logs
 from tracker.chain.contract import InstanceRecord, Mode, SentTransaction, TrackerContract, instance_key
@@ -165,7 +166,14 @@ class Tracker:
         loaded = [self.source.load(ref) for ref in refs if not self._is_done(ref)]
         self.summary.held_events = sum(execution.held_events for execution in loaded)
         now_ms = int(self.clock() * 1000)
-        documents = [build_documents(e, self.config.include_data, now_ms) for e in loaded if e.events]
+        documents = []
+        for execution in loaded:
+            if not execution.events:
+                continue
+            try:
+                documents.append(build_documents(execution, self.config.include_data, now_ms))
+            except InconsistentHistoryError as error:
+                self.summary.skipped.append(SkippedExecution(execution.execution_arn, str(error)))
         self._poll_documents = {d.execution.execution_arn: d for d in documents}
         plans = self._reconcile_and_plan(documents)
         self.summary.pending_executions = sum(1 for d in documents if not d.final)
