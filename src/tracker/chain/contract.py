@@ -172,6 +172,8 @@ class TrackerContract:
         if self._deployment_block is None:
             record = deployments.recorded(chain.chain_id)
             matches = record is not None and record.address.lower() == self.address.lower()
+            if record is not None and matches and record.genesis_hash is not None:
+                matches = record.genesis_hash == bytes(chain.provider.get_block(0).hash).hex()
             self._deployment_block = record.block_number if record is not None and matches else 0
         return self._deployment_block
 

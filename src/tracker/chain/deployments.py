@@ -20,10 +20,14 @@ LOCAL_FILE = Path(".build") / "local-deployments.json"
 
 @dataclass(frozen=True)
 class Deployment:
+    """Where and when the contract was deployed on a chain; `genesis_hash` tells a restarted local
+    chain (whose record then no longer applies) from the one the record was made on."""
+
     chain_id: int
     address: str
     block_number: int
     transaction_hash: str
+    genesis_hash: str | None = None
 
 
 def project_root() -> Path:

@@ -117,6 +117,8 @@ def start_services(stack: ServiceStack, config: DemoConfig) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "demo",
         "DATABASE_URL": database.url,
         "TRACKER_DEMO_PROTOCOL_PORT": str(free_port()),
+        # The demo's own deployment record, never the user's .build/local-deployments.json.
+        "TRACKER_PROJECT": str(config.work_dir),
     }
 
 

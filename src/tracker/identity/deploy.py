@@ -96,7 +96,10 @@ def deploy_canonical(sender: Any) -> ContractDeployment:
         raise ChainError(f"deploying {CONTRACT_NAME} through the proxy failed: {describe_revert(error)}") from error
     if bytes(chain.provider.get_code(target)) != canonical.runtime_code():
         raise ChainError(f"the proxy did not deploy {CONTRACT_NAME} at {target} (transaction {receipt.txn_hash})")
-    deployments.record(deployments.Deployment(chain_id, target, int(receipt.block_number), str(receipt.txn_hash)))
+    genesis = bytes(chain.provider.get_block(0).hash).hex()
+    deployments.record(
+        deployments.Deployment(chain_id, target, int(receipt.block_number), str(receipt.txn_hash), genesis)
+    )
     return ContractDeployment(
         TrackerContract.at(target, sender),
         True,
