@@ -17,6 +17,7 @@ Postgres: BENCH_DATABASE_URL, else TEST_DATABASE_URL, else postgresql://postgres
 
 from __future__ import annotations
 
+# ruff: noqa: E402
 import argparse
 import json
 import os
@@ -26,6 +27,9 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, where bench/tracker.py would shadow the package.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
 import psycopg
 from psycopg import sql
@@ -43,32 +47,41 @@ RESULTS = ROOT / "bench" / "results" / "indexer.json"
 SCHEMA = "bench_indexer"
 BASELINE_SCHEMA = "bench_indexer_baseline"
 
-# The prototype's loading: one INSERT per row, one commit per event.
+# The prototype's loading: one INSERT per row, one commit per event (into the same v2 tables).
 BASELINE_INSERT_CONTRACT = (
     "INSERT INTO contract (chain_id, address) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING contract_id"
 )
 BASELINE_SELECT_CONTRACT = "SELECT contract_id FROM contract WHERE chain_id = %s AND address = %s"
 BASELINE_INSERT_BLOCK = (
-    "INSERT INTO block (chain_id, block_hash, block_number, parent_hash, block_time) VALUES (%s, %s, %s, %s, %s) "
+    "INSERT INTO block (contract_id, block_number, block_hash, parent_hash, block_time) VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT DO NOTHING"
 )
 BASELINE_INSERT_TRANSACTION = (
-    "INSERT INTO transaction (chain_id, tx_hash, block_hash, from_address, to_address, gas_used, "
-    "effective_gas_price, fee_wei) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+    "INSERT INTO transaction (contract_id, block_number, first_log_index, last_log_index, block_time, tx_hash, "
+    "from_address, to_address, gas_used, effective_gas_price, fee_wei, events, states) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, 0) ON CONFLICT (contract_id, tx_hash) DO UPDATE SET "
+    "last_log_index = excluded.last_log_index, events = transaction.events + 1"
 )
-BASELINE_INSERT_MODEL = "INSERT INTO model (model_id) VALUES (%s) ON CONFLICT DO NOTHING"
-BASELINE_INSERT_INSTANCE = "INSERT INTO instance (instance_id) VALUES (%s) ON CONFLICT DO NOTHING"
-BASELINE_INSERT_STATE = "INSERT INTO state (state_id) VALUES (%s) ON CONFLICT DO NOTHING"
-BASELINE_INSERT_CLIENT = "INSERT INTO client (address) VALUES (%s) ON CONFLICT DO NOTHING"
-BASELINE_INSERT_MODEL_FACT = (
-    "INSERT INTO model_registration VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+BASELINE_INSERT_ACCOUNT = (
+    "INSERT INTO account (contract_id, address, first_block) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
 )
-BASELINE_INSERT_INSTANCE_FACT = (
-    "INSERT INTO instance_registration VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+BASELINE_INSERT_MODEL = (
+    "INSERT INTO model (contract_id, model_id, first_block) VALUES (%s, %s, %s) "
+    "ON CONFLICT (contract_id, model_id) DO UPDATE SET publishers = model.publishers + 1 RETURNING model_sk"
 )
-BASELINE_INSERT_STATE_FACT = (
-    "INSERT INTO state_registration VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+BASELINE_INSERT_MODEL_FACT = "INSERT INTO model_registration VALUES (%s, %s, %s, %s, %s, %s)"
+BASELINE_INSERT_INSTANCE = (
+    "INSERT INTO instance (contract_id, execution, first_block, registered_block, registered_log_index, "
+    "registered_at, registrant, model_sk, instance_document, mode) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, (SELECT model_sk FROM model WHERE contract_id = %s AND model_id = %s), %s, %s) "
+    "RETURNING instance_sk"
 )
+BASELINE_INSERT_KEY = (
+    "INSERT INTO instance_key (contract_id, key, instance_sk, owner, first_block) VALUES (%s, %s, %s, %s, %s)"
+)
+BASELINE_SELECT_KEY = "SELECT key_sk, instance_sk FROM instance_key WHERE contract_id = %s AND key = %s"
+BASELINE_INSERT_STATE = "INSERT INTO state VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+BASELINE_UPDATE_COUNT = "UPDATE instance SET state_count = state_count + 1 WHERE instance_sk = %s"
 
 
 def free_port() -> int:
@@ -101,7 +114,8 @@ def b32(label: str) -> bytes:
 
 
 def produce(web3: Web3, events: int, states_per_tx: int) -> tuple[object, int, int, float]:
-    """Deploys InstanceTracker and sends registerExecution batches; returns (contract, first, last, s)."""
+    """Deploys InstanceTracker and sends registerExecution batches (one account's direct instances
+    of one model); returns (contract, first block, last block, seconds)."""
     from ape import project
 
     contract_type = project.InstanceTracker.contract_type
@@ -116,11 +130,11 @@ def produce(web3: Web3, events: int, states_per_tx: int) -> tuple[object, int, i
     produced, number, last_hash = 0, 0, None
     while produced < events:
         count = min(states_per_tx, max(1, events - produced - 1))
-        instance = b32(f"bench-instance-{number}")
+        execution = b32(f"bench-execution-{number}")
         states = [b32(f"bench-state-{number}-{i}") for i in range(count)]
-        last_hash = contract.functions.registerExecution(model, instance, states).transact(
-            {"from": sender, "gas": 30_000_000}
-        )
+        last_hash = contract.functions.registerExecution(
+            sender, execution, model, b32(f"bench-document-{number}"), states
+        ).transact({"from": sender, "gas": 30_000_000})
         produced += count + 1 + (1 if number == 0 else 0)
         number += 1
         if number % 50 == 0:
@@ -167,19 +181,25 @@ def baseline(
             connection.execute(
                 BASELINE_INSERT_BLOCK,
                 [
-                    chain_id,
-                    block_hash,
+                    contract_id,
                     int(header["number"], 16),
+                    block_hash,
                     bytes.fromhex(header["parentHash"][2:]),
                     datetime.fromtimestamp(int(header["timestamp"], 16), timezone.utc),
                 ],
             )
+            block_time = datetime.fromtimestamp(int(header["timestamp"], 16), timezone.utc)
+            args = event.args
+            connection.execute(BASELINE_INSERT_ACCOUNT, [contract_id, sender, log.block_number])
             connection.execute(
                 BASELINE_INSERT_TRANSACTION,
                 [
-                    chain_id,
+                    contract_id,
+                    log.block_number,
+                    log.log_index,
+                    log.log_index,
+                    block_time,
                     log.tx_hash,
-                    block_hash,
                     sender,
                     bytes.fromhex(transaction["to"][2:]),
                     gas_used,
@@ -187,26 +207,53 @@ def baseline(
                     gas_used * price,
                 ],
             )
-            where = [contract_id, chain_id, log.block_number, block_hash, log.tx_hash, log.log_index]
-            args = event.args
+            where = [contract_id, log.block_number, log.log_index, block_time]
             if event.name == "ModelRegistered":
-                connection.execute(BASELINE_INSERT_MODEL, [args["model"]])
-                connection.execute(BASELINE_INSERT_CLIENT, [args["publisher"]])
-                connection.execute(BASELINE_INSERT_MODEL_FACT, where + [args["model"], args["publisher"]])
+                (model_sk,) = connection.execute(
+                    BASELINE_INSERT_MODEL, [contract_id, args["model"], log.block_number]
+                ).fetchone()
+                connection.execute(BASELINE_INSERT_MODEL_FACT, [*where, args["publisher"], model_sk])
             elif event.name == "InstanceRegistered":
-                connection.execute(BASELINE_INSERT_INSTANCE, [args["instance"]])
-                connection.execute(BASELINE_INSERT_CLIENT, [args["owner"]])
+                (instance_sk,) = connection.execute(
+                    BASELINE_INSERT_INSTANCE,
+                    [
+                        contract_id,
+                        args["execution"],
+                        log.block_number,
+                        log.block_number,
+                        log.log_index,
+                        block_time,
+                        args["owner"],
+                        contract_id,
+                        args["model"],
+                        args["instanceDocument"],
+                        args["mode"],
+                    ],
+                ).fetchone()
                 connection.execute(
-                    BASELINE_INSERT_INSTANCE_FACT, where + [args["instance"], args["model"], args["owner"]]
+                    BASELINE_INSERT_KEY, [contract_id, args["key"], instance_sk, args["owner"], log.block_number]
                 )
             else:
-                connection.execute(BASELINE_INSERT_STATE, [args["state"]])
-                connection.execute(BASELINE_INSERT_STATE_FACT, where + [args["instance"], args["state"], args["seq"]])
+                key_sk, instance_sk = connection.execute(BASELINE_SELECT_KEY, [contract_id, args["key"]]).fetchone()
+                connection.execute(
+                    BASELINE_INSERT_STATE,
+                    [
+                        contract_id,
+                        log.log_index,
+                        log.block_number,
+                        instance_sk,
+                        args["seq"],
+                        block_time,
+                        key_sk,
+                        args["state"],
+                    ],
+                )
+                connection.execute(BASELINE_UPDATE_COUNT, [instance_sk])
             connection.commit()
             done += 1
         block += 1
     seconds = time.perf_counter() - started
-    stored = connection.execute("SELECT count(*) FROM fact_log").fetchone()[0]
+    stored = connection.execute("SELECT count(*) FROM event_log").fetchone()[0]
     connection.close()
     if stored != done:
         raise SystemExit(f"baseline stored {stored} events, expected {done}")

@@ -24,6 +24,11 @@ class Display:
         self.task: Any = None
         self.start = 0
 
+    def status(self, message: str) -> None:
+        """A line about the run itself (a lost connection, a reconnect), on standard error also with --json."""
+        self.stop()
+        click.echo(message, err=True)
+
     def __call__(self, batch: BatchReport) -> None:
         if not self.enabled:
             return
@@ -65,36 +70,75 @@ class Display:
 
 def _print_summary(summary: IndexSummary) -> None:
     span = f"blocks {summary.first_block}-{summary.last_block}" if summary.batches else "nothing new"
-    skipped = summary.skipped_foreign + summary.skipped_undecodable
     click.echo(
         f"indexed {summary.events} events ({span}) of 0x{summary.contract} on chain id {summary.chain_id} "
         f"into schema {summary.schema} in {summary.seconds:.1f} s ({summary.events_per_s:,.0f} events/s)"
     )
-    if skipped:
-        click.echo(
-            f"skipped {skipped} logs: {summary.skipped_foreign} of other contracts, "
-            f"{summary.skipped_undecodable} that do not decode"
-        )
+    if summary.skipped_foreign:
+        click.echo(f"skipped {summary.skipped_foreign} logs of other contracts")
     if summary.reorgs:
         click.echo(f"reorgs: {summary.reorgs}, rolled back to blocks {summary.rolled_back_to}")
+    if summary.rereads:
+        click.echo(f"batches read again because the chain moved while they were read: {summary.rereads}")
+    if summary.reconnects:
+        click.echo(f"reconnects to Postgres or the node: {summary.reconnects}")
 
 
-PROTOCOL_COLUMNS = ("seq", "state_id", "block_number", "timestamp", "transaction_hash", "client_address")
+PROTOCOL_COLUMNS = (
+    "instance_key",
+    "entry",
+    "seq",
+    "state_id",
+    "end_document",
+    "block_number",
+    "timestamp",
+    "transaction_hash",
+    "client_address",
+)
+MODEL_COLUMNS = (
+    "model_id",
+    "instances",
+    "open_instances",
+    "final_instances",
+    "anchored_instances",
+    "states",
+    "duration_p50_s",
+    "duration_p90_s",
+    "gap_p50_s",
+)
+CLIENT_COLUMNS = (
+    "client_address",
+    "client_id",
+    "transactions",
+    "gas_used",
+    "gas_per_state",
+    "instances",
+    "states",
+    "terminations",
+    "anchors",
+    "operators",
+)
 
 
 def _print_report(result: Report, instance_id: str | None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
+
+    def pick(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[dict[str, Any]]:
+        return [{key: row[key] for key in columns} for row in rows]
+
     sections = [
-        ("Instances per model", result.models),
-        ("Activity and gas per client", result.clients),
+        ("Instances per model", pick(result.models, MODEL_COLUMNS)),
+        ("Activity and gas per client", pick(result.clients, CLIENT_COLUMNS)),
         ("States per day", result.days),
+        ("Gas per function", result.functions),
+        ("Anchors per submitter", result.anchors),
     ]
     if instance_id:
-        protocol = [{key: row[key] for key in PROTOCOL_COLUMNS} for row in result.protocol]
-        sections.insert(0, (f"Instance protocol of {instance_id}", protocol))
+        sections.insert(0, (f"Instance protocol of {instance_id}", pick(result.protocol, PROTOCOL_COLUMNS)))
     for title, rows in sections:
         table = Table(title=title)
         if not rows:
@@ -103,17 +147,25 @@ def _print_report(result: Report, instance_id: str | None) -> None:
         for column in rows[0]:
             table.add_column(column)
         for row in rows:
-            table.add_row(*(str(value) for value in row.values()))
+            # Values from the chain (client ids above all) are shown, never read as markup.
+            table.add_row(*(escape("" if value is None else str(value)) for value in row.values()))
         console.print(table)
 
 
 def _jsonable(value: Any) -> Any:
+    """JSON values: whole decimals (counts, wei) as integers, other decimals and times as strings."""
+    from decimal import Decimal
+
     if isinstance(value, dict):
         return {key: _jsonable(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_jsonable(item) for item in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
     if isinstance(value, (int, float, str, bool)) or value is None:
         return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
     return str(value)
 
 
@@ -142,7 +194,11 @@ def _jsonable(value: Any) -> Any:
     show_default=True,
     help="Stay this many blocks behind the head.",
 )
-@click.option("--follow", is_flag=True, help="Keep polling for new blocks.")
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep polling for new blocks; when Postgres or the node goes away, reconnect with backoff.",
+)
 @click.option(
     "--poll-interval", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds between polls."
 )
@@ -164,7 +220,13 @@ def _jsonable(value: Any) -> Any:
     help="Logs per batch above which the block range shrinks.",
 )
 @click.option("--report", "show_report", is_flag=True, help="After indexing, print the analysis views.")
-@click.option("--instance", "instance_id", default=None, metavar="ID", help="With --report: this instance's protocol.")
+@click.option(
+    "--instance",
+    "instance_id",
+    default=None,
+    metavar="ID",
+    help="With --report: the protocol of this instance (its instance key, or its execution id: every owner's).",
+)
 @json_option()
 @command_boundary
 def cli(
@@ -213,7 +275,7 @@ def cli(
         )
         display = Display(enabled=not as_json, follow=follow)
         try:
-            summary = index(config, rpc, on_batch=display)
+            summary = index(config, rpc, on_batch=display, on_status=display.status)
         finally:
             display.stop()
             rpc.close()
@@ -223,9 +285,7 @@ def cli(
     if as_json:
         document: dict[str, Any] = {"summary": summary.as_dict()}
         if result is not None:
-            document["report"] = _jsonable(
-                {"models": result.models, "clients": result.clients, "days": result.days, "protocol": result.protocol}
-            )
+            document["report"] = _jsonable(result.as_dict())
         click.echo(json.dumps(document, indent=2))
         return
     _print_summary(summary)

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from eth_abi import encode
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import keccak
@@ -98,24 +99,37 @@ class TrackerOnAnvil:
         self.deploy_block: int = receipt.blockNumber
         self.contract = self.web3.eth.contract(address=self.address, abi=abi)
 
-    def _wait(self, tx_hash: bytes) -> Any:
+    def _wait(self, tx_hash: bytes, status: int = 1) -> Any:
         receipt = self.web3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
-        assert receipt.status == 1, receipt
+        assert receipt.status == status, receipt
         return receipt
 
     def send(self, method: str, *args: Any, sender: int = 0) -> Any:
         function = getattr(self.contract.functions, method)(*args)
         return self._wait(function.transact({"from": self.accounts[sender], "gas": 29_000_000}))
 
+    def send_reverting(self, method: str, *args: Any, sender: int = 0) -> Any:
+        """Sends a call that reverts on chain (gas given, so no estimate refuses it first)."""
+        function = getattr(self.contract.functions, method)(*args)
+        tx_hash = function.transact({"from": self.accounts[sender], "gas": 500_000})
+        return self._wait(tx_hash, status=0)
+
+    def address_of(self, index: int) -> bytes:
+        return bytes.fromhex(self.accounts[index][2:].lower())
+
     def sign(self, sender: int, fingerprint: bytes) -> bytes:
         signed = Account.sign_message(encode_defunct(primitive=fingerprint), self.keys[sender])
         return bytes(signed.signature)
 
+    def instance_key(self, owner: int, execution: bytes) -> bytes:
+        return keccak(encode(["address", "bytes32"], [self.accounts[owner], execution]))
+
     @staticmethod
-    def head_before(model: bytes, instance: bytes, states: Sequence[bytes], count: int) -> bytes:
-        """The chain head after the first `count` states (the contract's hash chain)."""
-        head = keccak(model + instance)
-        for state in states[:count]:
+    def head(execution: bytes, model: bytes, document: bytes, states: Sequence[bytes]) -> bytes:
+        """The chain head after `states`: keccak256(abi.encode(execution, model, document)), then
+        keccak256(head ‖ state) per state."""
+        head = keccak(execution + model + document)
+        for state in states:
             head = keccak(head + state)
         return head
 
@@ -157,14 +171,16 @@ class Story:
     """What `produce_every_event` did, for the assertions."""
 
     model: bytes
-    instance: bytes
+    execution: bytes
+    key: bytes
+    moved_key: bytes
+    anchored_execution: bytes
     states: list[bytes]
-    end_document: bytes
+    end_documents: list[bytes]
     root: bytes
     fingerprint: bytes
     execution_tx: bytes
     execution_block: int
-    owner_txs: list[bytes]
     counts: dict[str, int]
 
     @property
@@ -173,31 +189,41 @@ class Story:
 
 
 def _produce_every_event(tracker: TrackerOnAnvil) -> Story:
-    """One model, two instances (one terminated), five states, and one of every other event."""
-    model, instance, second = b32("model"), b32("instance-1"), b32("instance-2")
-    states = [b32(f"state-{i}") for i in range(4)]
-    owner_txs = []
-    execution = tracker.send("registerExecution", model, instance, states[:3])
-    owner_txs.append(execution.transactionHash)
-    owner_txs.append(tracker.send("registerStates", instance, 3, states[3:]).transactionHash)
-    head = tracker.head_before(model, instance, states, 1)
-    owner_txs.append(tracker.send("registerTransition", instance, head, states[1:], 1).transactionHash)
-    owner_txs.append(tracker.send("setOperator", tracker.accounts[2], True).transactionHash)
-    owner_txs.append(tracker.send("registerClientId", "acme-tracker").transactionHash)
+    """Every event: a direct instance of account 0 with five states, a transition, an attempt end,
+    a termination and a transfer to account 1; an anchored instance account 2 runs for account 0 as
+    its operator (an anchor and a final close); account 1's own instance; a client id, a certificate."""
+    owner, newcomer, operator = tracker.accounts[:3]
+    model, execution, document = b32("model"), b32("execution-1"), b32("document-1")
+    states = [b32(f"state-{i}") for i in range(5)]
+    execution_receipt = tracker.send("registerExecution", owner, execution, model, document, states[:3])
+    tracker.send("registerStates", owner, execution, 3, states[3:4])
+    head_before = tracker.head(execution, model, document, states[:1])
+    tracker.send("registerTransition", owner, execution, head_before, states[1:4], 1)
+    tracker.send("setOperator", operator, True)
+    tracker.send("registerClientId", "acme-tracker")
     fingerprint = b32("certificate")
-    owner_txs.append(tracker.send("registerCertificate", fingerprint, tracker.sign(0, fingerprint)).transactionHash)
-    end_document = b32("end")
-    owner_txs.append(tracker.send("terminateInstance", instance, end_document).transactionHash)
-    owner_txs.append(tracker.send("transferInstance", instance, tracker.accounts[1]).transactionHash)
-    tracker.send("registerExecution", model, second, [b32("state-x")], sender=1)
+    tracker.send("registerCertificate", fingerprint, tracker.sign(0, fingerprint))
+    ends = [b32("end-0"), b32("end-1")]
+    tracker.send("endAttempt", owner, execution, 4, [], 0, ends[0])
+    tracker.send("terminate", owner, execution, 4, states[4:], 1, ends[1])
+    tracker.send("proposeTransfer", execution, newcomer)
+    tracker.send("acceptTransfer", owner, execution, sender=1)
+    anchored = b32("execution-anchored")
+    tracker.send("registerAnchoredExecution", owner, anchored, model, b32("document-anchored"), sender=2)
     root = b32("root")
-    tracker.send("anchorStates", root, 7, sender=1)
+    tracker.send("anchorStates", root, 7, sender=2)
+    tracker.send("closeAnchored", owner, anchored, 0, 7, b32("anchored-head"), b32("anchored-end"), True, sender=2)
+    tracker.send(
+        "registerExecution", newcomer, b32("execution-2"), b32("model-2"), b32("document-2"), [b32("x")], sender=1
+    )
     counts = {
-        "ModelRegistered": 1,
-        "InstanceRegistered": 2,
-        "StateRegistered": 5,
+        "ModelRegistered": 2,
+        "InstanceRegistered": 3,
+        "StateRegistered": 6,
+        "AttemptEnded": 1,
+        "InstanceTerminated": 2,
         "TransitionRegistered": 1,
-        "InstanceTerminated": 1,
+        "TransferProposed": 1,
         "InstanceTransferred": 1,
         "OperatorSet": 1,
         "ClientIdRegistered": 1,
@@ -205,16 +231,18 @@ def _produce_every_event(tracker: TrackerOnAnvil) -> Story:
         "StatesAnchored": 1,
     }
     return Story(
-        model,
-        instance,
-        states,
-        end_document,
-        root,
-        fingerprint,
-        bytes(execution.transactionHash),
-        execution.blockNumber,
-        [bytes(h) for h in owner_txs],
-        counts,
+        model=model,
+        execution=execution,
+        key=tracker.instance_key(0, execution),
+        moved_key=tracker.instance_key(1, execution),
+        anchored_execution=anchored,
+        states=states,
+        end_documents=ends,
+        root=root,
+        fingerprint=fingerprint,
+        execution_tx=bytes(execution_receipt.transactionHash),
+        execution_block=execution_receipt.blockNumber,
+        counts=counts,
     )
 
 
@@ -228,6 +256,27 @@ def produce_every_event():
 def label_id():
     """`label_id("x")`: a deterministic nonzero bytes32 id, the SHA-256 of the label."""
     return b32
+
+
+def register(tracker: TrackerOnAnvil, label: str, states: int, sender: int = 0, model: str = "model") -> bytes:
+    """Registers a direct instance of account `sender` with `states` states; returns its execution id."""
+    execution = b32(f"execution-{label}")
+    tracker.send(
+        "registerExecution",
+        tracker.accounts[sender],
+        execution,
+        b32(model),
+        b32(f"document-{label}"),
+        [b32(f"state-{label}-{i}") for i in range(states)],
+        sender=sender,
+    )
+    return execution
+
+
+@pytest.fixture
+def register_execution():
+    """`register_execution(tracker, label, states, sender=0, model="model")`: a direct instance."""
+    return register
 
 
 @pytest.fixture

@@ -54,11 +54,9 @@ def _open_batch(monitor: psycopg.Connection, schema: str, first_block: int) -> b
     return row[0] > 0
 
 
-def test_sigkill_mid_batch_then_restart_gives_exact_rows(anvil, deployed, database_url, schema, db, label_id):
-    model = label_id("crash-model")
+def test_sigkill_mid_batch_then_restart_gives_exact_rows(anvil, deployed, register_execution, database_url, schema, db):
     for number in range(EXECUTIONS):
-        states = [label_id(f"crash-{number}-{i}") for i in range(STATES_PER_EXECUTION)]
-        deployed.send("registerExecution", model, label_id(f"crash-{number}"), states)
+        register_execution(deployed, f"crash-{number}", STATES_PER_EXECUTION)
     expected_states = EXECUTIONS * STATES_PER_EXECUTION
     command = _index_command(anvil, deployed, database_url, schema)
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -79,18 +77,19 @@ def test_sigkill_mid_batch_then_restart_gives_exact_rows(anvil, deployed, databa
     # What was committed before the kill is exactly the blocks up to the cursor, nothing more.
     (cursor,) = db.execute("SELECT block_number FROM cursor").fetchone()
     assert deployed.deploy_block < cursor < anvil.web3.eth.block_number
-    stored, last_stored = db.execute("SELECT count(*), max(block_number) FROM fact_log").fetchone()
+    stored, last_stored = db.execute("SELECT count(*), max(block_number) FROM event_log").fetchone()
     assert last_stored == cursor
     assert stored == (cursor - deployed.deploy_block) * (STATES_PER_EXECUTION + 1) + 1
 
     finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=180)
     assert finished.returncode == 0, finished.stderr
-    counts = dict(db.execute("SELECT event, count(*) FROM fact_log GROUP BY event").fetchall())
+    counts = dict(db.execute("SELECT event, count(*) FROM event_log GROUP BY event").fetchall())
     assert counts == {"ModelRegistered": 1, "InstanceRegistered": EXECUTIONS, "StateRegistered": expected_states}
-    assert db.execute("SELECT count(*) FROM state").fetchone()[0] == expected_states
-    assert db.execute("SELECT count(*) FROM transaction").fetchone()[0] == EXECUTIONS
-    assert db.execute("SELECT count(*), count(DISTINCT (instance_id, seq)) FROM state_registration").fetchone() == (
+    assert db.execute("SELECT count(*), count(DISTINCT state_id) FROM state").fetchone() == (
         expected_states,
         expected_states,
     )
+    assert db.execute("SELECT count(*) FROM transaction").fetchone()[0] == EXECUTIONS
+    assert db.execute("SELECT instances, direct_states FROM model").fetchone() == (EXECUTIONS, expected_states)
+    assert db.execute("SELECT sum(direct_states) FROM day_stats").fetchone()[0] == expected_states
     assert db.execute("SELECT block_number FROM cursor").fetchone()[0] == anvil.web3.eth.block_number

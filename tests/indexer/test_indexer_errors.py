@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from eth_utils import keccak
 
-from tracker.chain.events import EventDecoder
+from tracker.chain.events import EventDecoder, UndecodableLogError
 from tracker.chain.reader import ChainReader
 from tracker.chain.rpc import JsonRpc
 from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError, one_line
@@ -101,9 +101,9 @@ def test_network_without_the_contract(anvil, database_url, schema, tmp_path):
         "--network", anvil.url, "--database", database_url, "--schema", schema, TRACKER_PROJECT=str(tmp_path)
     )
     assert result.returncode == 1
-    assert _error_line(result) == (
-        "Error: no InstanceTracker recorded for chain id 31337: run `ape run deploy` on this network "
-        "or pass --contract ADDRESS"
+    line = _error_line(result)
+    assert line.startswith("Error: no InstanceTracker at the canonical address 0x") and line.endswith(
+        "on chain id 31337: run `ape run deploy` on this network (or pass --contract ADDRESS for a private deployment)"
     )
 
 
@@ -137,24 +137,52 @@ def test_bad_options(anvil, deployed, database_url, schema, overrides, message):
     assert str(raised.value) == message
 
 
-def test_logs_that_do_not_decode_are_skipped_and_counted(anvil, emitter, database_url, schema, db):
-    summary = index(IndexConfig(contract_address=emitter, database_url=database_url, schema=schema), anvil.rpc())
-    assert (summary.events, summary.skipped_undecodable, summary.skipped_foreign) == (0, 3, 0)
-    assert db.execute("SELECT count(*) FROM fact_log").fetchone()[0] == 0
-    assert db.execute("SELECT block_number FROM cursor").fetchone()[0] == anvil.web3.eth.block_number
+def _emitter_block(anvil, emitter: str) -> tuple[int, str]:
+    logs = anvil.web3.eth.get_logs({"address": emitter, "fromBlock": 0, "toBlock": "latest"})
+    return logs[0]["blockNumber"], logs[0]["transactionHash"].hex().removeprefix("0x")
 
 
-def test_command_reports_skipped_logs(anvil, emitter, database_url, schema):
+def test_a_log_that_does_not_decode_stops_the_run(anvil, emitter, database_url, schema, db):
+    # The indexed contract's logs are decoded with its own ABI: one that does not decode is a bug
+    # to fix, never a row to skip silently (the cursor must not move past it).
+    block, tx_hash = _emitter_block(anvil, emitter)
+    with pytest.raises(UndecodableLogError) as raised:
+        index(IndexConfig(contract_address=emitter, database_url=database_url, schema=schema), anvil.rpc())
+    assert str(raised.value) == (
+        f"log 0 of block {block} (transaction 0x{tx_hash}) of {emitter.lower()} does not decode with "
+        "InstanceTracker's ABI: its first topic is no event of the ABI; indexing stops rather than skip it"
+    )
+    assert db.execute("SELECT count(*) FROM event_log").fetchone()[0] == 0
+    assert db.execute("SELECT block_number FROM cursor").fetchone()[0] < block
+
+
+def test_command_stops_on_a_log_that_does_not_decode(anvil, emitter, database_url, schema):
+    block, _ = _emitter_block(anvil, emitter)
     result = _run_index("--network", anvil.url, "--contract", emitter, "--database", database_url, "--schema", schema)
-    assert result.returncode == 0, result.stderr
-    assert "skipped 3 logs: 0 of other contracts, 3 that do not decode" in result.stdout.splitlines()
+    assert result.returncode == 1
+    line = _error_line(result)
+    assert line.startswith(f"Error: log 0 of block {block} ") and line.endswith("indexing stops rather than skip it")
+
+
+@pytest.mark.parametrize(
+    ("index_of_log", "reason"),
+    [
+        (1, "StateRegistered has 2 indexed inputs, the log 1 topics after the first"),
+        (2, "StateRegistered has 32 data bytes, the log 5"),
+    ],
+)
+def test_each_malformed_log_is_named(anvil, emitter, index_of_log, reason):
+    logs = ChainReader(anvil.rpc(), bytes.fromhex(emitter[2:])).logs(0, anvil.web3.eth.block_number)[1]
+    with pytest.raises(UndecodableLogError) as raised:
+        EventDecoder.for_tracker(bytes.fromhex(emitter[2:].lower())).decode(logs[index_of_log:])
+    assert f"InstanceTracker's ABI: {reason};" in str(raised.value)
 
 
 def test_logs_of_another_contract_are_counted_as_foreign(anvil, deployed, emitter):
     rpc = anvil.rpc()
     emitter_logs = ChainReader(rpc, bytes.fromhex(emitter[2:])).logs(0, anvil.web3.eth.block_number)[1]
     outcome = EventDecoder.for_tracker(bytes.fromhex(deployed.address[2:].lower())).decode(emitter_logs)
-    assert (len(outcome.events), outcome.foreign, outcome.undecodable) == (0, 3, 0)
+    assert (len(outcome.events), outcome.foreign) == (0, 3)
 
 
 def test_bad_instance_id_is_refused_before_connecting(project):

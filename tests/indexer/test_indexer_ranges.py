@@ -73,11 +73,11 @@ def relay(anvil) -> Iterator[RangeLimitedRelay]:
     thread.join(timeout=5)
 
 
-def test_refused_ranges_shrink_and_stay_below_the_limit(relay, anvil, deployed, database_url, schema, db, label_id):
+def test_refused_ranges_shrink_and_stay_below_the_limit(
+    relay, anvil, deployed, register_execution, database_url, schema, db
+):
     for number in range(6):
-        deployed.send(
-            "registerExecution", label_id("range-model"), label_id(f"range-{number}"), [label_id(f"r-{number}")]
-        )
+        register_execution(deployed, f"range-{number}", 1)
     anvil.mine(100)
     head = anvil.web3.eth.block_number
     config = IndexConfig(
@@ -95,4 +95,4 @@ def test_refused_ranges_shrink_and_stay_below_the_limit(relay, anvil, deployed, 
     # 64 -> 32 -> 16 -> 8 -> 4: refused four times on the way down, then never widened again.
     assert relay.refused == [64, 32, 16, 8]
     assert max(relay.served) <= MAX_RANGE
-    assert db.execute("SELECT count(*) FROM instance_registration").fetchone()[0] == 6
+    assert db.execute("SELECT count(*) FROM instance").fetchone()[0] == 6

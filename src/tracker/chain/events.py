@@ -1,13 +1,19 @@
 """Decoding InstanceTracker logs with the contract's ABI.
 
 A log is decoded when its first topic is the hash of one of the ABI's event signatures, it has
-one topic per indexed input and its data decodes as the other inputs. Everything else (a log of
-another contract, an unknown event, malformed topics or data) is counted as skipped, never
-loaded and never fatal.
+one topic per indexed input and its data decodes strictly as the other inputs. Logs of another
+address are counted as foreign. A log of the decoded address that does not decode is a bug in
+our ABI or our decoder, never data to skip: `EventDecoder.decode` raises `UndecodableLogError`
+naming the log and the reason.
+
+Strings are kept as their exact bytes (ABI `string` and `bytes` share one encoding): a string
+argument is whatever bytes the sender chose, NUL bytes and invalid UTF-8 included, and turning
+it into text is the reader's choice (`render_text`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,19 +22,44 @@ from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
 from tracker.chain.reader import RawLog
+from tracker.errors import ChainError
 
 EVENT_NAMES = (
     "ModelRegistered",
     "InstanceRegistered",
     "StateRegistered",
-    "TransitionRegistered",
+    "AttemptEnded",
     "InstanceTerminated",
+    "TransitionRegistered",
+    "TransferProposed",
     "InstanceTransferred",
     "OperatorSet",
     "ClientIdRegistered",
     "CertificateRegistered",
     "StatesAnchored",
 )
+
+
+class UndecodableLogError(ChainError):
+    """A log of the decoded contract does not decode with its ABI (our bug: the run stops)."""
+
+
+def render_text(raw: bytes) -> str:
+    """Exact bytes as text that never fails and never collides: UTF-8 text as it is, except that
+    a backslash becomes `\\\\`, and a control character (NUL included: Postgres text cannot hold
+    it) or a byte that is not UTF-8 becomes `\\xNN`. Two different byte strings never render
+    alike, and a rendering holds nothing a terminal would act on."""
+    text = raw.decode("utf-8", "surrogateescape").replace("\\", "\\\\")
+    return _ESCAPED.sub(_escape, text)
+
+
+# Control characters, and the lone surrogates that surrogateescape makes of bytes that are not UTF-8.
+_ESCAPED = re.compile("[\x00-\x1f\x7f\udc80-\udcff]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00 if code >= 0xDC00 else code:02x}"
 
 
 @dataclass(frozen=True)
@@ -53,11 +84,6 @@ class DecodedEvent:
 class DecodeOutcome:
     events: list[DecodedEvent] = field(default_factory=list)
     foreign: int = 0
-    undecodable: int = 0
-
-    @property
-    def skipped(self) -> int:
-        return self.foreign + self.undecodable
 
 
 def _plain(abi_type: str, value: Any) -> Any:
@@ -65,6 +91,11 @@ def _plain(abi_type: str, value: Any) -> Any:
     if abi_type == "address":
         return bytes.fromhex(value[2:])
     return value
+
+
+def _exact(abi_type: str) -> str:
+    """The type to decode an input as: strings as the bytes they are (the same ABI encoding)."""
+    return "bytes" if abi_type == "string" else abi_type
 
 
 _INVALID = object()
@@ -135,37 +166,51 @@ class EventDecoder:
         return cls.from_abi(project.InstanceTracker.contract_type.abi, address)
 
     def decode(self, logs: Iterable[RawLog]) -> DecodeOutcome:
+        """The events of the decoder's address; raises `UndecodableLogError` on the first log of
+        that address that does not decode."""
         outcome = DecodeOutcome()
+        append = outcome.events.append
         for log in logs:
             if log.address != self.address:
                 outcome.foreign += 1
                 continue
-            event = self.decode_one(log)
-            if event is None:
-                outcome.undecodable += 1
-            else:
-                outcome.events.append(event)
+            event = self._decode(log)
+            if isinstance(event, str):
+                raise UndecodableLogError(
+                    f"log {log.log_index} of block {log.block_number} (transaction 0x{log.tx_hash.hex()}) "
+                    f"of 0x{log.address.hex()} does not decode with InstanceTracker's ABI: {event}; "
+                    "indexing stops rather than skip it"
+                )
+            append(event)
         return outcome
 
     def decode_one(self, log: RawLog) -> DecodedEvent | None:
+        """The event, or None when the log does not decode."""
+        event = self._decode(log)
+        return None if isinstance(event, str) else event
+
+    def _decode(self, log: RawLog) -> DecodedEvent | str:
+        """The event, or why the log does not decode."""
         spec = self.by_topic.get(log.topics[0]) if log.topics else None
-        if spec is None or len(log.topics) != len(spec.indexed) + 1:
-            return None
+        if spec is None:
+            return "its first topic is no event of the ABI" if log.topics else "it has no topics"
+        if len(log.topics) != len(spec.indexed) + 1:
+            return f"{spec.name} has {len(spec.indexed)} indexed inputs, the log {len(log.topics) - 1} topics after the first"
         args = {name: _topic_value(kind, topic) for (name, kind), topic in zip(spec.indexed, log.topics[1:])}
         if spec.static_data:
             # Only one-word values: slicing the words is the whole ABI decoding, and is much faster.
             data = log.data
             if len(data) != 32 * len(spec.data):
-                return None
+                return f"{spec.name} has {32 * len(spec.data)} data bytes, the log {len(data)}"
             for index, (name, kind) in enumerate(spec.data):
                 value = _word_value(kind, data[32 * index : 32 * index + 32])
                 if value is _INVALID:
-                    return None
+                    return f"{spec.name}.{name} is not a clean {kind}"
                 args[name] = value
         else:
             try:
-                values = abi_decode([kind for _, kind in spec.data], log.data, strict=True)
-            except Exception:  # eth_abi raises several error types for malformed data
-                return None
+                values = abi_decode([_exact(kind) for _, kind in spec.data], log.data, strict=True)
+            except Exception as error:  # eth_abi raises several error types for malformed data
+                return f"{spec.name} data: {type(error).__name__}"
             args.update({name: _plain(kind, value) for (name, kind), value in zip(spec.data, values)})
         return DecodedEvent(spec.name, log, args)

@@ -12,8 +12,9 @@ batch), and double while they come back sparse.
 from __future__ import annotations
 
 import itertools
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -24,6 +25,7 @@ from tracker.errors import ChainError, ConfigurationError, one_line
 DEFAULT_RPC_BATCH = 250
 PARALLEL_BATCHES = 3
 RPC_TIMEOUT_S = 120
+STREAM_CHUNK_BYTES = 1 << 20
 T = TypeVar("T")
 
 
@@ -131,11 +133,92 @@ class JsonRpc:
             raise ChainError(f"{what} got {len(answers)} answers")
         return [_result(method, answers.get(i)) for i, (method, _) in zip(ids, chunk)]
 
+    def stream(self, method: str, params: Sequence[Any], item_type: Any) -> Generator[list[Any], None, None]:
+        """The items of a call whose result is a JSON array of flat objects (eth_getLogs), decoded a
+        slice at a time while the answer arrives; closing the iterator drops the rest unread.
+
+        So memory holds one slice of the answer, however long it is. An error answer raises
+        `RpcError` as `call` does.
+        """
+        what = method
+        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
+        try:
+            response = self.session.post(
+                self.uri, data=msgspec.json.encode(payload), timeout=RPC_TIMEOUT_S, stream=True
+            )
+        except Exception as error:  # requests raises many connection error types
+            raise ChainError(f"{what} failed: {one_line(error)}") from error
+        try:
+            slices = _ArraySlices()
+            chunks = response.iter_content(STREAM_CHUNK_BYTES)
+            try:
+                for chunk in chunks:
+                    for piece in slices.feed(chunk):
+                        yield _decode(piece, list[item_type], what)
+            except ChainError:
+                raise
+            except Exception as error:  # the connection broke while the answer arrived
+                raise ChainError(f"{what} failed: {one_line(error)}") from error
+            if slices.whole is not None:  # not a result array: an error, or null
+                if response.status_code != 200 and not slices.whole.lstrip().startswith((b"{", b"[")):
+                    raise RpcError(what, response.status_code, response.reason or "no answer")
+                result = _result(method, _decode(slices.whole, _Response[Any], what))
+                if result:
+                    raise ChainError(f"{what}: unexpected answer")
+        finally:
+            response.close()
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
         self.session.close()
+
+
+class _ArraySlices:
+    """Cuts the `result` array of a JSON-RPC answer, as it arrives, into JSON arrays of whole items.
+
+    Items are found by their boundaries (`}` and `{` separated by a comma): the items it is used for
+    are flat objects whose strings are hex, and each slice is then decoded strictly, so a boundary
+    read wrongly fails loudly instead of splitting an item. An answer that is not a result array
+    (an error, null) is kept whole in `whole`, to be read as an ordinary answer.
+    """
+
+    START = re.compile(rb'"result"\s*:\s*\[')
+    BOUNDARY = re.compile(rb"\}\s*,\s*\{")
+    END = re.compile(rb"\}\s*\]|^\s*\]")
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.started = False
+        self.ended = False
+        self.whole: bytes | None = None
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        if self.ended:
+            return
+        self.buffer += chunk
+        if not self.started:
+            found = self.START.search(self.buffer)
+            if found is None:
+                self.whole = self.buffer
+                return
+            self.whole = None
+            self.started = True
+            self.buffer = self.buffer[found.end() :]
+        end = self.END.search(self.buffer)
+        if end is not None:  # the array closes in this chunk: the rest of the answer is not needed
+            self.ended = True
+            items = self.buffer[: end.start() + 1].strip() if end.group().lstrip().startswith(b"}") else b""
+            self.buffer = b""
+            if items:
+                yield b"[" + items + b"]"
+            return
+        boundaries = list(self.BOUNDARY.finditer(self.buffer, max(0, len(self.buffer) - len(chunk) - 8)))
+        if boundaries:
+            cut = boundaries[-1]
+            yield b"[" + self.buffer[: cut.start() + 1] + b"]"
+            self.buffer = self.buffer[cut.end() - 1 :]
 
 
 def _decode(body: bytes, shape: Any, what: str) -> Any:

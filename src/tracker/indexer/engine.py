@@ -12,16 +12,24 @@ Library use (what `ape run index` and the demo call)::
 
 `index` connects to Postgres (`database_url`, else `DATABASE_URL`, else libpq's PG* variables),
 creates and migrates its schema, then repeats: read the cursor, check that the cursor's block is
-still on the chain (else roll back to the fork point), fetch the next range of logs, fetch the
-headers and receipts those logs need in batched round trips, decode, and load the batch together
+still on the chain (else roll back to the fork point), read the next batch and load it together
 with the new cursor in one transaction. It stops at the target block (head minus confirmations,
-or `to_block`); with `follow` it then polls for new blocks. Reading runs one batch ahead of
-loading, on a thread of its own. `report(config, chain_id, instance_id)` reads the analysis
-views (a `tracker.indexer.report.Report`).
+or `to_block`); with `follow` it then polls for new blocks, and when Postgres or the node goes
+away it reconnects with backoff, saying so through `on_status`. Reading runs one batch ahead of
+loading, on a thread of its own. `report(config, chain_id, instance_id)` reads the analysis views
+(a `tracker.indexer.report.Report`).
+
+A batch is read against a pinned block: the header of the target block is read before the logs
+and again after them, with the headers of the blocks the logs came from. If the target's hash
+changed, or any block or receipt disagrees with the logs, the chain moved while the batch was
+read (a reorganisation in progress) and the batch is read again; a batch is never stored against
+a chain its logs were not read from, also when the logs were empty. A log of the contract that
+does not decode stops the run (`UndecodableLogError`): it is our ABI, so that is a bug to fix,
+never data to skip.
 
 Beside it: `tracker.chain.reader` (reading the chain), `tracker.chain.events` (ABI decoding),
-`tracker.indexer.store` (schema, loading, rollback) and `tracker.indexer.report` (views); the SQL
-is in `tracker/indexer/sql/`.
+`tracker.indexer.rows` (events to rows), `tracker.indexer.store` (schema, loading, rollback) and
+`tracker.indexer.report` (views); the SQL is in `tracker/indexer/sql/`.
 """
 
 from __future__ import annotations
@@ -32,22 +40,34 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import psycopg
 
 from tracker.chain.events import EventDecoder
-from tracker.chain.reader import BlockHeader, ChainReader
+from tracker.chain.reader import BlockHeader, ChainMovedError, ChainReader
 from tracker.chain.rpc import JsonRpc
 from tracker.documents.ids import normalize_address
 from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError, one_line
 from tracker.indexer.report import Report, read_report
-from tracker.indexer.store import DEFAULT_SCHEMA, Batch, Cursor, DatabaseError, Store, connect, migrate, validate_schema
+from tracker.indexer.rows import Batch
+from tracker.indexer.store import (
+    DEFAULT_SCHEMA,
+    Cursor,
+    DatabaseError,
+    DatabaseLoginError,
+    DatabaseUnreachableError,
+    Store,
+    connect,
+    migrate,
+    validate_schema,
+)
+from tracker.retry import RetryPolicy, is_transient
 
 FORK_SEARCH_PAGE = 64
-
-
-class ChainMovedError(ChainError):
-    """The chain changed while a batch was read (a reorg in progress); the batch is read again."""
+# With --follow, how long to wait before reconnecting to Postgres or the node: doubling up to a
+# minute, and never giving up (a service outlives an outage of either).
+RECONNECT = RetryPolicy(attempts=1_000_000_000, base_delay=0.5, max_delay=60.0)
 
 
 @dataclass(frozen=True)
@@ -104,10 +124,11 @@ class IndexSummary:
     last_block: int | None = None
     events: int = 0
     skipped_foreign: int = 0
-    skipped_undecodable: int = 0
     batches: int = 0
     reorgs: int = 0
     rolled_back_to: list[int] = field(default_factory=list)
+    rereads: int = 0
+    reconnects: int = 0
     seconds: float = 0.0
     migrations_applied: list[int] = field(default_factory=list)
 
@@ -123,12 +144,15 @@ def index(
     config: IndexConfig,
     rpc: JsonRpc,
     on_batch: Callable[[BatchReport], None] | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> IndexSummary:
     """Indexes the contract's logs into Postgres (see the module docstring) and says what it did.
 
     Raises `ContractNotFoundError` when no code is at the address, the database errors of
-    `tracker.indexer.store` when Postgres is unreachable or refuses the login, and `ChainError` when the node
-    fails.
+    `tracker.indexer.store` when Postgres is unreachable or refuses the login, `ChainError` when
+    the node fails, and `UndecodableLogError` for a log of the contract that does not decode.
+    With `follow`, losing Postgres or the node is not an error: the run reconnects with backoff
+    and reports each wait through `on_status`.
     """
     config = config.validated()
     address = bytes.fromhex(normalize_address(config.contract_address))
@@ -136,16 +160,28 @@ def index(
     chain_id = reader.chain_id()
     if not reader.code(address):
         raise ContractNotFoundError(f"no contract code at 0x{address.hex()} on chain id {chain_id}")
-    decoder = EventDecoder.for_tracker(address)
-    connection = connect(config.database, config.schema)
+    abi = _tracker_abi()
+    decoder = EventDecoder.from_abi(abi, address)
     summary = IndexSummary(chain_id=chain_id, contract=address.hex(), schema=config.schema)
     started = time.perf_counter()
+    connection = connect(config.database, config.schema)
     try:
         summary.migrations_applied = migrate(connection, config.schema)
-        store = Store(connection, config.schema, chain_id, address)
+        store = Store(connection, config.schema, chain_id, address, abi)
         polls = 0
+        failures = 0
         while True:
-            _catch_up(config, reader, decoder, store, summary, on_batch)
+            try:
+                _catch_up(config, reader, decoder, store, summary, on_batch)
+                failures = 0
+            except Exception as error:
+                if not (config.follow and _is_connection_loss(error)):
+                    raise
+                failures += 1
+                summary.reconnects += 1
+                connection = _reconnect(config, error, failures, connection, on_status)
+                store = Store(connection, config.schema, chain_id, address, abi)
+                continue
             polls += 1
             if not config.follow or (config.max_polls is not None and polls >= config.max_polls):
                 break
@@ -158,6 +194,48 @@ def index(
         summary.seconds = time.perf_counter() - started
         connection.close()
     return summary
+
+
+def _tracker_abi() -> list[Any]:
+    from ape import project
+
+    return list(project.InstanceTracker.contract_type.abi)
+
+
+def _is_connection_loss(error: BaseException) -> bool:
+    """Whether a failure is Postgres or the node going away (worth reconnecting), not a fault of ours."""
+    if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnreachableError)):
+        return True
+    return isinstance(error, ChainError) and is_transient(error)
+
+
+def _reconnect(
+    config: IndexConfig,
+    error: BaseException,
+    failures: int,
+    connection: psycopg.Connection,
+    on_status: Callable[[str], None] | None,
+) -> psycopg.Connection:
+    """Waits (with backoff) and returns a working connection: the old one if only the node failed."""
+    database = not isinstance(error, ChainError)
+    what = "Postgres" if database else "the node"
+    while True:
+        pause = RECONNECT.delay(min(failures - 1, 20))
+        if on_status is not None:
+            on_status(f"lost {what} ({one_line(error)}); reconnecting in {pause:.1f} s (attempt {failures})")
+        time.sleep(pause)
+        if not database and not connection.closed and connection.info.transaction_status == 0:
+            return connection
+        try:
+            connection.close()
+            fresh = connect(config.database, config.schema)
+            migrate(fresh, config.schema)
+        except (DatabaseError, DatabaseUnreachableError, DatabaseLoginError, psycopg.Error) as again:
+            error, failures, database, what = again, failures + 1, True, "Postgres"
+            continue
+        if on_status is not None:
+            on_status("reconnected to Postgres")
+        return fresh
 
 
 def _catch_up(
@@ -196,7 +274,6 @@ def _catch_up(
                 summary.last_block = item.batch.end.number
                 summary.events += len(item.batch.events)
                 summary.skipped_foreign += item.foreign
-                summary.skipped_undecodable += item.undecodable
                 summary.batches += 1
                 if on_batch is not None:
                     on_batch(
@@ -205,10 +282,11 @@ def _catch_up(
                             item.batch.end.number,
                             target,
                             len(item.batch.events),
-                            item.foreign + item.undecodable,
+                            item.foreign,
                             time.perf_counter() - item.started,
                         )
                     )
+            summary.rereads += batches.rereads
 
 
 @dataclass
@@ -217,7 +295,6 @@ class _ReadBatch:
     first: int
     batch: Batch
     foreign: int
-    undecodable: int
     started: float
 
 
@@ -233,13 +310,27 @@ class _Prefetch:
         self.decoder = decoder
         self.cursor = cursor
         self.target = target
+        self.rereads = 0
         self.queue: queue.Queue = queue.Queue(maxsize=2)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="indexer-reader", daemon=True)
 
-    def __enter__(self) -> Iterator[_ReadBatch]:
+    def __enter__(self) -> _Prefetch:
         self.thread.start()
-        return self._items()
+        return self
+
+    def __iter__(self) -> Iterator[_ReadBatch]:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if isinstance(item, ChainMovedError):
+                self.rereads += 1
+                self.reader.forget_pending()
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
     def __exit__(self, *exc_info: object) -> None:
         self.stopping.set()
@@ -249,18 +340,6 @@ class _Prefetch:
             except queue.Empty:
                 pass
         self.thread.join()
-
-    def _items(self) -> Iterator[_ReadBatch]:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            if isinstance(item, ChainMovedError):
-                self.reader.forget_pending()
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
 
     def _put(self, item: object) -> bool:
         while not self.stopping.is_set():
@@ -274,11 +353,12 @@ class _Prefetch:
     def _run(self) -> None:
         previous = self.cursor
         try:
+            pin = _pin(self.reader, self.target)
             while previous.block_number < self.target and not self.stopping.is_set():
                 started = time.perf_counter()
                 first = previous.block_number + 1
-                batch, foreign, undecodable = _read_batch(self.reader, self.decoder, previous, first, self.target)
-                if not self._put(_ReadBatch(previous, first, batch, foreign, undecodable, started)):
+                batch, foreign, pin = _read_batch(self.reader, self.decoder, previous, first, self.target, pin)
+                if not self._put(_ReadBatch(previous, first, batch, foreign, started)):
                     return
                 previous = Cursor(batch.end.number, batch.end.hash)
             self._put(None)
@@ -286,15 +366,30 @@ class _Prefetch:
             self._put(error)
 
 
+def _pin(reader: ChainReader, target: int) -> BlockHeader:
+    """The target block's header, read before any log of the batches that lead to it."""
+    header = reader.headers([target]).get(target)
+    if header is None:
+        raise ChainMovedError(f"block {target} is gone")
+    return header
+
+
 def _read_batch(
-    reader: ChainReader, decoder: EventDecoder, cursor: Cursor, first: int, target: int
-) -> tuple[Batch, int, int]:
+    reader: ChainReader, decoder: EventDecoder, cursor: Cursor, first: int, target: int, pin: BlockHeader
+) -> tuple[Batch, int, BlockHeader]:
+    """One batch, read against `pin` (the target's header read before the logs): returns the
+    batch, the number of foreign logs, and the target's header read after them (the next pin)."""
     end, logs = reader.logs(first, target)
     outcome = decoder.decode(logs)
-    numbers = {e.log.block_number for e in outcome.events} | {end}
+    numbers = {e.log.block_number for e in outcome.events} | {end, target}
     if cursor.block_hash is not None:
         numbers.add(first)  # its parent hash must be the cursor's block
     headers = reader.headers(numbers)
+    after = headers.get(target)
+    if after is None or after.hash != pin.hash:
+        # The target block changed between the two reads: the logs may be of another chain than
+        # the headers, even when there were none. Read again from the cursor.
+        raise ChainMovedError(f"block {target} changed while blocks {first}-{end} were read")
     if end not in headers:
         raise ChainMovedError(f"block {end} is gone")
     if first in headers and cursor.block_hash is not None and headers[first].parent_hash != cursor.block_hash:
@@ -303,11 +398,13 @@ def _read_batch(
         header = headers.get(event.log.block_number)
         if header is None or header.hash != event.log.block_hash:
             raise ChainMovedError(f"block {event.log.block_number} changed while it was read")
-    receipts = reader.receipts(e.log.tx_hash for e in outcome.events)
+    hashes = list(dict.fromkeys(e.log.tx_hash for e in outcome.events))
+    receipts = reader.receipts(hashes)
     if any(r.block_hash != headers[e.log.block_number].hash for e in outcome.events for r in [receipts[e.log.tx_hash]]):
         raise ChainMovedError("a transaction moved to another block while it was read")
-    batch = Batch(outcome.events, headers, receipts, headers[end])
-    return batch, outcome.foreign, outcome.undecodable
+    inputs = reader.transactions(hashes)
+    batch = Batch(outcome.events, headers, receipts, inputs, headers[end])
+    return batch, outcome.foreign, after
 
 
 def _fork_point(config: IndexConfig, reader: ChainReader, store: Store, cursor: Cursor) -> Cursor:

@@ -1,30 +1,31 @@
-"""The indexer's Postgres side: connecting, migrating, loading batches, rolling back, reporting.
+"""The indexer's Postgres side: connecting, migrating, loading batches, rolling back.
 
 Everything lives in one Postgres schema (default `tracker`), so several indexers (one per
 contract and chain) can share a database and tests can each use a schema of their own. The
 migrations `sql/NNNN_*.sql` are applied in order under an advisory lock and recorded in
 `schema_migration`; running them twice changes nothing. Named statements live in
-`sql/queries.sql`; table names built at run time come from the constants below and go through
-`psycopg.sql.Identifier`.
+`sql/queries.sql`; table and column names built at run time come from `tracker.indexer.rows`
+and go through `psycopg.sql.Identifier`.
 
-A batch is loaded in one transaction: COPY into temporary staging tables (`LIKE` the real ones),
-then `INSERT ... SELECT ... ON CONFLICT DO NOTHING` into dimensions and facts, then the cursor
-moves, then commit. A batch is therefore either entirely there, cursor included, or not at all.
+A batch is loaded in one transaction: the cursor row is locked (so two indexers of one contract
+never load the same batch), the batch's keys, models and accounts are looked up, surrogate keys
+are drawn, every row goes in with binary COPY straight into its table, the rollups add what the
+new facts count, the touched rows' current values are refreshed, the cursor moves, and the
+transaction commits: a batch is entirely there, cursor included, or not at all. A rollback is the
+same in reverse, in one transaction too: the rollups subtract what the facts above the fork point
+count (with the very statements that added it), the facts go, then every dimension row first
+seen above the fork point, then the touched rows are refreshed from what is left.
 
-Foreign keys: Postgres checks them with one trigger call per row, which costs more than the rest of
-a large load. When the role may set `session_replication_role` (a superuser, or one granted
-`SET` on it), a batch sets it to `replica` for its own transaction, which skips those per-row
-triggers, and instead checks every foreign key of every staged table with one anti-join each
-before it commits (dimensions are inserted first, from the same batch). A violation aborts the
-batch. Without that privilege the triggers run as usual. Either way the constraints hold.
+Nothing in a batch's path scans a table: each statement reaches the batch's rows through the
+(contract_id, block_number) indexes and their dimensions through primary keys, so loading costs
+the same per event into an empty schema as into one with many millions of rows.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -32,72 +33,28 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from tracker.chain.events import DecodedEvent
-from tracker.chain.reader import BlockHeader, Receipt
 from tracker.errors import ConfigurationError, TrackerError, one_line
+from tracker.indexer.rows import (
+    LOAD_ORDER,
+    Allocation,
+    Batch,
+    FunctionNames,
+    Known,
+    KnownKey,
+    Lineage,
+    RowBuilder,
+    Rows,
+    columns_of,
+    references,
+)
 
 DEFAULT_SCHEMA = "tracker"
 SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MIGRATION_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 APPLICATION_NAME = "tracker-indexer"
-
-
-# Fact table per event, with its columns after the common (contract, chain, block, tx, log index).
-FACT_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ModelRegistered": ("model_registration", ("model_id", "publisher")),
-    "InstanceRegistered": ("instance_registration", ("instance_id", "model_id", "owner")),
-    "StateRegistered": ("state_registration", ("instance_id", "state_id", "seq")),
-    "TransitionRegistered": (
-        "transition_registration",
-        ("instance_id", "pre_state_id", "post_state_id", "pre_seq", "post_seq"),
-    ),
-    "InstanceTerminated": ("termination", ("instance_id", "end_document_id", "state_count", "head")),
-    "StatesAnchored": ("anchor", ("root", "submitter", "leaf_count")),
-    "CertificateRegistered": ("certificate_registration", ("account", "fingerprint", "signature")),
-    "InstanceTransferred": ("instance_transfer", ("instance_id", "from_owner", "to_owner")),
-    "OperatorSet": ("operator_change", ("owner", "operator", "approved")),
-    "ClientIdRegistered": ("client_id_registration", ("account", "client_id")),
-}
-FACT_PREFIX = ("contract_id", "chain_id", "block_number", "block_hash", "tx_hash", "log_index")
-
-
-# Event argument names, in the order of each fact table's own columns.
-EVENT_ARGUMENTS: dict[str, tuple[str, ...]] = {
-    "ModelRegistered": ("model", "publisher"),
-    "InstanceRegistered": ("instance", "model", "owner"),
-    "StateRegistered": ("instance", "state", "seq"),
-    "TransitionRegistered": ("instance", "pre", "post", "preSeq", "postSeq"),
-    "InstanceTerminated": ("instance", "endDocument", "stateCount", "head"),
-    "StatesAnchored": ("root", "submitter", "leafCount"),
-    "CertificateRegistered": ("account", "fingerprint", "signature"),
-    "InstanceTransferred": ("instance", "from", "to"),
-    "OperatorSet": ("owner", "operator", "approved"),
-    "ClientIdRegistered": ("account", "clientId"),
-}
-
-
-# Which event arguments name a dimension member.
-DIMENSION_ARGUMENTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "model": {"ModelRegistered": ("model",), "InstanceRegistered": ("model",)},
-    "instance": {
-        "InstanceRegistered": ("instance",),
-        "StateRegistered": ("instance",),
-        "TransitionRegistered": ("instance",),
-        "InstanceTerminated": ("instance",),
-        "InstanceTransferred": ("instance",),
-    },
-    "state": {"StateRegistered": ("state",), "TransitionRegistered": ("pre", "post")},
-    "client": {
-        "ModelRegistered": ("publisher",),
-        "InstanceRegistered": ("owner",),
-        "StatesAnchored": ("submitter",),
-        "CertificateRegistered": ("account",),
-        "InstanceTransferred": ("from", "to"),
-        "OperatorSet": ("owner", "operator"),
-        "ClientIdRegistered": ("account",),
-    },
-}
-DIMENSION_COLUMNS = {"model": "model_id", "instance": "instance_id", "state": "state_id", "client": "address"}
+# The statements that add a batch's facts to the rollups (and, with sign -1, take them out).
+ROLLUP_STATEMENTS = ("add_day_stats", "add_model_stats", "add_account_stats", "add_function_stats", "add_histograms")
+ABOVE_EVERY_BLOCK = 2**62
 
 
 class DatabaseUnreachableError(TrackerError):
@@ -112,44 +69,10 @@ class DatabaseError(TrackerError):
     """A statement of the indexer failed on the server."""
 
 
-class DanglingReferenceError(DatabaseError):
-    """A batch would have stored a row whose foreign key points nowhere (a bug, never expected)."""
-
-
-@dataclass(frozen=True)
-class ForeignKey:
-    table: str
-    referenced_table: str
-    columns: tuple[str, ...]
-    referenced_columns: tuple[str, ...]
-
-    def violations_query(self) -> sql.Composed:
-        """Counts staged rows of `table` whose key is not in the referenced table."""
-        matches = sql.SQL(" AND ").join(
-            sql.SQL("d.{} = s.{}").format(sql.Identifier(r), sql.Identifier(c))
-            for c, r in zip(self.columns, self.referenced_columns)
-        )
-        present = sql.SQL(" AND ").join(sql.SQL("s.{} IS NOT NULL").format(sql.Identifier(c)) for c in self.columns)
-        return sql.SQL("SELECT count(*) FROM {} s WHERE {} AND NOT EXISTS (SELECT 1 FROM {} d WHERE {})").format(
-            sql.Identifier(f"stage_{self.table}"), present, sql.Identifier(self.referenced_table), matches
-        )
-
-
 @dataclass(frozen=True)
 class Cursor:
     block_number: int
     block_hash: bytes | None
-
-
-@dataclass
-class Batch:
-    """Everything one batch loads: decoded events and the blocks and receipts they came from."""
-
-    events: list[DecodedEvent]
-    headers: dict[int, BlockHeader]
-    receipts: dict[bytes, Receipt]
-    end: BlockHeader
-    indexed_blocks: dict[int, bytes] = field(default_factory=dict)
 
 
 def _load_queries() -> dict[str, str]:
@@ -173,16 +96,20 @@ QUERIES = _load_queries()
 
 
 def _row(result: psycopg.Cursor) -> tuple[Any, ...]:
-    """The one row a query that always returns one row returned."""
     row = result.fetchone()
     if row is None:
-        raise DatabaseError("a query that returns one row returned none")
-    return tuple(row)
+        raise DatabaseError("the server returned no row where one was expected")
+    return row
 
 
 def named_query(name: str) -> sql.SQL:
     # The texts come from our own .sql file, never from input.
     return sql.SQL(QUERIES[name])  # type: ignore[arg-type,unused-ignore]
+
+
+def named_statements(name: str) -> list[sql.SQL]:
+    """A named section of several statements, one by one (parameters allow one per execute)."""
+    return [sql.SQL(part.strip()) for part in QUERIES[name].split(";\n") if part.strip()]  # type: ignore[arg-type,unused-ignore]
 
 
 def describe_target(database_url: str | None) -> str:
@@ -263,78 +190,33 @@ def drop_schema(connection: psycopg.Connection, schema: str) -> None:
         connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
-def _may_skip_row_triggers(connection: psycopg.Connection) -> bool:
-    """Whether this role may set session_replication_role (see the module docstring)."""
-    try:
-        with connection.transaction():
-            connection.execute("SET LOCAL session_replication_role = replica")
-        return True
-    except psycopg.errors.InsufficientPrivilege:
-        return False
-
-
-# Postgres types of the staged columns, for binary COPY (raw bytes instead of escaped hex text).
-COLUMN_TYPES = {
-    "chain_id": "int8",
-    "contract_id": "int4",
-    "block_number": "int8",
-    "log_index": "int4",
-    "block_time": "timestamptz",
-    "gas_used": "numeric",
-    "effective_gas_price": "numeric",
-    "fee_wei": "numeric",
-    "seq": "int8",
-    "pre_seq": "int8",
-    "post_seq": "int8",
-    "state_count": "int8",
-    "leaf_count": "int8",
-    "approved": "bool",
-    "client_id": "text",
-}
-
-
-def _copy(cursor: psycopg.Cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def _copy(cursor: psycopg.Cursor, table: str, rows: Iterable[Sequence[Any]]) -> None:
+    columns = columns_of(table)
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
     )
     with cursor.copy(statement) as copy:
-        copy.set_types([COLUMN_TYPES.get(c, "bytea") for c in columns])
+        copy.set_types([kind for _, kind in columns])
         for row in rows:
             copy.write_row(row)
-
-
-def _insert_staged(cursor: psycopg.Cursor, table: str, order_by: str) -> int:
-    # Sorted inserts keep concurrent indexers sharing dimensions from deadlocking on each other.
-    cursor.execute(
-        sql.SQL("INSERT INTO {} SELECT * FROM {} ORDER BY {} ON CONFLICT DO NOTHING").format(
-            sql.Identifier(table), sql.Identifier(f"stage_{table}"), sql.Identifier(order_by)
-        )
-    )
-    return cursor.rowcount
 
 
 class Store:
     """The rows of one contract on one chain, behind one connection."""
 
-    def __init__(self, connection: psycopg.Connection, schema: str, chain_id: int, address: bytes):
+    def __init__(
+        self, connection: psycopg.Connection, schema: str, chain_id: int, address: bytes, abi: Sequence[Any] = ()
+    ):
         self.connection = connection
         self.schema = schema
         self.chain_id = chain_id
         self.address = address
+        self.functions = FunctionNames(abi, address)
         with connection.transaction():
             use_schema(connection, schema)
-            connection.execute(named_query("create_staging"))
             key = {"chain_id": chain_id, "address": address}
             connection.execute(named_query("ensure_contract"), key)
             self.contract_id: int = _row(connection.execute(named_query("contract_id"), key))[0]
-            rows = connection.execute(named_query("foreign_keys"), {"schema": schema}).fetchall()
-        staged = {"transaction", *(table for table, _ in FACT_TABLES.values())}
-        self.foreign_keys = [
-            ForeignKey(table, referenced, tuple(columns), tuple(referenced_columns))
-            for table, referenced, columns, referenced_columns in rows
-            if table in staged
-        ]
-        self.set_based_checks = _may_skip_row_triggers(connection)
 
     def cursor(self, start_block: int) -> Cursor:
         """Where indexing stands; created just before `start_block` the first time."""
@@ -357,108 +239,86 @@ class Store:
         try:
             with self.connection.transaction(), self.connection.cursor() as cursor:
                 row = _row(cursor.execute(named_query("lock_cursor"), {"contract_id": self.contract_id}))
-                current = Cursor(row[0], bytes(row[1]) if row[1] is not None else None)
-                if current != expected:
+                if Cursor(row[0], bytes(row[1]) if row[1] is not None else None) != expected:
                     return False
-                if self.set_based_checks:
-                    cursor.execute("SET LOCAL session_replication_role = replica")
-                self._stage(cursor, batch)
-                for table in ("model", "instance", "state", "client"):
-                    _insert_staged(cursor, table, DIMENSION_COLUMNS[table])
-                _insert_staged(cursor, "block", "block_number")
-                _insert_staged(cursor, "transaction", "tx_hash")
-                for table, _ in FACT_TABLES.values():
-                    _insert_staged(cursor, table, "log_index")
-                if self.set_based_checks:
-                    self._check_references(cursor)
-                cursor.execute(named_query("upsert_indexed_blocks"))
-                if any(e.name == "ClientIdRegistered" for e in batch.events):
-                    cursor.execute(named_query("latest_client_ids"), {"after_rollback": False})
+                stored = {"contract_id": self.contract_id, "after": expected.block_number}
+                if _row(cursor.execute(named_query("stored_after"), stored))[0]:
+                    # Rows above the cursor: the cursor was moved back by hand. Take them out first,
+                    # so that loading a range again changes nothing.
+                    self._roll_back(cursor, expected.block_number)
+                rows = self._rows(cursor, batch)
+                for table in LOAD_ORDER:
+                    if rows.tables[table]:
+                        _copy(cursor, table, rows.tables[table])
+                self._add_rollups(cursor, expected.block_number, batch.end.number, +1)
+                self._refresh(cursor, rows.instances, rows.keys, rows.models, rows.accounts, rows.operators)
                 cursor.execute(
                     named_query("move_cursor"),
                     {"contract_id": self.contract_id, "block_number": batch.end.number, "block_hash": batch.end.hash},
                 )
-        except DanglingReferenceError:
-            raise
+        except psycopg.OperationalError:
+            raise  # the connection: the caller decides whether to reconnect
         except psycopg.Error as error:
             raise DatabaseError(f"loading blocks up to {batch.end.number} failed: {one_line(error)}") from error
         return True
 
-    def _check_references(self, cursor: psycopg.Cursor) -> None:
-        for key in self.foreign_keys:
-            missing = _row(cursor.execute(key.violations_query()))[0]
-            if missing:
-                raise DanglingReferenceError(
-                    f"{missing} rows of {key.table} would reference missing {key.referenced_table} rows"
-                )
+    def _rows(self, cursor: psycopg.Cursor, batch: Batch) -> Rows:
+        wanted = references(batch)
+        key = {"contract_id": self.contract_id}
+        known = Known()
+        lineages: dict[int, Lineage] = {}
+        if wanted.keys:
+            for found, key_sk, instance_sk, owner, mode, count in cursor.execute(
+                named_query("known_keys"), {**key, "keys": list(wanted.keys)}
+            ):
+                lineage = lineages.setdefault(instance_sk, Lineage(instance_sk, mode, int(count)))
+                known.keys[bytes(found)] = KnownKey(key_sk, lineage, bytes(owner) if owner is not None else None)
+        if wanted.models:
+            known.models = {
+                bytes(m): sk
+                for m, sk in cursor.execute(named_query("known_models"), {**key, "models": list(wanted.models)})
+            }
+        if wanted.addresses:
+            known.accounts = {
+                bytes(a)
+                for (a,) in cursor.execute(named_query("known_accounts"), {**key, "addresses": list(wanted.addresses)})
+            }
+        counts = {
+            "models": wanted.new_models - len(known.models),
+            "instances": wanted.new_instances - len(known.keys),
+            "keys": wanted.new_keys - len(known.keys),
+        }
+        models, instances, keys = _row(cursor.execute(named_query("allocate"), counts))
+        allocation = Allocation(iter(models), iter(instances), iter(keys))
+        return RowBuilder(self.contract_id, known, allocation, self.functions).build(batch)
 
-    def _stage(self, cursor: psycopg.Cursor, batch: Batch) -> None:
-        chain_id, contract_id = self.chain_id, self.contract_id
-        event_blocks = {e.log.block_number for e in batch.events}
-        _copy(
-            cursor,
-            "stage_block",
-            ("chain_id", "block_hash", "block_number", "parent_hash", "block_time"),
-            (
-                (chain_id, h.hash, h.number, h.parent_hash, datetime.fromtimestamp(h.timestamp, timezone.utc))
-                for n, h in batch.headers.items()
-                if n in event_blocks
-            ),
-        )
-        _copy(
-            cursor,
-            "stage_transaction",
-            (
-                "chain_id",
-                "tx_hash",
-                "block_hash",
-                "from_address",
-                "to_address",
-                "gas_used",
-                "effective_gas_price",
-                "fee_wei",
-            ),
-            (
-                (
-                    chain_id,
-                    r.tx_hash,
-                    r.block_hash,
-                    r.from_address,
-                    r.to_address,
-                    r.gas_used,
-                    r.effective_gas_price,
-                    r.fee_wei,
-                )
-                for r in batch.receipts.values()
-            ),
-        )
-        indexed = {n: h.hash for n, h in batch.headers.items() if n in event_blocks}
-        indexed[batch.end.number] = batch.end.hash
-        _copy(
-            cursor,
-            "stage_indexed_block",
-            ("contract_id", "block_number", "block_hash"),
-            ((contract_id, n, h) for n, h in sorted(indexed.items())),
-        )
-        for dimension, sources in DIMENSION_ARGUMENTS.items():
-            members = {e.args[a] for e in batch.events if e.name in sources for a in sources[e.name]}
-            _copy(cursor, f"stage_{dimension}", (DIMENSION_COLUMNS[dimension],), ((m,) for m in sorted(members)))
-        by_event: dict[str, list[DecodedEvent]] = {}
-        for event in batch.events:
-            by_event.setdefault(event.name, []).append(event)
-        for name, events in by_event.items():
-            table, columns = FACT_TABLES[name]
-            arguments = EVENT_ARGUMENTS[name]
-            _copy(
-                cursor,
-                f"stage_{table}",
-                FACT_PREFIX + columns,
-                (
-                    (contract_id, chain_id, e.log.block_number, e.log.block_hash, e.log.tx_hash, e.log.log_index)
-                    + tuple(e.args[a] for a in arguments)
-                    for e in events
-                ),
-            )
+    def _add_rollups(self, cursor: psycopg.Cursor, lo: int, hi: int, sign: int) -> None:
+        span = {"contract_id": self.contract_id, "lo": lo, "hi": hi, "sign": sign}
+        for name in ROLLUP_STATEMENTS:
+            cursor.execute(named_query(name), span)
+
+    def _refresh(
+        self,
+        cursor: psycopg.Cursor,
+        instances: Iterable[int],
+        keys: Iterable[int],
+        models: Iterable[int],
+        accounts: Iterable[bytes],
+        operators: Iterable[tuple[bytes, bytes]],
+    ) -> None:
+        contract = {"contract_id": self.contract_id}
+        if instances := sorted(instances):
+            cursor.execute(named_query("refresh_instances"), {"instances": instances})
+        if keys := sorted(keys):
+            cursor.execute(named_query("refresh_keys"), {"keys": keys})
+        if models := sorted(models):
+            cursor.execute(named_query("refresh_models"), {"models": models})
+        if accounts := sorted(accounts):
+            cursor.execute(named_query("refresh_accounts"), {**contract, "addresses": accounts})
+        if pairs := sorted(operators):
+            owners, operators_ = [p[0] for p in pairs], [p[1] for p in pairs]
+            cursor.execute(named_query("forget_operators"), {**contract, "owners": owners, "operators": operators_})
+            cursor.execute(named_query("refresh_operators"), {**contract, "owners": owners, "operators": operators_})
 
     def stored_blocks(self, below: int, limit: int) -> list[tuple[int, bytes]]:
         """Block hashes this contract's indexing has seen, highest first, at or below `below`."""
@@ -469,28 +329,48 @@ class Store:
         return [(n, bytes(h)) for n, h in rows]
 
     def roll_back(self, fork: Cursor) -> None:
-        """Deletes what was indexed above the fork point and moves the cursor back to it."""
-        key = {"contract_id": self.contract_id, "chain_id": self.chain_id, "fork_number": fork.block_number}
+        """Deletes everything indexed above the fork point and moves the cursor back to it."""
         try:
             with self.connection.transaction(), self.connection.cursor() as cursor:
                 cursor.execute(named_query("lock_cursor"), {"contract_id": self.contract_id})
-                for table, _ in FACT_TABLES.values():
-                    cursor.execute(
-                        sql.SQL(
-                            "DELETE FROM {} WHERE chain_id = %(chain_id)s AND contract_id = %(contract_id)s "
-                            "AND block_number > %(fork_number)s"
-                        ).format(sql.Identifier(table)),
-                        key,
-                    )
-                cursor.execute(named_query("forget_indexed_blocks"), key)
-                cursor.execute(named_query("delete_orphan_blocks"), key)
-                cursor.execute(named_query("latest_client_ids"), {"after_rollback": True})
+                self._roll_back(cursor, fork.block_number)
                 cursor.execute(
                     named_query("move_cursor"),
                     {"contract_id": self.contract_id, "block_number": fork.block_number, "block_hash": fork.block_hash},
                 )
+        except psycopg.OperationalError:
+            raise
         except psycopg.Error as error:
             raise DatabaseError(f"rolling back to block {fork.block_number} failed: {one_line(error)}") from error
+
+    def _roll_back(self, cursor: psycopg.Cursor, fork: int) -> None:
+        above = {"contract_id": self.contract_id, "fork": fork}
+        instances, keys, models, accounts, pairs, days, functions = _row(
+            cursor.execute(named_query("touched_after"), above)
+        )
+        histogram_models, histogram_owners = _row(
+            cursor.execute(named_query("histogram_owners_of"), {**above, "instances": instances})
+        )
+        self._add_rollups(cursor, fork, ABOVE_EVERY_BLOCK, -1)
+        for statement in named_statements("delete_facts_after"):
+            cursor.execute(statement, above)
+        self._refresh(
+            cursor,
+            instances,
+            keys,
+            models,
+            [bytes(a) for a in accounts],
+            [(bytes(p[0]), bytes(p[1])) for p in pairs],
+        )
+        empty = {
+            "contract_id": self.contract_id,
+            "days": days,
+            "functions": functions,
+            "models": histogram_models,
+            "owners": [bytes(o) for o in histogram_owners],
+        }
+        for statement in named_statements("delete_empty_rollups"):
+            cursor.execute(statement, empty)
 
     def row_counts(self) -> dict[str, int]:
         """Indexed logs of this contract per event name."""
