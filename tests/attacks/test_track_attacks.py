@@ -22,7 +22,7 @@ from tracker.publish.targets import DirectoryPublisher
 from tracker.tracking.build import build_documents
 from tracker.tracking.checkpoints import Checkpoint, CheckpointStore, PendingAnchor, RegisteredState, store_path
 from tracker.tracking.config import TrackConfig
-from tracker.tracking.engine import track
+from tracker.tracking.engine import chain_identity, track
 
 
 @pytest.fixture
@@ -85,7 +85,9 @@ def test_a_stranger_anchoring_the_trackers_root_first_changes_nothing(accounts, 
     tree = MerkleTree.build(leaves)
     stranger = TrackerContract(contract, accounts[6])
     stranger.send([stranger.anchor_states_call(tree.root, len(leaves))])
-    store = CheckpointStore(store_path(state_dir, contract.chain_manager.chain_id, tracker.address))
+    store = CheckpointStore(
+        store_path(state_dir, contract.chain_manager.chain_id, tracker.address), chain_identity(tracker)
+    )
     journalled = [
         RegisteredState(state_id, seq, 0, "", 0, me, tree.root.hex(), [p.hex() for p in tree.proof(seq)])
         for seq, state_id in enumerate(docs.state_ids)

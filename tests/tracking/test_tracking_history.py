@@ -12,7 +12,7 @@ from tracker.documents.ids import id_to_bytes32, sha256_hex
 from tracker.tracking.build import build_documents
 from tracker.tracking.checkpoints import CheckpointStore, store_path
 from tracker.tracking.config import TrackConfig
-from tracker.tracking.engine import track
+from tracker.tracking.engine import chain_identity, track
 
 
 def documents_of(source, execution_arn):
@@ -161,7 +161,7 @@ def test_anchor_sent_but_not_checkpointed_is_settled_from_the_chain(
     original = read_protocol(instance_id)
     # Rewind the checkpoint to "anchor journalled, transaction sent, checkpoint not written".
     path = store_path(state_dir, tracker.contract.chain_manager.chain_id, tracker.address)
-    store = CheckpointStore(path)
+    store = CheckpointStore(path, chain_identity(tracker))
     from tracker.tracking.checkpoints import Checkpoint, PendingAnchor, RegisteredState
 
     checkpoint = store.load_all()[arn]

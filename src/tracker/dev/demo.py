@@ -99,6 +99,12 @@ def ape(*arguments: str) -> list[str]:
 
 
 def prepare_work_dir(work_dir: Path) -> None:
+    """The demo's own directories; what an earlier demo published or checkpointed described a
+    chain that is gone, so it starts empty (the TLS key and the logs are kept)."""
+    import shutil
+
+    for sub in ("protocol", "state", ".build"):
+        shutil.rmtree(work_dir / sub, ignore_errors=True)
     for sub in ("logs", "protocol", "state", "tls"):
         (work_dir / sub).mkdir(parents=True, exist_ok=True)
 

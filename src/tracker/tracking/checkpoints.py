@@ -137,11 +137,12 @@ class CheckpointStore:
         row = self._db.execute(SELECT_META, ("identity",)).fetchone()
         if row is not None and row[0] == identity:
             return
+        # Another chain or contract, or a store that never said which (written before stores
+        # recorded it): nothing in it can be believed.
         with self._transaction():
-            if row is not None:
-                self.discarded = int(self._db.execute(COUNT_CHECKPOINTS).fetchone()[0])
-                self._db.execute("DELETE FROM checkpoints")
-                self._db.execute("DELETE FROM pending_anchors")
+            self.discarded = int(self._db.execute(COUNT_CHECKPOINTS).fetchone()[0])
+            self._db.execute("DELETE FROM checkpoints")
+            self._db.execute("DELETE FROM pending_anchors")
             self._db.execute(UPSERT_META, ("identity", identity))
 
     def close(self) -> None:
