@@ -34,7 +34,7 @@ def cli(client_id, alias, network_choice, contract_address, as_json):
     check_client_id(client_id)
     with connected(network_choice) as provider:
         network = f"{provider.network.ecosystem.name}:{provider.network.name}:{provider.name}"
-        tracker = TrackerContract.at(contract_address)
+        contract = TrackerContract.at(contract_address)
         check_new_alias(alias)
         passphrase = passphrase_for(alias)
         if passphrase is None:
@@ -49,7 +49,7 @@ def cli(client_id, alias, network_choice, contract_address, as_json):
         account = create_keyfile_account(alias, passphrase)
         if not as_json:
             click.echo(f"created account '{alias}': {account.address}")
-        funding = register_client_id_when_funded(TrackerContract(tracker.contract, account), account, client_id)
+        funding = register_client_id_when_funded(TrackerContract(contract.contract, account), account, client_id)
     if as_json:
         click.echo(json.dumps({"alias": alias, **asdict(funding), "cost": funding.cost, "missing": funding.missing}))
     elif funding.step is not None:

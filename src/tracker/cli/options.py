@@ -217,7 +217,7 @@ def load_account(alias: str | None, provider: Any) -> Any:
             f"no ape account named {alias!r} (see `ape accounts list`; TEST::N names a test account)"
         ) from error
     passphrase = passphrase_for(alias)
-    if passphrase and hasattr(account, "set_autosign"):
+    if passphrase and account is not None and hasattr(account, "set_autosign"):
         try:
             account.set_autosign(True, passphrase=passphrase)
         except Exception as error:  # ape raises its own error types for a wrong passphrase

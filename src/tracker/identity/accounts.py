@@ -68,15 +68,15 @@ def create_keyfile_account(alias: str, passphrase: str) -> Any:
     return account
 
 
-def register_client_id_when_funded(tracker: TrackerContract, account: Any, client_id: str) -> ClientIdFunding:
+def register_client_id_when_funded(contract: TrackerContract, account: Any, client_id: str) -> ClientIdFunding:
     """Registers the client id when the account's balance covers the gas (estimate x gas price)."""
     from ape import chain
 
     check_client_id(client_id)
     address = str(account.address)
-    method = tracker.contract.registerClientId
+    method = contract.contract.registerClientId
     # Estimated without a gas price, so that an account without funds gets an estimate too.
-    call = {"from": address, "to": tracker.address, "data": "0x" + bytes(method.encode_input(client_id)).hex()}
+    call = {"from": address, "to": contract.address, "data": "0x" + bytes(method.encode_input(client_id)).hex()}
     try:
         estimate = int(chain.provider.make_request("eth_estimateGas", [call]), 16)
         priority_fee = int(chain.provider.priority_fee)
@@ -90,7 +90,7 @@ def register_client_id_when_funded(tracker: TrackerContract, account: Any, clien
     funding = ClientIdFunding(address, client_id, balance, gas, gas_price, None)
     if funding.missing:
         return funding
-    if tracker.client_id(address) == client_id:
+    if contract.client_id(address) == client_id:
         return ClientIdFunding(address, client_id, balance, gas, gas_price, skipped("client id", client_id))
     step = send_or_estimate(
         "client id",

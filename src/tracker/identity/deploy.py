@@ -34,7 +34,7 @@ FEE_HEADROOM = 2
 class ContractDeployment:
     """The canonical InstanceTracker on the connected chain, and whether this run deployed it."""
 
-    tracker: TrackerContract
+    contract: TrackerContract
     deployed: bool
     explorer_url: str | None
     gas: int | None = None
@@ -135,8 +135,8 @@ def _contract_step(sender: Any, request: IdentityRequest) -> tuple[TrackerContra
         return None, StepResult(CONTRACT_NAME, WOULD_CHANGE, f"deploy at the canonical address {target}", gas=gas)
     outcome = deploy_canonical(sender)
     if not outcome.deployed:
-        return outcome.tracker, skipped(CONTRACT_NAME, f"reusing {target}")
-    return outcome.tracker, StepResult(
+        return outcome.contract, skipped(CONTRACT_NAME, f"reusing {target}")
+    return outcome.contract, StepResult(
         CONTRACT_NAME, DONE, f"deployed at {target}", gas=outcome.gas, transaction_hash=outcome.transaction_hash
     )
 
@@ -188,48 +188,48 @@ def set_up_identity(sender: Any, request: IdentityRequest) -> IdentityReport:
     certificate = wanted_certificate(request)
     wanted_fingerprint = certificates.fingerprint(certificate) if certificate is not None else None
 
-    tracker, contract_result = _contract_step(sender, request)
+    contract, contract_result = _contract_step(sender, request)
     steps = [contract_result]
     if request.client_id is not None:
-        steps.append(_client_id_step(tracker, sender, request.client_id, request.dry_run))
+        steps.append(_client_id_step(contract, sender, request.client_id, request.dry_run))
     if ens_name is not None and request.uri is not None:
         steps.extend(ens.link_identity(sender, ens_name, request.uri, dry_run=request.dry_run))
     if wanted_fingerprint is not None:
-        steps.append(_certificate_step(tracker, sender, wanted_fingerprint, request.dry_run))
+        steps.append(_certificate_step(contract, sender, wanted_fingerprint, request.dry_run))
     return IdentityReport(
         chain_id=int(chain.chain_id),
         account=address,
-        contract=tracker.address if tracker is not None else None,
-        explorer_url=explorer_url(int(chain.chain_id), tracker.address) if tracker is not None else None,
+        contract=contract.address if contract is not None else None,
+        explorer_url=explorer_url(int(chain.chain_id), contract.address) if contract is not None else None,
         fingerprint=wanted_fingerprint,
         steps=steps,
     )
 
 
-def _client_id_step(tracker: TrackerContract | None, sender: Any, client_id: str, dry_run: bool) -> StepResult:
+def _client_id_step(contract: TrackerContract | None, sender: Any, client_id: str, dry_run: bool) -> StepResult:
     step, detail = "client id", f"{sender.address} -> {client_id!r}"
-    if tracker is None:
+    if contract is None:
         return StepResult(step, WOULD_CHANGE, detail + " (after the deployment)")
-    if tracker.client_id(str(sender.address)) == client_id:
+    if contract.client_id(str(sender.address)) == client_id:
         return skipped(step, detail)
     return send_or_estimate(
-        step, detail, tracker.contract.registerClientId, (client_id,), sender, dry_run, describe_revert
+        step, detail, contract.contract.registerClientId, (client_id,), sender, dry_run, describe_revert
     )
 
 
-def _certificate_step(tracker: TrackerContract | None, sender: Any, wanted: str, dry_run: bool) -> StepResult:
+def _certificate_step(contract: TrackerContract | None, sender: Any, wanted: str, dry_run: bool) -> StepResult:
     step, detail = "certificate", f"fingerprint {wanted}"
-    if tracker is None:
+    if contract is None:
         return StepResult(step, WOULD_CHANGE, detail + " (after the deployment)")
     address = str(sender.address)
-    current = tracker.certificate(address)
+    current = contract.certificate(address)
     if current is not None and current.fingerprint == wanted and _signed_by(current, address):
         return skipped(step, detail)
     signature = certificates.sign_fingerprint(sender, wanted)
     return send_or_estimate(
         step,
         detail,
-        tracker.contract.registerCertificate,
+        contract.contract.registerCertificate,
         (bytes.fromhex(wanted), signature),
         sender,
         dry_run,

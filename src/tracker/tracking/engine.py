@@ -59,10 +59,10 @@ from tracker.tracking.senders import (
 # shows in ListExecutions; a change to NOT_REDRIVABLE only in DescribeExecution).
 FINALITY_CHECK_SECONDS = 600.0
 
-__all__ = ["TraceDivergedError", "Tracker", "track"]
+__all__ = ["TraceDivergedError", "TrackingRun", "track"]
 
 
-class Tracker:
+class TrackingRun:
     """One tracking run against one contract; `track()` is the convenient entry point."""
 
     def __init__(
@@ -521,8 +521,8 @@ def track(
     stop: threading.Event | None = None,
 ) -> TrackSummary:
     """Tracks the source's executions into the contract and the publisher (see the module docstring)."""
-    tracker = Tracker(config, source, contract, publisher, on_progress)
+    run = TrackingRun(config, source, contract, publisher, on_progress)
     try:
-        return tracker.run(stop)
+        return run.run(stop)
     finally:
-        tracker.close()
+        run.close()
