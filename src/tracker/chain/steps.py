@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from tracker.errors import ChainError, one_line
 
+GAS_HEADROOM = 1.2
+
 Status = Literal["done", "skipped", "would change"]
 DONE: Status = "done"
 SKIPPED: Status = "skipped"
@@ -46,9 +48,12 @@ def send_or_estimate(
     Raises `ChainError` naming the step when the estimate or the transaction fails.
     """
     try:
+        gas = int(method.estimate_gas_cost(*arguments, sender=sender))
         if dry_run:
-            gas = int(method.estimate_gas_cost(*arguments, sender=sender))
             return StepResult(step, WOULD_CHANGE, detail, gas=gas)
+        if "gas" not in transaction:
+            # headroom: an estimate of what a transaction finally uses leaves out storage refunds
+            transaction["gas"] = int(gas * GAS_HEADROOM) + 10_000
         receipt = method(*arguments, sender=sender, **transaction)
     except Exception as error:  # ape raises provider-, account- and contract-specific errors
         raise ChainError(f"{step} failed: {describe_error(error)}") from error
