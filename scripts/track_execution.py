@@ -109,6 +109,28 @@ def status_table(summary) -> object:
     help="Gas budget of one transaction; more work goes into further transactions.",
 )
 @click.option(
+    "--max-in-flight",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Transactions pending at once (consecutive nonces): throughput bounded by block gas, not by confirmations.",
+)
+@click.option(
+    "--confirmations",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Blocks deep a transaction must be before its states count as registered (a reorg sends them again).",
+)
+@click.option(
+    "--replace-after",
+    "replace_after_s",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Seconds a transaction may stay pending before it is replaced with higher fees (same nonce).",
+)
+@click.option(
     "--owner",
     default=None,
     metavar="ADDRESS",
@@ -149,6 +171,9 @@ def cli(
     max_instances_per_tx,
     max_states_per_call,
     max_gas_per_tx,
+    max_in_flight,
+    confirmations,
+    replace_after_s,
     owner,
     anchor,
     include_data,
@@ -185,6 +210,9 @@ def cli(
         max_instances_per_tx=max_instances_per_tx,
         max_states_per_call=max_states_per_call,
         max_gas_per_tx=max_gas_per_tx,
+        max_in_flight=max_in_flight,
+        confirmations=confirmations,
+        replace_after_s=replace_after_s,
         owner=owner,
         state_dir=state_dir,
     )

@@ -130,7 +130,10 @@ def test_killed_between_batches_then_rerun_registers_exactly_once(aws_server, an
     machine = create_machine(aws_server, "orders-cli")
     arns = [run_execution(aws_server, machine, f"cli-{i}", {"ok": i % 4 != 3}) for i in range(EXECUTIONS)]
     expected = {arn: (FAILING_STATES if i % 4 == 3 else SUCCEEDING_STATES) for i, arn in enumerate(arns)}
-    command = tracker_command(anvil_url, contract.address, tmp_path, machine, "--max-instances-per-tx", "2")
+    # one transaction in flight at a time, so that the kill can land between two of them
+    command = tracker_command(
+        anvil_url, contract.address, tmp_path, machine, "--max-instances-per-tx", "2", "--max-in-flight", "1"
+    )
     store = store_path(tmp_path / "state", 31337, contract.address)
 
     def checkpoints() -> int:

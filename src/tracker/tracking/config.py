@@ -34,6 +34,9 @@ class TrackConfig:
     max_instances_per_tx: int = 100
     max_states_per_call: int = DEFAULT_MAX_STATES_PER_CALL
     max_gas_per_tx: int = DEFAULT_MAX_GAS_PER_TX
+    max_in_flight: int = 4
+    replace_after_s: float = 60.0
+    confirmations: int = 0
     state_dir: Path = Path(".tracker")
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -45,6 +48,10 @@ class TrackConfig:
                 raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_gas_per_tx < 200_000:
             raise ConfigurationError(f"max_gas_per_tx must be at least 200,000, got {self.max_gas_per_tx:,}")
+        if self.max_in_flight < 1 or self.confirmations < 0 or self.replace_after_s <= 0:
+            raise ConfigurationError(
+                "max_in_flight must be at least 1, confirmations at least 0 and replace_after_s positive"
+            )
         if self.poll_interval < 0:
             raise ConfigurationError(f"poll_interval must not be negative, got {self.poll_interval}")
 

@@ -31,6 +31,7 @@ from tracker.aws.errors import InconsistentHistoryError
 from tracker.aws.executions import ExecutionRef, ExecutionSource
 from tracker.chain import logs
 from tracker.chain.contract import InstanceRecord, Mode, SentTransaction, TrackerContract, instance_key
+from tracker.chain.sending import TransactionPipeline
 from tracker.documents.facts import Document, chain_head
 from tracker.documents.ids import normalize_address
 from tracker.documents.protocol import AttemptEntry, InstanceProtocol, ProtocolEntry
@@ -118,6 +119,12 @@ class TrackingRun:
             self._skip,
             self.store.add_pending,
             self._count,
+            TransactionPipeline(
+                contract,
+                max_in_flight=1 if config.mode == "per-state" else config.max_in_flight,
+                stuck_after_s=config.replace_after_s,
+                confirmations=config.confirmations,
+            ),
         )
         if self.anchored:
             self.sending: Any = AnchorSender(context)

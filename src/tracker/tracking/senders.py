@@ -14,11 +14,13 @@ a state the contract refuses) is reported by name and skipped while every other 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tracker.chain import merkle
 from tracker.chain.contract import GAS_PER_CALL, GAS_PER_TRANSACTION, PreparedCall, SentTransaction, TrackerContract
+from tracker.chain.sending import TransactionPipeline
 from tracker.errors import ChainError, TrackerError, one_line
 from tracker.tracking.checkpoints import PendingAnchor, RegisteredState
 from tracker.tracking.planner import Plan, Step
@@ -55,21 +57,50 @@ class SendContext:
     skip: Callable[[Plan, str], None]
     journal: Callable[[PendingAnchor], None]
     count: Callable[[SentTransaction], None]
+    pipeline: TransactionPipeline
+
+
+def _funds_error(context: SendContext, error: ChainError) -> InsufficientFundsError | None:
+    text = " ".join(one_line(e).lower() for e in (error, error.__cause__) if e is not None)
+    if "insufficient funds" in text or "exceeds account balance" in text or "cannot afford" in text:
+        return InsufficientFundsError(
+            f"account 0x{context.sender_address} has insufficient funds for gas on chain id "
+            f"{context.chain_id}: fund it and rerun"
+        )
+    return None
 
 
 def _send(context: SendContext, calls: Sequence[PreparedCall]) -> SentTransaction:
+    """Sends one transaction and waits for it (after what is already in flight)."""
+    for token, sent in _submit(context, calls, None):
+        _deliver(context, token, sent)
+    result: SentTransaction | None = None
+    for token, sent in context.pipeline.drain():
+        if token is None:
+            result = sent
+            context.count(sent)
+        else:
+            _deliver(context, token, sent)
+    assert result is not None
+    return result
+
+
+def _submit(context: SendContext, calls: Sequence[PreparedCall], token: Any) -> Iterator[tuple[Any, SentTransaction]]:
     try:
-        sent = context.contract.send(calls)
+        yield from context.pipeline.submit(calls, token)
     except ChainError as error:
-        text = " ".join(one_line(e).lower() for e in (error, error.__cause__) if e is not None)
-        if "insufficient funds" in text or "exceeds account balance" in text or "cannot afford" in text:
-            raise InsufficientFundsError(
-                f"account 0x{context.sender_address} has insufficient funds for gas on chain id "
-                f"{context.chain_id}: fund it and rerun"
-            ) from error
+        funds = _funds_error(context, error)
+        if funds is not None:
+            raise funds from error
         raise
+
+
+def _deliver(context: SendContext, token: Any, sent: SentTransaction) -> None:
+    """Hands a confirmed transaction of a batch to the engine."""
+    if token is None:
+        return
     context.count(sent)
-    return sent
+    context.confirm(_confirmations(token, sent))
 
 
 def pack(plans: Sequence[Plan], max_gas_per_tx: int, max_instances_per_tx: int) -> list[Batch]:
@@ -108,38 +139,55 @@ def _confirmations(batch: Batch, sent: SentTransaction) -> list[Confirmed]:
     return list(confirmed.values())
 
 
+def _executions(batch: Batch) -> set[str]:
+    return {plan.execution_arn for plan, _step in batch}
+
+
+def send_pipelined(context: SendContext, batches: Sequence[Batch], failed: set[str]) -> None:
+    """Sends batches with several in flight; a batch that touches an execution of one still in
+    flight waits for it (its gas estimate depends on it); a batch the chain refuses is split by
+    execution, and an execution refused alone is reported and skipped."""
+    pipeline = context.pipeline
+    queue = list(batches)
+    while queue:
+        batch = [(plan, step) for plan, step in queue.pop(0) if plan.execution_arn not in failed]
+        if not batch:
+            continue
+        touched = _executions(batch)
+        while any(token is not None and touched & _executions(token) for token in pipeline.pending_tokens):
+            for token, sent in pipeline.wait_one():
+                _deliver(context, token, sent)
+        try:
+            for token, sent in _submit(context, [step.call for _, step in batch], batch):
+                _deliver(context, token, sent)
+        except InsufficientFundsError:
+            raise
+        except ChainError as error:
+            groups = _by_plan(batch)
+            if len(groups) == 1:
+                plan = groups[0][0][0]
+                failed.add(plan.execution_arn)
+                context.skip(plan, one_line(error))
+            else:
+                queue[:0] = groups
+    for token, sent in pipeline.drain():
+        _deliver(context, token, sent)
+
+
 def send_isolated(context: SendContext, batch: Batch, failed: set[str]) -> None:
-    """Sends a batch; when the chain refuses it, each execution's part alone, skipping the ones refused."""
-    batch = [(plan, step) for plan, step in batch if plan.execution_arn not in failed]
-    if not batch:
-        return
-    try:
-        sent = _send(context, [step.call for _, step in batch])
-    except InsufficientFundsError:
-        raise
-    except ChainError as error:
-        groups = _by_plan(batch)
-        if len(groups) == 1:
-            plan = groups[0][0][0]
-            failed.add(plan.execution_arn)
-            context.skip(plan, one_line(error))
-            return
-        for group in groups:
-            send_isolated(context, group, failed)
-        return
-    context.confirm(_confirmations(batch, sent))
+    """Sends one batch and waits for it, isolating refused executions (see `send_pipelined`)."""
+    send_pipelined(context, [batch], failed)
 
 
 class DirectSender:
-    """Direct mode: every step as a call, packed into multicall transactions."""
+    """Direct mode: every step as a call, packed into multicall transactions, several in flight."""
 
     def __init__(self, context: SendContext):
         self.context = context
 
     def send(self, plans: Sequence[Plan]) -> None:
-        failed: set[str] = set()
-        for batch in pack(plans, self.context.max_gas_per_tx, self.context.max_instances_per_tx):
-            send_isolated(self.context, batch, failed)
+        batches = pack(plans, self.context.max_gas_per_tx, self.context.max_instances_per_tx)
+        send_pipelined(self.context, batches, set())
 
 
 class PerStateSender:

@@ -1,0 +1,117 @@
+"""Sending at real block times (anvil mining every second instead of on every transaction):
+several transactions in flight, one stuck after a base-fee rise replaced with the same nonce,
+one dropped from the pool re-sent, one removed by a reorganisation sent again, and every state
+registered exactly once through all of it.
+
+anvil stands in for a public chain here: `evm_setAutomine(false)` with interval mining, and its
+own controls for what the network does to a pending transaction (`anvil_dropTransaction`,
+`anvil_setNextBlockBaseFeePerGas`, `anvil_reorg`).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tracker.chain.contract import TrackerContract
+from tracker.chain.sending import TransactionPipeline
+from tracker.dev.synthetic import SyntheticExecutions
+from tracker.documents.ids import sha256_hex
+from tracker.publish.targets import DirectoryPublisher
+from tracker.tracking.build import build_documents
+from tracker.tracking.config import TrackConfig
+from tracker.tracking.engine import track
+
+pytestmark = pytest.mark.anvil
+
+
+@pytest.fixture
+def interval_mining(chain):
+    """Blocks every second, as a public chain makes them (every 12 s), shortened for the test."""
+    if chain.provider.name != "foundry":
+        pytest.skip("needs anvil's mining controls (marker anvil)")
+    request = chain.provider.make_request
+    request("evm_setAutomine", [False])
+    request("evm_setIntervalMining", [1])
+    try:
+        yield request
+    finally:
+        request("evm_setIntervalMining", [0])
+        request("evm_setAutomine", [True])
+
+
+def registered_seqs(contract) -> list[tuple[str, int]]:
+    logs = contract.StateRegistered.query("*", start_block=0)
+    return sorted((bytes(a["key"]).hex(), int(a["seq"])) for a in logs["event_arguments"])
+
+
+def call(tracker: TrackerContract, label: str) -> list:
+    owner = str(tracker.sender.address)
+    x = sha256_hex(label)
+    return [
+        tracker.register_execution_call(
+            owner, x, sha256_hex("m"), sha256_hex(label + " doc"), [sha256_hex(label + " s")]
+        )
+    ]
+
+
+def test_several_transactions_share_blocks_instead_of_one_per_block(interval_mining, tracker, contract, tmp_path):
+    source = SyntheticExecutions([20] * 12, "in-flight")
+    publisher = DirectoryPublisher(tmp_path / "protocol")
+    # a small gas budget makes this backlog several transactions; four go out at once
+    config = TrackConfig(state_dir=tmp_path / "state", max_gas_per_tx=400_000, max_in_flight=4)
+    summary = track(config, source, tracker, publisher)
+    assert summary.transactions >= 6 and summary.states_registered == 240
+    blocks = {int(log.block_number) for log in contract.StateRegistered.query("*", start_block=0).itertuples()}
+    assert len(blocks) < summary.transactions  # more than one transaction per block
+    seqs = registered_seqs(contract)
+    assert len(seqs) == len(set(seqs)) == 240
+
+
+def test_a_stuck_transaction_is_replaced_with_the_same_nonce(interval_mining, tracker, contract):
+    pipeline = TransactionPipeline(tracker, stuck_after_s=2.0, poll_s=0.2)
+    interval_mining("evm_setIntervalMining", [0])  # no block while the stage is set
+    list(pipeline.submit(call(tracker, "stuck"), "stuck"))
+    # after it was sent, the base fee jumps far above what it offers: it stays pending
+    interval_mining("anvil_setNextBlockBaseFeePerGas", [hex(10**12)])
+    interval_mining("evm_setIntervalMining", [1])
+    confirmed = list(pipeline.drain())
+    assert [token for token, _ in confirmed] == ["stuck"]
+    assert pipeline.stats.replaced >= 1
+    assert len(registered_seqs(contract)) == 1  # carried out once, by one of the versions
+
+
+def test_a_dropped_transaction_is_sent_again(interval_mining, tracker, contract):
+    pipeline = TransactionPipeline(tracker, stuck_after_s=60.0, poll_s=0.2)
+    list(pipeline.submit(call(tracker, "dropped"), "dropped"))
+    sent_hash = pipeline._pending[0].hashes[0]
+    interval_mining("anvil_dropTransaction", ["0x" + sent_hash])
+    confirmed = list(pipeline.drain())
+    assert [token for token, _ in confirmed] == ["dropped"]
+    assert pipeline.stats.resent >= 1
+    assert len(registered_seqs(contract)) == 1
+
+
+def test_with_confirmations_a_reorganised_transaction_counts_only_once_it_is_back(interval_mining, tracker, contract):
+    pipeline = TransactionPipeline(tracker, confirmations=3, poll_s=0.2)
+    list(pipeline.submit(call(tracker, "reorged"), "reorged"))
+    entry = pipeline._pending[0]
+    while entry.mined is None:
+        list(pipeline.wait_one())
+    # the block that held it is replaced by one without it, before it is three blocks deep
+    interval_mining("anvil_reorg", [1, []])
+    confirmed = list(pipeline.drain())
+    assert [token for token, _ in confirmed] == ["reorged"]
+    assert pipeline.stats.reorged >= 1 or pipeline.stats.resent >= 1
+    assert len(registered_seqs(contract)) == 1
+
+
+def test_the_tracker_at_block_times_registers_everything_once(interval_mining, tracker, contract, tmp_path):
+    source = SyntheticExecutions([5, 5, 5], "block-times")
+    publisher = DirectoryPublisher(tmp_path / "protocol")
+    config = TrackConfig(state_dir=tmp_path / "state", max_in_flight=2, confirmations=2)
+    summary = track(config, source, tracker, publisher)
+    assert summary.states_registered == 15 and summary.instances_terminated == 3
+    for ref in source.refs:
+        docs = build_documents(source.load(ref))
+        assert tracker.instance(str(tracker.sender.address), docs.execution_id).final
+    assert len(registered_seqs(contract)) == 15
