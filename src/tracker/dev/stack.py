@@ -4,8 +4,9 @@
 
 * anvil on a fixed port, its chain saved to `<dir>/anvil-state.json` (reloaded on the next start,
   so a deployment survives a restart of the stack), with ENS installed the way Sepolia has it
-  and the deterministic-deployment proxy (anvil ships it), so `ape run deploy` lands at the
-  canonical address;
+  (and `local.eth` registered for test account 0, the default account of local commands) and the
+  deterministic-deployment proxy (anvil ships it), so `ape run deploy` lands at the canonical
+  address;
 * a moto server emulating Step Functions (with what `tracker.dev.sfn_emulation` adds), DynamoDB,
   CloudWatch Logs and S3, reached through AWS_ENDPOINT_URL;
 * Postgres: DATABASE_URL when set, else an embedded server in `<dir>/postgres`.
@@ -32,11 +33,15 @@ NETWORK = "ethereum:local:foundry"
 REGION = "us-east-1"
 
 
+DEFAULT_ENS_NAME = "local.eth"
+
+
 @dataclass(frozen=True)
 class StackConfig:
     work_dir: Path = Path(".stack")
     anvil_port: int = DEFAULT_ANVIL_PORT
     moto_port: int = DEFAULT_MOTO_PORT
+    ens_name: str = DEFAULT_ENS_NAME
 
 
 def environment_of(anvil_url: str, moto_url: str, database_url: str) -> dict[str, str]:
@@ -75,11 +80,12 @@ def run(config: StackConfig, console: Console) -> None:
         database = stack.database(work_dir / "postgres")
         env = environment_of(anvil.url, moto.endpoint_url, database.url)
         if fresh:
-            _install_ens(anvil.url)
+            _install_ens(anvil.url, config.ens_name)
         console.print(f"[bold]Local stack[/bold] in {work_dir} (logs in {work_dir / 'logs'})")
         console.print(f"  anvil      {anvil.url} (chain id {anvil.chain_id}, saved to {state_file.name})")
         console.print(f"  AWS (moto) {moto.endpoint_url}")
         console.print(f"  Postgres   {database.url}" + (" (embedded)" if database.embedded else ""))
+        console.print(f"  ENS name   {config.ens_name}, registered (wrapped) for TEST::0, the default account")
         console.print("Export this in the shell you run the commands from:")
         for name, value in env.items():
             print(f"export {name}={shlex.quote(value)}")
@@ -88,14 +94,17 @@ def run(config: StackConfig, console: Console) -> None:
             time.sleep(3600)
 
 
-def _install_ens(anvil_url: str) -> None:
-    """ENS on the new chain (the registry at its canonical address, the rest at Sepolia's)."""
+def _install_ens(anvil_url: str, name: str) -> None:
+    """ENS on the new chain (the registry at its canonical address, the rest at Sepolia's), and
+    `name` registered through the controller for test account 0, as the ENS app would."""
     from ape import accounts, networks
     from ape.logging import logger
 
-    from tracker.dev.ens import install_local_ens
+    from tracker.dev.ens import install_local_ens, register_name
 
     os.environ["APE_FOUNDRY_HOST"] = anvil_url
     logger.set_level("ERROR")  # stdout carries only the exports
     with networks.parse_network_choice(NETWORK):
-        install_local_ens(accounts.test_accounts[0])
+        account = accounts.test_accounts[0]
+        install_local_ens(account)
+        register_name(account, name)
