@@ -307,29 +307,34 @@ class TrackerContract:
     def end_attempt_call(
         self, owner: str, execution_id: str, from_seq: int, state_ids: Sequence[str], attempt: int, end_id: str
     ) -> PreparedCall:
-        return self.prepare(
-            "endAttempt",
-            checksum_address(owner),
-            id_to_bytes32(execution_id),
-            from_seq,
-            _b32(state_ids),
-            attempt,
-            id_to_bytes32(end_id),
-            gas=GAS_PER_CALL["endAttempt"] + GAS_PER_STATE * len(state_ids),
-        )
+        """The last states of an attempt and its end, the instance staying open for a redrive."""
+        return self._closing_call("endAttempt", owner, execution_id, from_seq, state_ids, attempt, end_id)
 
     def terminate_call(
         self, owner: str, execution_id: str, from_seq: int, state_ids: Sequence[str], attempt: int, end_id: str
     ) -> PreparedCall:
+        """The last states and the final end: nothing can be written to the instance afterwards."""
+        return self._closing_call("terminate", owner, execution_id, from_seq, state_ids, attempt, end_id)
+
+    def _closing_call(
+        self,
+        method: str,
+        owner: str,
+        execution_id: str,
+        from_seq: int,
+        state_ids: Sequence[str],
+        attempt: int,
+        end_id: str,
+    ) -> PreparedCall:
         return self.prepare(
-            "terminate",
+            method,
             checksum_address(owner),
             id_to_bytes32(execution_id),
             from_seq,
             _b32(state_ids),
             attempt,
             id_to_bytes32(end_id),
-            gas=GAS_PER_CALL["terminate"] + GAS_PER_STATE * len(state_ids),
+            gas=GAS_PER_CALL[method] + GAS_PER_STATE * len(state_ids),
         )
 
     def close_anchored_call(

@@ -130,41 +130,32 @@ def events(
     return found
 
 
-def block_timestamps(numbers: Sequence[int]) -> dict[int, int]:
-    """Block timestamps, in one JSON-RPC batch where the provider takes batches."""
+def _batched(requests: Sequence[Any], one: Any) -> list[Any]:
+    """Results of web3 requests, in one JSON-RPC batch where the provider takes batches (ape's
+    in-process chain does not: one by one there)."""
     from ape import chain
 
-    wanted = sorted(set(numbers))
-    if not wanted:
-        return {}
     web3 = chain.provider.web3
-    if len(wanted) > 1:
+    if len(requests) > 1:
         try:
             with web3.batch_requests() as batch:
-                for number in wanted:
-                    batch.add(web3.eth.get_block(number))
-                blocks = batch.execute()
-            return {number: int(block["timestamp"]) for number, block in zip(wanted, blocks)}
-        except Exception:  # a provider without batch support (ape's in-process chain): one by one
+                for request in requests:
+                    batch.add(one(web3, request))
+                return list(batch.execute())
+        except Exception:  # a provider without batch support
             pass
-    return {number: int(web3.eth.get_block(number)["timestamp"]) for number in wanted}
+    return [one(web3, request) for request in requests]
+
+
+def block_timestamps(numbers: Sequence[int]) -> dict[int, int]:
+    """Block timestamps, in one batch where the provider takes batches."""
+    wanted = sorted(set(numbers))
+    blocks = _batched(wanted, lambda web3, number: web3.eth.get_block(number)) if wanted else []
+    return {number: int(block["timestamp"]) for number, block in zip(wanted, blocks)}
 
 
 def transaction_senders(hashes: Sequence[str]) -> dict[str, str]:
     """The sender of each transaction (40 hex), in one batch where the provider takes batches."""
-    from ape import chain
-
     wanted = sorted(set(hashes))
-    if not wanted:
-        return {}
-    web3 = chain.provider.web3
-    if len(wanted) > 1:
-        try:
-            with web3.batch_requests() as batch:
-                for tx_hash in wanted:
-                    batch.add(web3.eth.get_transaction("0x" + tx_hash))
-                found = batch.execute()
-            return {h: normalize_address(str(t["from"])) for h, t in zip(wanted, found)}
-        except Exception:  # a provider without batch support: one by one
-            pass
-    return {h: normalize_address(str(web3.eth.get_transaction("0x" + h)["from"])) for h in wanted}
+    found = _batched(wanted, lambda web3, tx_hash: web3.eth.get_transaction("0x" + tx_hash)) if wanted else []
+    return {tx_hash: normalize_address(str(item["from"])) for tx_hash, item in zip(wanted, found)}
