@@ -39,7 +39,7 @@ rule imitates, and where its numbers and wording come from:
 * `fault_every`: every n-th HTTP request fails with the next of `faults`: "500", "502", "503"
   (an HTML error page, as a proxy gives) or "reset" (the connection is reset, no answer).
 * `hang_from`: from the n-th HTTP request on, nothing is answered (the connection stays open
-  until the server stops, at most `HANG_LIMIT_S`).
+  until the server stops, at most `HANG_LIMIT_S`); `hang_batches`: no batch is answered.
 * `log_lag`: a load-balanced pair whose log node lags its header node by that many blocks:
   eth_getLogs sees the chain only up to head - log_lag. With `lag_answer="silent"` a range past
   it is answered short, as geth behind a load balancer did (ethereum/go-ethereum#24078); with
@@ -143,6 +143,7 @@ class Rules:
     fault_every: int = 0
     faults: tuple[str, ...] = ("502", "503", "500", "reset")
     hang_from: int | None = None
+    hang_batches: bool = False
     log_lag: int = 0
     lag_answer: str = "silent"
 
@@ -255,7 +256,9 @@ class HostedProvider:
             self.counters.requests += 1
             number = self.counters.requests
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
-        if rules.hang_from is not None and number >= rules.hang_from:
+        if (rules.hang_from is not None and number >= rules.hang_from) or (
+            rules.hang_batches and body.lstrip().startswith(b"[")
+        ):
             with self._lock:
                 self.counters.hung += 1
             self._stopping.wait(HANG_LIMIT_S)

@@ -1,18 +1,54 @@
-"""Reading a chain in as few round trips as the node allows: logs over adaptive block ranges, block headers and receipts in JSON-RPC batches."""
+"""Reading a chain in as few round trips as the provider allows: logs over adaptive block ranges,
+block headers and receipts in JSON-RPC batches.
+
+Block ranges of `eth_getLogs` adapt to what comes back. A range refusal (and nothing else: rate
+limits and faults are `tracker.chain.rpc`'s to retry) narrows the range, to the range the
+provider's message suggests where it gives one, and to the block-range limit it states where it
+states one; an answer with more logs than a batch should hold narrows the next range in
+proportion; and ranges double again while answers come back sparse, so a dense stretch or one
+refusal leaves no permanent cap. A refusal that says nothing usable halves the range and keeps
+it there for a while (`REFUSAL_MEMORY` answers), then probes wider again.
+
+Near the head, a load-balanced provider may answer `eth_getLogs` from a node a few blocks behind
+the one that answered `eth_blockNumber`, and such a node answers a range it has not reached with
+fewer logs, not with an error. The last `lag_guard` blocks below the head are therefore read one
+block at a time by block hash (EIP-234), which a node that lacks the block refuses instead of
+answering short; the refusal is retried until the node has caught up.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from tracker.chain.rpc import JsonRpc, RpcError
+from tracker.chain.hosted import is_unknown_block, range_refusal
+from tracker.chain.rpc import Rpc, RpcError
 from tracker.errors import ChainError, ConfigurationError
+from tracker.retry import RetryPolicy, with_retry
 
 # Receipts carry all their logs, so they go out in smaller, concurrent batches.
 RECEIPT_BATCH = 25
+# Blocks below the head read by block hash, so that a lagging log node cannot answer them short.
+LAG_GUARD_BLOCKS = 8
+# After a refusal that says nothing usable, ranges stay below the refused width for this many answers.
+REFUSAL_MEMORY = 16
+# How long to wait for a log node that does not have a block the head node has.
+LAGGING_NODE_RETRY = RetryPolicy(attempts=12, base_delay=0.5, max_delay=4.0, max_wait=30.0)
+
+# One topic position: any topic (None), one topic, or any of several.
+TopicFilter = Sequence[bytes | Sequence[bytes] | None]
+
+
+class ChainMovedError(ChainError):
+    """The chain changed while a batch was read (a reorg in progress); the batch is read again."""
+
+
+class LogNodeBehindError(ChainError):
+    """The provider's log node kept lacking a block its head node has, for as long as the policy allows."""
 
 
 @dataclass(frozen=True)
@@ -108,10 +144,17 @@ def _receipt(entry: _ReceiptEntry) -> Receipt:
 
 
 class ChainReader:
-    """What the indexer reads from a chain, in as few round trips as the node allows."""
+    """What the indexer (and the verifier) read from a chain, in as few round trips as the provider allows."""
 
     def __init__(
-        self, rpc: JsonRpc, address: bytes, initial_span: int = 1000, max_span: int = 100_000, max_logs: int = 10_000
+        self,
+        rpc: Rpc,
+        address: bytes,
+        initial_span: int = 1000,
+        max_span: int = 100_000,
+        max_logs: int = 10_000,
+        lag_guard: int = LAG_GUARD_BLOCKS,
+        lag_retry: RetryPolicy = LAGGING_NODE_RETRY,
     ):
         if initial_span < 1 or max_span < initial_span:
             raise ConfigurationError(f"--batch-blocks must be between 1 and {max_span}, got {initial_span}")
@@ -120,8 +163,18 @@ class ChainReader:
         self.span = initial_span
         self.max_span = max_span
         self.max_logs = max_logs
-        # Logs fetched past the end of the last batch: (first block, last block, logs).
-        self._pending: tuple[int, int, list[RawLog]] | None = None
+        self.lag_guard = lag_guard
+        self.lag_retry = lag_retry
+        # The widest range the provider says it serves, once it has said so.
+        self.max_range: int | None = None
+        # After a refusal without a usable hint: (width not to exceed, answers left before probing again).
+        self._refused: tuple[int, int] | None = None
+        self.head: int | None = None
+        self.refusals = 0
+        # Logs fetched past the end of the last batch: (first block, last block, topics, logs).
+        self._pending: tuple[int, int, tuple, list[RawLog]] | None = None
+        # Headers read for the lag guard, handed to the next headers() call instead of read again.
+        self._known_headers: dict[int, BlockHeader] = {}
 
     def chain_id(self) -> int:
         return int(self.rpc.call("eth_chainId", [], str), 16)
@@ -138,13 +191,18 @@ class ChainReader:
         header = None
         if len(results) > 1 and results[1]:
             header = _header(msgspec.convert(results[1], _HeaderEntry))
-        return int(results[0], 16), header
+        self.head = int(results[0], 16)
+        return self.head, header
 
     def headers(self, numbers: Iterable[int]) -> dict[int, BlockHeader]:
         """Headers by number (blocks past the head are left out)."""
         wanted = sorted(set(numbers))
-        results = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in wanted], _HeaderEntry)
-        return {n: _header(r) for n, r in zip(wanted, results) if r is not None}
+        known = {n: self._known_headers.pop(n) for n in wanted if n in self._known_headers}
+        missing = [n for n in wanted if n not in known]
+        if missing:
+            results = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in missing], _HeaderEntry)
+            known.update({n: _header(r) for n, r in zip(missing, results) if r is not None})
+        return known
 
     def receipts(self, tx_hashes: Iterable[bytes]) -> dict[bytes, Receipt]:
         wanted = list(dict.fromkeys(tx_hashes))
@@ -158,41 +216,131 @@ class ChainReader:
             receipts[tx_hash] = _receipt(result)
         return receipts
 
-    def logs(self, start: int, last: int) -> tuple[int, list[RawLog]]:
+    def logs(self, start: int, last: int, topics: TopicFilter | None = None) -> tuple[int, list[RawLog]]:
         """The contract's logs from `start` up to at most `last`; returns the block it stopped at.
+
+        `topics` filters as eth_getLogs does, position by position: None for any topic, a
+        32-byte topic, or a sequence of topics of which any matches (event signatures, indexed
+        arguments such as an instance key).
 
         A batch holds at most `max_logs` logs unless one block alone has more: an answer with
         more is cut at a block boundary and the rest is kept for the next call, not fetched again.
         """
-        if self._pending is not None and self._pending[0] == start and self._pending[1] <= last:
-            _, fetched_end, entries = self._pending
+        key = _topics_key(topics)
+        if self._pending is not None:
+            first, fetched_end, pending_key, entries = self._pending
             self._pending = None
-            return self._cut(start, fetched_end, entries)
-        self._pending = None
+            if first == start and fetched_end <= last and pending_key == key:
+                return self._cut(start, fetched_end, key, entries)
+        guard_from = self.head - self.lag_guard + 1 if self.head is not None and self.lag_guard > 0 else None
+        if guard_from is not None and last >= guard_from:
+            if start >= guard_from:
+                return self._guarded_logs(start, last, topics, key)
+            last = guard_from - 1
+        return self._range_logs(start, last, topics, key)
+
+    def _filter(self, topics: TopicFilter | None, **where: str) -> dict[str, Any]:
+        log_filter: dict[str, Any] = {"address": "0x" + self.address.hex(), **where}
+        if topics is not None:
+            log_filter["topics"] = _topics_param(topics)
+        return log_filter
+
+    def _range_logs(self, start: int, last: int, topics: TopicFilter | None, key: tuple) -> tuple[int, list[RawLog]]:
         while True:
-            end = min(last, start + self.span - 1)
+            end = min(last, start + self._width() - 1)
+            log_filter = self._filter(topics, fromBlock=hex(start), toBlock=hex(end))
             try:
-                entries = self.rpc.call(
-                    "eth_getLogs",
-                    [{"address": "0x" + self.address.hex(), "fromBlock": hex(start), "toBlock": hex(end)}],
-                    list[_LogEntry],
+                entries = self._while_behind(
+                    lambda log_filter=log_filter: self.rpc.call("eth_getLogs", [log_filter], list[_LogEntry])
                 )
-            except RpcError:
-                # Providers refuse ranges that are too long or answers that are too large, each in
-                # its own words: any refusal of a range wider than one block is retried narrower.
+            except RpcError as error:
+                if is_unknown_block(error.node_message):
+                    raise LogNodeBehindError(
+                        f"the provider's log node still lacks blocks up to {end} after "
+                        f"{self.lag_retry.max_wait or 0:g} s ({error.node_message}); retry later"
+                    ) from error
                 if end == start:
                     raise
-                # Halve, and never grow back past the halved width: at most 2x below the node's
-                # limit, instead of probing it again and again.
-                self.span = self.max_span = max(1, (end - start + 1) // 2)
+                self._narrow(start, end, error)
                 continue
-            if len(entries) > self.max_logs:
-                self.span = max(1, (end - start + 1) // 2)
-            elif len(entries) < self.max_logs // 4 and end - start + 1 == self.span:
-                self.span = min(self.max_span, self.span * 2)
-            return self._cut(start, end, [_log(e) for e in entries])
+            self._adapt(end - start + 1, len(entries))
+            return self._cut(start, end, key, [_log(e) for e in entries])
 
-    def _cut(self, start: int, end: int, logs: list[RawLog]) -> tuple[int, list[RawLog]]:
+    def _width(self) -> int:
+        width = self.span
+        if self.max_range is not None:
+            width = min(width, self.max_range)
+        if self._refused is not None:
+            width = min(width, self._refused[0])
+        return max(1, width)
+
+    def _narrow(self, start: int, end: int, error: RpcError) -> None:
+        """A refused range: narrower, as the provider suggests where it does."""
+        self.refusals += 1
+        width = end - start + 1
+        refusal = range_refusal(error.node_message, error.data)
+        if refusal.max_blocks is not None and refusal.max_blocks < width:
+            self.max_range = refusal.max_blocks if self.max_range is None else min(self.max_range, refusal.max_blocks)
+        suggested = refusal.suggested
+        if suggested is not None and suggested[0] == start and start <= suggested[1] < end:
+            self.span = suggested[1] - start + 1
+        elif refusal.max_blocks is not None and refusal.max_blocks < width:
+            self.span = refusal.max_blocks
+        else:  # nothing usable: halve, and stay there for a while before probing wider again
+            self.span = max(1, width // 2)
+            self._refused = (self.span, REFUSAL_MEMORY)
+
+    def _adapt(self, width: int, count: int) -> None:
+        """The next range after an answer of `count` logs over `width` blocks."""
+        if self._refused is not None:
+            ceiling, left = self._refused
+            self._refused = (ceiling, left - 1) if left > 1 else None
+        if count > self.max_logs:  # dense: aim at half a batch's worth of logs
+            self.span = max(1, width * self.max_logs // (2 * count))
+        elif count < self.max_logs // 4 and width >= self._width() and self._refused is None:
+            self.span = min(self.max_span, width * 2)
+
+    def _guarded_logs(self, start: int, last: int, topics: TopicFilter | None, key: tuple) -> tuple[int, list[RawLog]]:
+        """Logs near the head, block by block by hash: a node that lacks a block refuses instead of answering short."""
+        numbers = list(range(start, last + 1))
+        headers = self.headers(numbers)
+        missing = [n for n in numbers if n not in headers]
+        if missing:
+            raise ChainMovedError(f"block {missing[0]} is gone")
+        calls = [("eth_getLogs", [self._filter(topics, blockHash="0x" + headers[n].hash.hex())]) for n in numbers]
+        try:
+            answers = self._while_behind(lambda: self.rpc.batch(calls, list[_LogEntry]))
+        except RpcError as error:
+            if not is_unknown_block(error.node_message):
+                raise
+            now = self.headers(numbers)
+            if any(now.get(n) != headers[n] for n in numbers):
+                raise ChainMovedError(f"blocks {start}-{last} changed while they were read") from error
+            raise LogNodeBehindError(
+                f"the provider's log node still lacks block {last} after {self.lag_retry.max_wait or 0:g} s "
+                f"({error.node_message}); retry later or index with more --confirmations"
+            ) from error
+        logs: list[RawLog] = []
+        for number, entries in zip(numbers, answers):
+            for entry in entries:
+                log = _log(entry)
+                if log.block_number != number or log.block_hash != headers[number].hash:
+                    raise ChainError(
+                        f"eth_getLogs by hash of block {number} answered a log of block {log.block_number}"
+                    )
+                logs.append(log)
+        self._known_headers.update(headers)
+        return self._cut(start, last, key, logs)
+
+    def _while_behind(self, fetch: Any) -> Any:
+        """`fetch()`, retried while the log node says it lacks a block the head node has."""
+
+        def behind(error: BaseException) -> bool:
+            return isinstance(error, RpcError) and is_unknown_block(error.node_message)
+
+        return with_retry(fetch, self.lag_retry, retryable=behind, sleep=time.sleep)
+
+    def _cut(self, start: int, end: int, key: tuple, logs: list[RawLog]) -> tuple[int, list[RawLog]]:
         if len(logs) <= self.max_logs:
             return end, logs
         cut_block = logs[self.max_logs].block_number
@@ -201,9 +349,36 @@ class ChainReader:
         if cut_block > end:
             return end, logs
         index = next(i for i, log in enumerate(logs) if log.block_number >= cut_block)
-        self._pending = (cut_block, end, logs[index:])
+        self._pending = (cut_block, end, key, logs[index:])
         return cut_block - 1, logs[:index]
 
     def forget_pending(self) -> None:
         """Drops logs kept for the next batch (after a reorg or a restart from another block)."""
         self._pending = None
+        self._known_headers.clear()
+
+
+def _topic_hex(topic: bytes | str) -> str:
+    if isinstance(topic, str):
+        topic = bytes.fromhex(topic.removeprefix("0x"))
+    if len(topic) != 32:
+        raise ConfigurationError(f"a log topic has 32 bytes, got {len(topic)}")
+    return "0x" + topic.hex()
+
+
+def _topics_param(topics: TopicFilter) -> list[Any]:
+    param: list[Any] = []
+    for position in topics:
+        if position is None:
+            param.append(None)
+        elif isinstance(position, (bytes, str)):
+            param.append(_topic_hex(position))
+        else:
+            param.append([_topic_hex(t) for t in position])
+    return param
+
+
+def _topics_key(topics: TopicFilter | None) -> tuple:
+    if topics is None:
+        return ()
+    return tuple(tuple(p) if isinstance(p, list) else p for p in _topics_param(topics))

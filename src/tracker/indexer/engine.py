@@ -2,11 +2,12 @@
 
 Library use (what `ape run index` and the demo call)::
 
-    from tracker.chain.rpc import JsonRpc
+    from tracker.chain.rpc import JsonRpc, RpcBudget, RpcOptions, rpc_for
     from tracker.indexer.engine import IndexConfig, index
 
-    rpc = JsonRpc.from_provider(provider)           # ape's connected provider, or
-    rpc = JsonRpc.from_uri("http://127.0.0.1:8545")  # any JSON-RPC endpoint
+    rpc = rpc_for(provider)                          # ape's connected provider (HTTP or in-process), or
+    rpc = JsonRpc.from_uri("http://127.0.0.1:8545")  # any JSON-RPC endpoint, or a hosted one paced
+    rpc = JsonRpc.from_uri(url, RpcOptions(budget=RpcBudget(330)))  # to 330 compute units per second
     summary = index(IndexConfig(contract_address="0x...", database_url=None), rpc)
     print(summary.events, summary.last_block, summary.events_per_s)
 
@@ -36,18 +37,14 @@ from dataclasses import asdict, dataclass, field
 import psycopg
 
 from tracker.chain.events import EventDecoder
-from tracker.chain.reader import BlockHeader, ChainReader
-from tracker.chain.rpc import JsonRpc
+from tracker.chain.reader import BlockHeader, ChainMovedError, ChainReader
+from tracker.chain.rpc import Rpc
 from tracker.documents.ids import normalize_address
-from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError, one_line
+from tracker.errors import ConfigurationError, ContractNotFoundError, one_line
 from tracker.indexer.report import Report, read_report
 from tracker.indexer.store import DEFAULT_SCHEMA, Batch, Cursor, DatabaseError, Store, connect, migrate, validate_schema
 
 FORK_SEARCH_PAGE = 64
-
-
-class ChainMovedError(ChainError):
-    """The chain changed while a batch was read (a reorg in progress); the batch is read again."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +118,7 @@ class IndexSummary:
 
 def index(
     config: IndexConfig,
-    rpc: JsonRpc,
+    rpc: Rpc,
     on_batch: Callable[[BatchReport], None] | None = None,
 ) -> IndexSummary:
     """Indexes the contract's logs into Postgres (see the module docstring) and says what it did.
