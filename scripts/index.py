@@ -188,8 +188,9 @@ def _jsonable(value: Any) -> Any:
     help="Pace requests to this many compute units per second (Alchemy's costs: eth_getLogs 60, "
     "eth_getBlockByNumber and eth_getTransactionReceipt 20, eth_blockNumber 10), so that the run stays "
     "under the plan instead of bouncing off its rate limit. Free tiers allow 500 per second at Alchemy "
-    "(older keys: 330) and 500 credits per second at Infura, whose costs differ: use a lower figure there, "
-    "or --rpc-budget-unit requests. Default: no pacing; rate limits are retried.",
+    "(older keys: 330) and 500 credits per second at Infura, whose credits per method differ from "
+    "Alchemy's (there, a lower figure or --rpc-budget-unit requests). Default: no pacing; rate limits "
+    "are retried.",
 )
 @click.option(
     "--rpc-budget-unit",
