@@ -31,12 +31,15 @@ import psycopg
 from psycopg import sql
 from web3 import HTTPProvider, Web3
 
-from tracker.chain.events import EventDecoder
-from tracker.chain.reader import ChainReader
-from tracker.chain.rpc import JsonRpc
-from tracker.documents.ids import sha256_hex
-from tracker.indexer.engine import IndexConfig, index
-from tracker.indexer.store import drop_schema, migrate
+# Run as a script, this file's folder comes first on sys.path and bench/tracker.py would shadow the package.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+from tracker.chain.events import EventDecoder  # noqa: E402
+from tracker.chain.reader import ChainReader  # noqa: E402
+from tracker.chain.rpc import JsonRpc  # noqa: E402
+from tracker.documents.ids import sha256_hex  # noqa: E402
+from tracker.indexer.engine import IndexConfig, index  # noqa: E402
+from tracker.indexer.store import drop_schema, migrate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "indexer.json"
