@@ -7,6 +7,7 @@ through the emulator under one provider rule, and compares the two schemas table
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -222,3 +223,23 @@ def test_a_lagging_log_node_loses_no_logs(anvil, chain, database_url, schema, di
             miner.join(timeout=5)
         assert provider.counters.log_hashes > 0  # the last blocks were read by hash
     _assert_exact(anvil, chain, database_url, schema, direct_schema, other_ranges=True)
+
+
+def test_the_command_with_a_budget_reports_what_the_provider_did(anvil, chain, database_url, schema):
+    deployed, last = chain
+    with HostedProvider(anvil.url, Rules(latency=0.005, compute_units_per_second=330)) as provider:
+        result = subprocess.run(
+            [
+                "ape", "run", "index", "--network", provider.url, "--contract", deployed.address,
+                "--database", database_url, "--schema", schema, "--from-block", str(deployed.deploy_block),
+                "--to-block", str(last), "--rpc-budget", "330", "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["summary"]["last_block"] == last
+    assert document["rpc"]["rate_limited"] == 0
+    assert document["rpc"]["compute_units"] > 0

@@ -44,7 +44,10 @@ class RangeLimitedRelay:
                         answer = {
                             "jsonrpc": "2.0",
                             "id": request["id"],
-                            "error": {"code": -32005, "message": relay.message},
+                            "error": {
+                                "code": -32005,
+                                "message": relay.message.replace("{first}", request["params"][0]["fromBlock"]),
+                            },
                         }
                         return self._send(json.dumps(answer).encode())
                     relay.served.append(width)
@@ -124,4 +127,23 @@ def test_a_refusal_without_hints_halves_and_probes_again_only_now_and_then(
     # not one for every other request.
     assert len(relay.refused) <= 4 + len(relay.served) // 16 + 1
     assert max(relay.served) <= MAX_RANGE
+    assert db.execute("SELECT count(*) FROM instance_registration").fetchone()[0] == 6
+
+
+@pytest.mark.parametrize(
+    "suggestion",
+    ["[{first}, 0xffffffff]", "[0xffff, 0xfffff]"],
+    ids=["wider-than-refused", "elsewhere"],
+)
+def test_a_suggested_range_that_would_not_narrow_is_ignored(
+    relay, anvil, deployed, database_url, schema, db, label_id, suggestion
+):
+    # A provider (or anything in between) suggesting a range that does not start where we asked,
+    # or reaches past the refused range, must not widen the range or send the reader elsewhere.
+    relay.message = f"Log response size exceeded. Based on your parameters, this block range should work: {suggestion}"
+    summary, head = _index_through(relay, anvil, deployed, database_url, schema, label_id)
+
+    assert summary.events == 1 + 6 * 2
+    assert summary.last_block == head
+    assert relay.refused[:4] == [64, 32, 16, 8]  # halved, as for a refusal without hints
     assert db.execute("SELECT count(*) FROM instance_registration").fetchone()[0] == 6

@@ -264,7 +264,9 @@ class ChainReader:
                 self._narrow(start, end, error)
                 continue
             self._adapt(end - start + 1, len(entries))
-            return self._cut(start, end, key, [_log(e) for e in entries])
+            logs = [_log(e) for e in entries]
+            _check_order(logs, start, end)
+            return self._cut(start, end, key, logs)
 
     def _width(self) -> int:
         width = self.span
@@ -356,6 +358,19 @@ class ChainReader:
         """Drops logs kept for the next batch (after a reorg or a restart from another block)."""
         self._pending = None
         self._known_headers.clear()
+
+
+def _check_order(logs: list[RawLog], start: int, end: int) -> None:
+    """An answer's logs lie in the range asked for, in chain order (the batch cut relies on it)."""
+    previous = (start, -1)
+    for log in logs:
+        place = (log.block_number, log.log_index)
+        if not start <= log.block_number <= end or place <= previous:
+            raise ChainError(
+                f"eth_getLogs for blocks {start}-{end} answered a log of block {log.block_number} "
+                f"(index {log.log_index}) out of range or out of order"
+            )
+        previous = place
 
 
 def _topic_hex(topic: bytes | str) -> str:
