@@ -123,3 +123,20 @@ def test_topic_filters(anvil, deployed, label_id):
     with pytest.raises(ConfigurationError) as raised:
         reader.logs(deployed.deploy_block, head, topics=[b"short"])
     assert str(raised.value) == "a log topic has 32 bytes, got 5"
+
+
+def test_a_provider_refusing_batches_mid_run_gets_single_calls_without_deadlock(emulator):
+    # Several chunks in flight on the batch threads when the refusal arrives: each turns into
+    # single calls, which must not wait for the very threads they occupy.
+    import threading
+
+    emulator.rules.batches = False
+    rpc = JsonRpc.from_uri(emulator.url, RpcOptions(batch_size=10))
+    results: list = []
+    worker = threading.Thread(target=lambda: results.append(rpc.batch([("eth_chainId", [])] * 60)), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "batch() is stuck"
+    assert results == [["0x7a69"] * 60]
+    assert rpc.stats.batches_refused
+    rpc.close()

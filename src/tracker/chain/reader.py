@@ -225,8 +225,11 @@ class ChainReader:
 
         A batch holds at most `max_logs` logs unless one block alone has more: an answer with
         more is cut at a block boundary and the rest is kept for the next call, not fetched again.
+        Blocks within `lag_guard` of the head last seen by `head_and_header` (or set in `head`)
+        are read one by one by block hash; the headers read for that serve the next `headers()`.
         """
         key = _topics_key(topics)
+        self._known_headers.clear()  # they serve the headers() call that follows one logs() call
         if self._pending is not None:
             first, fetched_end, pending_key, entries = self._pending
             self._pending = None

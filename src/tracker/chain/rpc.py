@@ -147,7 +147,8 @@ class RpcOptions:
 
 @dataclass
 class RpcStats:
-    """What a `JsonRpc` did so far (for benchmarks and status lines)."""
+    """What a `JsonRpc` did so far (for benchmarks and status lines): HTTP requests, JSON-RPC calls
+    and their compute units at Alchemy's costs (attempts that were refused and retried included)."""
 
     requests: int = 0
     calls: int = 0
@@ -272,6 +273,9 @@ class JsonRpc:
         self._ids = itertools.count(1)
         self._id_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        # Single calls get a pool of their own: a chunk that turns into single calls runs on a
+        # thread of the chunk pool, and waiting there for tasks of the same pool could deadlock.
+        self._single_pool: ThreadPoolExecutor | None = None
         budget = self.options.budget
         self._pacer = _Pacer(budget.per_second, budget.burst) if budget is not None else None
         self._batch_cap: int | None = None
@@ -456,7 +460,10 @@ class JsonRpc:
     def _singles(self, calls: Sequence[tuple[str, Sequence[Any]]], result_type: Any) -> list[Any]:
         if len(calls) == 1:
             return [self.call(calls[0][0], calls[0][1], result_type)]
-        pool = self._ensure_pool()
+        with self._stats_lock:
+            if self._single_pool is None:
+                self._single_pool = ThreadPoolExecutor(self.options.parallel, thread_name_prefix="rpc-single")
+            pool = self._single_pool
         return list(pool.map(lambda c: self.call(c[0], c[1], result_type), calls))
 
     # -- transport, pacing and retries --------------------------------------------------------
@@ -570,9 +577,10 @@ class JsonRpc:
             ) from None
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        for pool in (self._pool, self._single_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._pool = self._single_pool = None
         self.session.close()
 
 
