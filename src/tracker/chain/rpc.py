@@ -385,6 +385,7 @@ class JsonRpc:
                 body = self._post(payload, what)
             except _RateLimited:
                 if len(pending) > 1:  # the whole batch costs more than the provider's bucket holds now
+                    self._count_split()
                     raise _BatchRefused(max(1, len(pending) // 2)) from None
                 raise
             if body.lstrip().startswith(b"{"):
@@ -440,6 +441,7 @@ class JsonRpc:
             raise ChainError(f"{what}: the node answered the batch with a single result")
         if is_rate_limit(error.code, error.message):
             if size > 1:
+                self._count_split()
                 raise _BatchRefused(max(1, size // 2))
             raise _RateLimited(error.message, backoff_hint(error.data))
         refusal = batch_refusal(f"{error.message} {error.data if isinstance(error.data, str) else ''}")
@@ -456,6 +458,10 @@ class JsonRpc:
                 self.stats.batch_cap = self._batch_cap
             raise _BatchRefused(cap)
         raise RpcError(what, error.code, error.message, error.data)
+
+    def _count_split(self) -> None:
+        with self._stats_lock:
+            self.stats.rate_limited += 1
 
     def _singles(self, calls: Sequence[tuple[str, Sequence[Any]]], result_type: Any) -> list[Any]:
         if len(calls) == 1:
