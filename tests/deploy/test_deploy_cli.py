@@ -75,7 +75,10 @@ def test_unknown_account(node_uri):
     result = ape_run("deploy", "--network", node_uri, "--account", "no-such-alias")
 
     assert result.returncode == 1
-    assert last_line(result.stderr) == "Error: no ape account named 'no-such-alias' (see `ape accounts list`; TEST::N names a test account)"
+    assert (
+        last_line(result.stderr)
+        == "Error: no ape account named 'no-such-alias' (see `ape accounts list`; TEST::N names a test account)"
+    )
 
 
 def test_sepolia_without_an_alchemy_key():
