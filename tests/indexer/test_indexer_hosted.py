@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -242,3 +243,29 @@ def test_the_command_with_a_budget_reports_what_the_provider_did(anvil, chain, d
     assert document["summary"]["last_block"] == last
     assert document["rpc"]["rate_limited"] == 0
     assert document["rpc"]["compute_units"] > 0
+
+
+def test_following_waits_out_a_provider_that_stops_answering(anvil, chain, database_url, schema, direct_schema):
+    # With --follow, a provider that keeps failing past the retry window is a node gone away: the run
+    # says so, waits, and carries on from its cursor once the provider answers again.
+    deployed, last = chain
+    statuses: list[str] = []
+    options = RpcOptions(retry=RetryPolicy(attempts=50, base_delay=0.05, max_delay=0.2, max_wait=0.5))
+    with HostedProvider(anvil.url, Rules(faults=("502",))) as provider:
+
+        def on_batch(_batch: object) -> None:
+            if not statuses:
+                provider.rules.fault_every = 1  # from the first batch on, every request fails
+
+        def on_status(message: str) -> None:
+            statuses.append(message)
+            provider.rules.fault_every = 0  # until the run has said so: then the provider is back
+
+        config = _config(deployed, database_url, schema, None, follow=True, poll_interval=0.1, max_polls=2)
+        config = replace(config, batch_blocks=50)
+        summary = index(config, JsonRpc.from_uri(provider.url, options), on_batch=on_batch, on_status=on_status)
+        assert provider.counters.faults["502"] > 0
+    assert summary.reconnects == 1
+    assert statuses[0].startswith("lost the node (") and "HTTP 502 Bad Gateway" in statuses[0]
+    assert summary.last_block is not None and summary.last_block >= last
+    _assert_exact(anvil, (deployed, summary.last_block), database_url, schema, direct_schema, other_ranges=True)

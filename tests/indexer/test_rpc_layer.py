@@ -139,3 +139,25 @@ def test_a_provider_refusing_batches_mid_run_gets_single_calls_without_deadlock(
     assert results == [["0x7a69"] * 60]
     assert rpc.stats.batches_refused
     rpc.close()
+
+
+def test_blocks_read_by_hash_stop_at_the_budget_and_hand_their_headers_on(anvil, deployed, register_execution):
+    for number in range(3):  # three blocks: 7 logs (model, instance, 5 states), then 6 and 6
+        register_execution(deployed, f"guarded-{number}", 5, model="guarded-model")
+    head = anvil.web3.eth.block_number
+    rpc = anvil.rpc()
+    reader = ChainReader(rpc, bytes.fromhex(deployed.address[2:]), max_logs=5)
+    reader.head_and_header(None)  # the head as the lag guard sees it: the three blocks are within 8 of it
+
+    stopped, logs = reader.logs(head - 2, head)
+    assert stopped == head - 2  # the first block alone is over the budget: it comes whole, and ends the batch
+    assert len(logs) == 7 and {log.block_number for log in logs} == {head - 2}
+    requests = rpc.stats.requests
+    headers = reader.headers([head - 2])
+    assert rpc.stats.requests == requests  # read for the guard, not read again
+    assert headers[head - 2].hash == bytes(anvil.web3.eth.get_block(head - 2).hash)
+
+    stopped, logs = reader.logs(head - 1, head)
+    assert (stopped, len(logs)) == (head - 1, 6)
+    stopped, logs = reader.logs(head, head)
+    assert (stopped, len(logs)) == (head, 6)

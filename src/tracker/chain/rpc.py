@@ -63,6 +63,9 @@ DEFAULT_RPC_RETRY = RetryPolicy(attempts=64, base_delay=0.25, max_delay=8.0, max
 BURST_SECONDS = 0.5
 # A streamed answer is read from the socket this many bytes at a time.
 STREAM_CHUNK_BYTES = 1 << 20
+# No item of a streamed answer is longer: a log's data costs 8 gas a byte, so even a 60M-gas
+# block holds under 8 MB of it (16 MB as hex).
+MAX_ITEM_BYTES = 32 << 20
 READ_PREFIXES = ("eth_get", "net_", "web3_")
 READ_METHODS = frozenset(
     {
@@ -636,7 +639,7 @@ class JsonRpc:
     def _slices(self, response: Any, method: str, item_type: Any) -> Iterator[list[Any]]:
         import requests
 
-        slices = _ArraySlices()
+        slices = _ArraySlices(method)
         try:
             for chunk in response.iter_content(STREAM_CHUNK_BYTES):
                 for piece in slices.feed(chunk):
@@ -666,14 +669,18 @@ class _ArraySlices:
     Items are found by their boundaries (`}` and `{` separated by a comma): the items it is used for
     are flat objects whose strings are hex, and each slice is then decoded strictly, so a boundary
     read wrongly fails loudly instead of splitting an item. An answer that is not a result array
-    (an error, null) is kept whole in `whole`, to be read as an ordinary answer.
+    (an error, null) is kept whole in `whole`, to be read as an ordinary answer. Each chunk is
+    searched once (with a boundary's width of what came before), and an item, or an answer
+    before its result, longer than `MAX_ITEM_BYTES` is refused rather than held.
     """
 
     START = re.compile(rb'"result"\s*:\s*\[')
     BOUNDARY = re.compile(rb"\}\s*,\s*\{")
     END = re.compile(rb"\}\s*\]|^\s*\]")
+    OVERLAP = 8
 
-    def __init__(self) -> None:
+    def __init__(self, what: str) -> None:
+        self.what = what
         self.buffer = b""
         self.started = False
         self.ended = False
@@ -682,16 +689,20 @@ class _ArraySlices:
     def feed(self, chunk: bytes) -> Iterator[bytes]:
         if self.ended:
             return
+        fresh = max(0, len(self.buffer) - self.OVERLAP)  # where a boundary may end in this chunk
         self.buffer += chunk
         if not self.started:
             found = self.START.search(self.buffer)
             if found is None:
+                if len(self.buffer) > MAX_ITEM_BYTES:
+                    raise ChainError(f"{self.what}: an answer longer than {MAX_ITEM_BYTES >> 20} MiB without a result")
                 self.whole = self.buffer
                 return
             self.whole = None
             self.started = True
             self.buffer = self.buffer[found.end() :]
-        end = self.END.search(self.buffer)
+            fresh = 0
+        end = self.END.search(self.buffer, fresh)
         if end is not None:  # the array closes in this chunk: the rest of the answer is not needed
             self.ended = True
             items = self.buffer[: end.start() + 1].strip() if end.group().lstrip().startswith(b"}") else b""
@@ -699,11 +710,15 @@ class _ArraySlices:
             if items:
                 yield b"[" + items + b"]"
             return
-        boundaries = list(self.BOUNDARY.finditer(self.buffer, max(0, len(self.buffer) - len(chunk) - 8)))
+        boundaries = list(self.BOUNDARY.finditer(self.buffer, fresh))
         if boundaries:
             cut = boundaries[-1]
             yield b"[" + self.buffer[: cut.start() + 1] + b"]"
             self.buffer = self.buffer[cut.end() - 1 :]
+        if len(self.buffer) > MAX_ITEM_BYTES:
+            raise ChainError(
+                f"{self.what}: an item of the answer is longer than {MAX_ITEM_BYTES >> 20} MiB, more than any log can be"
+            )
 
 
 class InProcessRpc:
