@@ -143,7 +143,7 @@ def test_a_huge_answer_is_read_only_up_to_the_budget(server):
     assert [(log.block_number, log.log_index) for log in logs] == [(b, i) for b in range(1, 201) for i in range(5)]
     assert server.sent < 32 << 20  # the rest was never sent, let alone held
     assert peak < 64 << 20
-    assert reader.span == 100  # the next range aims at half a batch of logs
+    assert reader.span == 200  # the next range: as many blocks as held a batch's worth of logs
 
 
 def test_a_block_alone_over_the_budget_comes_whole(server):

@@ -342,8 +342,8 @@ class ChainReader:
         if self._refused is not None:
             ceiling, left = self._refused
             self._refused = (ceiling, left - 1) if left > 1 else None
-        if full:  # dense: aim at half a batch's worth of logs
-            self.span = max(1, covered * self.max_logs // (2 * max(1, count)))
+        if full:  # dense: as many blocks as held a batch's worth of logs here, so the next batch just fits
+            self.span = max(1, covered * self.max_logs // max(1, count))
         elif count < self.max_logs // 4 and width >= self._width() and self._refused is None:
             self.span = min(self.max_span, width * 2)
 
