@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from tracker.chain.rpc import DEFAULT_RPC_BATCH, DEFAULT_RPC_RETRY, DEFAULT_TIMEOUT_S
 from tracker.cli.boundary import command_boundary
 from tracker.cli.options import connected, contract_option, json_option, network_option
 from tracker.indexer.engine import BatchReport, IndexConfig, IndexSummary, index, report
@@ -82,6 +83,22 @@ def _print_summary(summary: IndexSummary) -> None:
         click.echo(f"batches read again because the chain moved while they were read: {summary.rereads}")
     if summary.reconnects:
         click.echo(f"reconnects to Postgres or the node: {summary.reconnects}")
+
+
+def _print_provider(stats: Any, budget: Any) -> None:
+    parts = [f"{stats.requests} requests ({stats.compute_units:,} compute units)"]
+    if stats.rate_limited:
+        parts.append(f"{stats.rate_limited} rate-limited and retried")
+    if stats.transient_faults:
+        parts.append(f"{stats.transient_faults} failed and retried")
+    if stats.batch_cap:
+        parts.append(f"batches capped at {stats.batch_cap} calls")
+    if stats.batches_refused:
+        parts.append("batches refused: single calls")
+    line = "provider: " + ", ".join(parts)
+    if stats.rate_limited and budget is None:
+        line += " (--rpc-budget paces requests under the plan)"
+    click.echo(line)
 
 
 PROTOCOL_COLUMNS = (
@@ -219,6 +236,49 @@ def _jsonable(value: Any) -> Any:
     show_default=True,
     help="Logs per batch above which the block range shrinks.",
 )
+@click.option(
+    "--rpc-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="UNITS",
+    help="Pace requests to this many compute units per second (Alchemy's costs: eth_getLogs 60, "
+    "eth_getBlockByNumber and eth_getTransactionReceipt 20, eth_blockNumber 10), so that the run stays "
+    "under the plan instead of bouncing off its rate limit. Free tiers allow 500 per second at Alchemy "
+    "(older keys: 330) and 500 credits per second at Infura, whose credits per method differ from "
+    "Alchemy's (there, a lower figure or --rpc-budget-unit requests). Default: no pacing; rate limits "
+    "are retried.",
+)
+@click.option(
+    "--rpc-budget-unit",
+    type=click.Choice(["compute-units", "requests"]),
+    default="compute-units",
+    show_default=True,
+    help="What --rpc-budget counts: compute units (Alchemy's table) or JSON-RPC calls.",
+)
+@click.option(
+    "--rpc-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for one answer of the provider.",
+)
+@click.option(
+    "--rpc-retry-window",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_RPC_RETRY.max_wait,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long one request may keep being retried (rate limits, 5xx, dropped connections, timeouts) "
+    "before the run stops with the provider's answer.",
+)
+@click.option(
+    "--rpc-batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_RPC_BATCH,
+    show_default=True,
+    help="Calls per JSON-RPC batch at most (a provider's smaller cap is detected and kept to).",
+)
 @click.option("--report", "show_report", is_flag=True, help="After indexing, print the analysis views.")
 @click.option(
     "--instance",
@@ -242,20 +302,34 @@ def cli(
     max_polls,
     batch_blocks,
     max_batch_logs,
+    rpc_budget,
+    rpc_budget_unit,
+    rpc_timeout,
+    rpc_retry_window,
+    rpc_batch_size,
     show_report,
     instance_id,
     as_json,
 ):
     """Index InstanceTracker's logs into Postgres (exactly once, reorg-safe)."""
+    from dataclasses import asdict, replace
+
     from tracker.chain import deployments
     from tracker.chain.contract import TrackerContract
-    from tracker.chain.rpc import JsonRpc
+    from tracker.chain.rpc import RpcBudget, RpcOptions, rpc_for
     from tracker.documents.ids import normalize_address, normalize_id
 
     instance_id = normalize_id(instance_id, "--instance") if instance_id else None
+    budget = RpcBudget(rpc_budget, per_request=rpc_budget_unit == "requests") if rpc_budget else None
+    options = RpcOptions(
+        budget=budget,
+        timeout=rpc_timeout,
+        retry=replace(DEFAULT_RPC_RETRY, max_wait=rpc_retry_window),
+        batch_size=rpc_batch_size,
+    )
     with connected(network_choice) as provider:
         tracker = TrackerContract.at(contract_address)
-        rpc = JsonRpc.from_provider(provider)
+        rpc = rpc_for(provider, options)
         if from_block is None:
             record = deployments.recorded(provider.chain_id)
             matches = record is not None and normalize_address(record.address) == normalize_address(tracker.address)
@@ -282,12 +356,15 @@ def cli(
         result = None
         if show_report:
             result = report(config, summary.chain_id, instance_id)
+    stats = rpc.stats
     if as_json:
-        document: dict[str, Any] = {"summary": summary.as_dict()}
+        document: dict[str, Any] = {"summary": summary.as_dict(), "rpc": asdict(stats)}
         if result is not None:
             document["report"] = _jsonable(result.as_dict())
         click.echo(json.dumps(document, indent=2))
         return
     _print_summary(summary)
+    if stats.rate_limited or stats.transient_faults or stats.batch_cap or stats.batches_refused:
+        _print_provider(stats, budget)
     if result is not None:
         _print_report(result, instance_id)

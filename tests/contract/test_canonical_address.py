@@ -38,7 +38,7 @@ def test_the_address_is_computed_offline_from_the_init_code():
 
 def test_deploying_lands_at_the_computed_address_and_a_second_run_reuses_it(owner, chain):
     first = deploy_canonical(owner)
-    assert first.tracker.address == canonical.address()
+    assert first.contract.address == canonical.address()
     assert bytes(chain.provider.get_code(canonical.address())) == canonical.runtime_code()
     again = deploy_canonical(owner)
-    assert not again.deployed and again.tracker.address == first.tracker.address
+    assert not again.deployed and again.contract.address == first.contract.address

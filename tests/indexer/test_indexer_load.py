@@ -8,7 +8,7 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from tables import NATURAL, snapshot
+from support.tables import NATURAL, snapshot
 
 from tracker.indexer.engine import IndexConfig, index, report
 from tracker.indexer.store import use_schema

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import psycopg
 from psycopg import sql
-from tables import snapshot
+from support.tables import snapshot
 
 from tracker.indexer.engine import IndexConfig, index
 from tracker.indexer.store import use_schema

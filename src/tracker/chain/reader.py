@@ -1,31 +1,51 @@
-"""Reading a chain in as few round trips as the node allows: logs over adaptive block ranges, block headers and receipts in JSON-RPC batches.
+"""Reading a chain in as few round trips as the provider allows: logs over adaptive block ranges,
+block headers, receipts and transactions in JSON-RPC batches.
 
-Logs are read as the answer arrives and reading stops at a block boundary once a batch holds
-`max_logs` logs, so memory is bounded by that budget (or by one block, if one block alone holds
-more), whatever the width of the range. Near the head, where a load-balanced provider may answer
-`eth_getLogs` from a node a few blocks behind the one that answered `eth_blockNumber` (and such a
-node answers a range it has not reached with fewer logs, not with an error), the last
-`lag_guard` blocks are read by block hash (EIP-234), which a node that lacks the block refuses.
+`eth_getLogs` answers are read as they arrive (`Rpc.stream`), and reading stops at the first block
+boundary once a batch holds `max_logs` logs: memory is bounded by that budget (or by one block, if
+one block alone holds more), however wide the range and however many logs the provider sends.
+
+Block ranges adapt to what comes back. A range refusal (and nothing else: rate limits and faults
+are `tracker.chain.rpc`'s to retry) narrows the range, to the range the provider's message
+suggests where it gives one, and to the block-range limit it states where it states one; a batch
+that reached the budget before the end of its range narrows the next range in proportion; and
+ranges double again while answers come back sparse, so a dense stretch or one refusal leaves no
+permanent cap. A refusal that says nothing usable halves the range and keeps it there for a while
+(`REFUSAL_MEMORY` answers), then probes wider again.
+
+Near the head, a load-balanced provider may answer `eth_getLogs` from a node a few blocks behind
+the one that answered `eth_blockNumber`, and such a node answers a range it has not reached with
+fewer logs, not with an error. The last `lag_guard` blocks below the head are therefore read one
+block at a time by block hash (EIP-234), in one batch, which a node that lacks the block refuses
+instead of answering short; that refusal ("unknown block"), and a range refused as beyond the log
+node's head, are retried for up to `LAGGING_NODE_RETRY.max_wait` seconds while the node catches up.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from tracker.chain.rpc import JsonRpc, RpcError
+from tracker.chain.hosted import is_unknown_block, range_refusal
+from tracker.chain.rpc import Rpc, RpcError
 from tracker.errors import ChainError, ConfigurationError
+from tracker.retry import RetryPolicy, with_retry
 
-# Receipts carry all their logs, so they go out in smaller, concurrent batches.
+# Receipts and transactions carry much, so they go out in smaller, concurrent batches.
 RECEIPT_BATCH = 25
-# Blocks below the head that are read by block hash.
+# Blocks below the head read by block hash, so that a lagging log node cannot answer them short.
 LAG_GUARD_BLOCKS = 8
-# Waits for a log node that lacks a block the head node has: seconds between tries.
-LAGGING_NODE_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0)
+# After a refusal that says nothing usable, ranges stay below the refused width for this many answers.
+REFUSAL_MEMORY = 16
+# How long to wait for a log node that does not have a block the head node has.
+LAGGING_NODE_RETRY = RetryPolicy(attempts=12, base_delay=0.5, max_delay=4.0, max_wait=30.0)
+
+# One topic position: any topic (None), one topic, or any of several.
+TopicFilter = Sequence[bytes | Sequence[bytes] | None]
 
 
 class ChainMovedError(ChainError):
@@ -33,7 +53,7 @@ class ChainMovedError(ChainError):
 
 
 class LogNodeBehindError(ChainError):
-    """The provider's log node kept lacking a block its head node has."""
+    """The provider's log node kept lacking a block its head node has, for as long as the policy allows."""
 
 
 @dataclass(frozen=True)
@@ -134,16 +154,17 @@ def _receipt(entry: _ReceiptEntry) -> Receipt:
 
 
 class ChainReader:
-    """What the indexer reads from a chain, in as few round trips as the node allows."""
+    """What the indexer (and the verifier) read from a chain, in as few round trips as the provider allows."""
 
     def __init__(
         self,
-        rpc: JsonRpc,
+        rpc: Rpc,
         address: bytes,
         initial_span: int = 1000,
         max_span: int = 100_000,
         max_logs: int = 10_000,
         lag_guard: int = LAG_GUARD_BLOCKS,
+        lag_retry: RetryPolicy = LAGGING_NODE_RETRY,
     ):
         if initial_span < 1 or max_span < initial_span:
             raise ConfigurationError(f"--batch-blocks must be between 1 and {max_span}, got {initial_span}")
@@ -153,7 +174,15 @@ class ChainReader:
         self.max_span = max_span
         self.max_logs = max_logs
         self.lag_guard = lag_guard
+        self.lag_retry = lag_retry
+        # The widest range the provider says it serves, once it has said so.
+        self.max_range: int | None = None
+        # After a refusal without a usable hint: (width not to exceed, answers left before probing again).
+        self._refused: tuple[int, int] | None = None
         self.head: int | None = None
+        self.refusals = 0
+        # Headers read for the lag guard, handed to the next headers() call instead of read again.
+        self._known_headers: dict[int, BlockHeader] = {}
 
     def chain_id(self) -> int:
         return int(self.rpc.call("eth_chainId", [], str), 16)
@@ -176,8 +205,12 @@ class ChainReader:
     def headers(self, numbers: Iterable[int]) -> dict[int, BlockHeader]:
         """Headers by number (blocks past the head are left out)."""
         wanted = sorted(set(numbers))
-        results = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in wanted], _HeaderEntry)
-        return {n: _header(r) for n, r in zip(wanted, results) if r is not None}
+        known = {n: self._known_headers.pop(n) for n in wanted if n in self._known_headers}
+        missing = [n for n in wanted if n not in known]
+        if missing:
+            results = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in missing], _HeaderEntry)
+            known.update({n: _header(r) for n, r in zip(missing, results) if r is not None})
+        return known
 
     def receipts(self, tx_hashes: Iterable[bytes]) -> dict[bytes, Receipt]:
         wanted = list(dict.fromkeys(tx_hashes))
@@ -204,90 +237,188 @@ class ChainReader:
             inputs[tx_hash] = _bytes(result.input)
         return inputs
 
-    def logs(self, start: int, last: int) -> tuple[int, list[RawLog]]:
+    def logs(self, start: int, last: int, topics: TopicFilter | None = None) -> tuple[int, list[RawLog]]:
         """The contract's logs from `start` up to at most `last`; returns the block it stopped at.
 
+        `topics` filters as eth_getLogs does, position by position: None for any topic, a
+        32-byte topic, or a sequence of topics of which any matches (event signatures, indexed
+        arguments such as an instance key).
+
         A batch holds at most `max_logs` logs unless one block alone has more: reading stops at
-        the first block boundary past the budget (the rest of the answer is never held), and
-        the next call starts from there. Blocks within `lag_guard` of the head last seen by
-        `head_and_header` are read by hash, in a call of their own.
+        the first block boundary past the budget (the rest of the answer is never held), and the
+        next call starts from there. Blocks within `lag_guard` of the head last seen by
+        `head_and_header` (or set in `head`) are read one by one by block hash, in a call of
+        their own; the headers read for that serve the next `headers()`.
         """
-        guard_from = None if self.head is None or self.lag_guard <= 0 else self.head - self.lag_guard + 1
+        self._known_headers.clear()  # they serve the headers() call that follows one logs() call
+        guard_from = self.head - self.lag_guard + 1 if self.head is not None and self.lag_guard > 0 else None
         if guard_from is not None and last >= guard_from:
             if start >= guard_from:
-                return self._logs_by_hash(start, last)
+                return self._guarded_logs(start, last, topics)
             last = guard_from - 1
+        return self._range_logs(start, last, topics)
+
+    def _filter(self, topics: TopicFilter | None, **where: str) -> dict[str, Any]:
+        log_filter: dict[str, Any] = {"address": "0x" + self.address.hex(), **where}
+        if topics is not None:
+            log_filter["topics"] = _topics_param(topics)
+        return log_filter
+
+    def _range_logs(self, start: int, last: int, topics: TopicFilter | None) -> tuple[int, list[RawLog]]:
         while True:
-            end = min(last, start + self.span - 1)
-            log_filter = {"address": "0x" + self.address.hex(), "fromBlock": hex(start), "toBlock": hex(end)}
+            end = min(last, start + self._width() - 1)
+            log_filter = self._filter(topics, fromBlock=hex(start), toBlock=hex(end))
             try:
-                stopped, logs = self._read_budgeted(log_filter, end)
-            except RpcError:
-                # Providers refuse ranges that are too long or answers that are too large, each in
-                # its own words: any refusal of a range wider than one block is retried narrower.
+                stopped, logs = self._while_behind(
+                    lambda log_filter=log_filter, end=end: self._read_budgeted(log_filter, start, end)
+                )
+            except RpcError as error:
+                if is_unknown_block(error.node_message):
+                    raise LogNodeBehindError(
+                        f"the provider's log node still lacks blocks up to {end} after "
+                        f"{self.lag_retry.max_wait or 0:g} s ({error.node_message}); retry later"
+                    ) from error
                 if end == start:
                     raise
-                # Halve, and never grow back past the halved width: at most 2x below the node's
-                # limit, instead of probing it again and again.
-                self.span = self.max_span = max(1, (end - start + 1) // 2)
+                self._narrow(start, end, error)
                 continue
-            if stopped < end:  # dense: the next range covers about as many blocks as this batch did
-                self.span = max(1, stopped - start + 1)
-            elif len(logs) < self.max_logs // 4 and end - start + 1 == self.span:
-                self.span = min(self.max_span, self.span * 2)
+            self._adapt(end - start + 1, stopped - start + 1, len(logs), stopped < end)
             return stopped, logs
 
-    def _read_budgeted(self, log_filter: dict[str, Any], end: int) -> tuple[int, list[RawLog]]:
-        """Logs of one eth_getLogs as they arrive, up to the budget: (last complete block, logs)."""
-        logs: list[RawLog] = []
-        over: int | None = None  # the block in which the budget was reached
-        slices = self.rpc.stream("eth_getLogs", [log_filter], _LogEntry)
-        try:
+    def _read_budgeted(self, log_filter: dict[str, Any], start: int, end: int) -> tuple[int, list[RawLog]]:
+        """The logs of one eth_getLogs over `start`-`end` as they arrive, up to the budget:
+        (the last block read whole, its logs). Each log must lie in the range, in chain order."""
+
+        def consume(slices: Iterator[list[_LogEntry]]) -> tuple[int, list[RawLog]]:
+            logs: list[RawLog] = []
+            over: int | None = None  # the block in which the budget was reached
+            previous = (start, -1)
             for entries in slices:
                 for entry in entries:
                     log = _log(entry)
-                    if logs and (log.block_number, log.log_index) <= (logs[-1].block_number, logs[-1].log_index):
-                        raise ChainError("eth_getLogs answered logs out of chain order")
+                    place = (log.block_number, log.log_index)
+                    if not start <= log.block_number <= end or place <= previous:
+                        raise ChainError(
+                            f"eth_getLogs for blocks {start}-{end} answered a log of block {log.block_number} "
+                            f"(index {log.log_index}) out of range or out of order"
+                        )
+                    previous = place
                     if over is not None and log.block_number > over:
                         return over, logs
                     logs.append(log)
                     if over is None and len(logs) >= self.max_logs:
                         over = log.block_number
-        finally:
-            slices.close()
-        return end, logs
+            return end, logs
 
-    def _logs_by_hash(self, start: int, last: int) -> tuple[int, list[RawLog]]:
-        """Logs of blocks near the head, one eth_getLogs per block hash, all in one batch."""
+        return self.rpc.stream("eth_getLogs", [log_filter], _LogEntry, consume)
+
+    def _width(self) -> int:
+        width = self.span
+        if self.max_range is not None:
+            width = min(width, self.max_range)
+        if self._refused is not None:
+            width = min(width, self._refused[0])
+        return max(1, width)
+
+    def _narrow(self, start: int, end: int, error: RpcError) -> None:
+        """A refused range: narrower, as the provider suggests where it does."""
+        self.refusals += 1
+        width = end - start + 1
+        refusal = range_refusal(error.node_message, error.data)
+        if refusal.max_blocks is not None and refusal.max_blocks < width:
+            self.max_range = refusal.max_blocks if self.max_range is None else min(self.max_range, refusal.max_blocks)
+        suggested = refusal.suggested
+        if suggested is not None and suggested[0] == start and start <= suggested[1] < end:
+            self.span = suggested[1] - start + 1
+        elif refusal.max_blocks is not None and refusal.max_blocks < width:
+            self.span = refusal.max_blocks
+        else:  # nothing usable: halve, and stay there for a while before probing wider again
+            self.span = max(1, width // 2)
+            self._refused = (self.span, REFUSAL_MEMORY)
+
+    def _adapt(self, width: int, covered: int, count: int, full: bool) -> None:
+        """The next range after `count` logs over the first `covered` of `width` blocks asked for
+        (`full`: the budget was reached before the end of the range)."""
+        if self._refused is not None:
+            ceiling, left = self._refused
+            self._refused = (ceiling, left - 1) if left > 1 else None
+        if full:  # dense: as many blocks as held a batch's worth of logs here, so the next batch just fits
+            self.span = max(1, covered * self.max_logs // max(1, count))
+        elif count < self.max_logs // 4 and width >= self._width() and self._refused is None:
+            self.span = min(self.max_span, width * 2)
+
+    def _guarded_logs(self, start: int, last: int, topics: TopicFilter | None) -> tuple[int, list[RawLog]]:
+        """Logs near the head, block by block by hash: a node that lacks a block refuses instead of answering short.
+
+        The blocks' answers come in one batch (at most `lag_guard` blocks of logs); the batch
+        returned ends at the first block boundary past the budget, as a range read does.
+        """
         numbers = list(range(start, last + 1))
         headers = self.headers(numbers)
-        if any(n not in headers for n in numbers):
-            raise ChainMovedError(f"block {min(n for n in numbers if n not in headers)} is gone")
-        calls = [
-            ("eth_getLogs", [{"address": "0x" + self.address.hex(), "blockHash": "0x" + headers[n].hash.hex()}])
-            for n in numbers
-        ]
-        for wait in (*LAGGING_NODE_WAITS, None):
-            try:
-                answers = self.rpc.batch(calls, list[_LogEntry])
-                break
-            except RpcError as error:
-                if "unknown block" not in error.node_message.lower() and "not found" not in error.node_message.lower():
-                    raise
-                if wait is None:
-                    raise LogNodeBehindError(
-                        f"the node answering eth_getLogs still lacks blocks up to {last} "
-                        f"({error.node_message}); retry later, or index with more --confirmations"
-                    ) from error
-                time.sleep(wait)
-        logs = []
+        missing = [n for n in numbers if n not in headers]
+        if missing:
+            raise ChainMovedError(f"block {missing[0]} is gone")
+        calls = [("eth_getLogs", [self._filter(topics, blockHash="0x" + headers[n].hash.hex())]) for n in numbers]
+        try:
+            answers = self._while_behind(lambda: self.rpc.batch(calls, list[_LogEntry]))
+        except RpcError as error:
+            if not is_unknown_block(error.node_message):
+                raise
+            now = self.headers(numbers)
+            if any(now.get(n) != headers[n] for n in numbers):
+                raise ChainMovedError(f"blocks {start}-{last} changed while they were read") from error
+            raise LogNodeBehindError(
+                f"the provider's log node still lacks block {last} after {self.lag_retry.max_wait or 0:g} s "
+                f"({error.node_message}); retry later or index with more --confirmations"
+            ) from error
+        logs: list[RawLog] = []
+        stopped = last
         for number, entries in zip(numbers, answers):
+            if len(logs) >= self.max_logs:
+                stopped = number - 1
+                break
+            previous = -1
             for entry in entries:
                 log = _log(entry)
-                if log.block_number != number or log.block_hash != headers[number].hash:
-                    raise ChainError(f"eth_getLogs for the hash of block {number} answered a log of another block")
+                if log.block_number != number or log.block_hash != headers[number].hash or log.log_index <= previous:
+                    raise ChainError(
+                        f"eth_getLogs by hash of block {number} answered a log of block {log.block_number} "
+                        f"(index {log.log_index}) out of its block or out of order"
+                    )
+                previous = log.log_index
                 logs.append(log)
-        return last, logs
+        self._known_headers.update({n: headers[n] for n in numbers if n <= stopped})
+        return stopped, logs
+
+    def _while_behind(self, fetch: Any) -> Any:
+        """`fetch()`, retried while the log node says it lacks a block the head node has."""
+
+        def behind(error: BaseException) -> bool:
+            return isinstance(error, RpcError) and is_unknown_block(error.node_message)
+
+        return with_retry(fetch, self.lag_retry, retryable=behind, sleep=time.sleep)
 
     def forget_pending(self) -> None:
-        """Kept for callers that reset the reader after a reorg: reads hold nothing between calls."""
+        """Drops what the reader kept for the next call (headers read for the lag guard), after a
+        reorg or a restart from another block; logs are never kept between calls."""
+        self._known_headers.clear()
+
+
+def _topic_hex(topic: bytes | str) -> str:
+    if isinstance(topic, str):
+        topic = bytes.fromhex(topic.removeprefix("0x"))
+    if len(topic) != 32:
+        raise ConfigurationError(f"a log topic has 32 bytes, got {len(topic)}")
+    return "0x" + topic.hex()
+
+
+def _topics_param(topics: TopicFilter) -> list[Any]:
+    param: list[Any] = []
+    for position in topics:
+        if position is None:
+            param.append(None)
+        elif isinstance(position, (bytes, str)):
+            param.append(_topic_hex(position))
+        else:
+            param.append([_topic_hex(t) for t in position])
+    return param

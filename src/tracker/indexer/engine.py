@@ -2,11 +2,12 @@
 
 Library use (what `ape run index` and the demo call)::
 
-    from tracker.chain.rpc import JsonRpc
+    from tracker.chain.rpc import JsonRpc, RpcBudget, RpcOptions, rpc_for
     from tracker.indexer.engine import IndexConfig, index
 
-    rpc = JsonRpc.from_provider(provider)           # ape's connected provider, or
-    rpc = JsonRpc.from_uri("http://127.0.0.1:8545")  # any JSON-RPC endpoint
+    rpc = rpc_for(provider)                          # ape's connected provider (HTTP or in-process), or
+    rpc = JsonRpc.from_uri("http://127.0.0.1:8545")  # any JSON-RPC endpoint, or a hosted one paced
+    rpc = JsonRpc.from_uri(url, RpcOptions(budget=RpcBudget(330)))  # to 330 compute units per second
     summary = index(IndexConfig(contract_address="0x...", database_url=None), rpc)
     print(summary.events, summary.last_block, summary.events_per_s)
 
@@ -46,7 +47,7 @@ import psycopg
 
 from tracker.chain.events import EventDecoder
 from tracker.chain.reader import BlockHeader, ChainMovedError, ChainReader
-from tracker.chain.rpc import JsonRpc
+from tracker.chain.rpc import ProviderUnavailableError, Rpc
 from tracker.documents.ids import normalize_address
 from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError, one_line
 from tracker.indexer.report import Report, read_report
@@ -142,7 +143,7 @@ class IndexSummary:
 
 def index(
     config: IndexConfig,
-    rpc: JsonRpc,
+    rpc: Rpc,
     on_batch: Callable[[BatchReport], None] | None = None,
     on_status: Callable[[str], None] | None = None,
 ) -> IndexSummary:
@@ -205,6 +206,8 @@ def _tracker_abi() -> list[Any]:
 def _is_connection_loss(error: BaseException) -> bool:
     """Whether a failure is Postgres or the node going away (worth reconnecting), not a fault of ours."""
     if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnreachableError)):
+        return True
+    if isinstance(error, ProviderUnavailableError):  # retried for the whole retry window already: still away
         return True
     return isinstance(error, ChainError) and is_transient(error)
 

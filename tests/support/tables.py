@@ -1,9 +1,10 @@
 """Every table of the indexer's schema in natural terms: surrogate keys replaced by what they stand
-for (an instance by its first key, a key by its bytes, a model by its id), rows sorted.
+for (an instance by its first key, a key by its bytes, a model by its id), rows sorted; and how
+two such snapshots differ.
 
 Two indexes of the same chain are equal in these terms however their surrogate keys were drawn
-(a rollback and a reload draw new ones), which is what the rerun, reorg and ground-truth tests
-compare.
+(a rollback and a reload draw new ones), which is what the rerun, reorg, ground-truth and
+hosted-provider tests compare (and bench/provider.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+
+from tracker.indexer.store import use_schema
+
+# Tables that also record where the indexer's batches ended (`block` keeps each batch's last
+# block, for the reorg check), so they differ between runs whose providers allowed other ranges.
+BATCH_BOUNDARY_TABLES = frozenset({"block"})
 
 # The natural id of an instance: the first key it lived under.
 INSTANCE_ID = "(SELECT k.key FROM instance_key k WHERE k.instance_sk = {0} ORDER BY k.key_sk LIMIT 1)"
@@ -101,4 +108,25 @@ def snapshot(db: psycopg.Connection, tables: tuple[str, ...] = tuple(NATURAL)) -
     for table in tables:
         rows = [tuple(_plain(v) for v in row) for row in db.execute(NATURAL[table]).fetchall()]  # type: ignore[arg-type]
         found[table] = sorted(rows, key=repr)
+    return found
+
+
+def schema_snapshot(database_url: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
+    """`snapshot` of every table of `schema`, over a connection of its own."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        use_schema(connection, schema)
+        return snapshot(connection)
+
+
+def differences(
+    expected: dict[str, list[tuple]], actual: dict[str, list[tuple]], ignore: set[str] | frozenset[str] = frozenset()
+) -> list[str]:
+    """What differs between two snapshots, table by table (empty when they are equal)."""
+    found = []
+    for table in sorted((set(expected) | set(actual)) - set(ignore)):
+        want, got = expected.get(table), actual.get(table)
+        if want != got:
+            want_n = len(want) if want is not None else "no table"
+            got_n = len(got) if got is not None else "no table"
+            found.append(f"{table}: {want_n} rows expected, {got_n} rows got, or rows differ")
     return found
