@@ -80,13 +80,35 @@ def events(
 ) -> list[TrackerEvent]:
     """The contract's `name` events whose indexed inputs match `indexed` (in ABI order; None is any
     value, a list is any of its values), decoded, in chain order."""
+    return events_of_kinds(address, [name], indexed, from_block, to_block)
+
+
+def events_of_kinds(
+    address: str,
+    names: Sequence[str],
+    indexed: Sequence[TopicValue | Sequence[TopicValue]] = (),
+    from_block: int = 0,
+    to_block: int | str = "latest",
+) -> list[TrackerEvent]:
+    """Events of several kinds in one `eth_getLogs` (topic 0 is any of them), decoded, in chain
+    order. `indexed` applies to each kind alike, so the kinds must share the types of the indexed
+    inputs it names (e.g. the instance key that StateRegistered, AttemptEnded and
+    InstanceTerminated all index first)."""
     from ape import chain
     from web3.providers import JSONBaseProvider
     from web3.types import RPCEndpoint
 
-    spec = event_spec(name)
-    topics: list[Any] = [topic_of(name)]
-    for (_, kind), value in zip(spec.indexed, indexed):
+    specs = [event_spec(name) for name in names]
+    if not specs:
+        return []
+    wanted = {spec.topic: spec.name for spec in specs}
+    kinds = [kind for _, kind in specs[0].indexed]
+    for spec in specs[1:]:
+        if [kind for _, kind in spec.indexed][: len(indexed)] != kinds[: len(indexed)]:
+            raise ValueError(f"{spec.name} does not index {kinds[: len(indexed)]} as {specs[0].name} does")
+    first: Any = topic_of(names[0]) if len(names) == 1 else [topic_of(name) for name in names]
+    topics: list[Any] = [first]
+    for kind, value in zip(kinds, indexed):
         if value is None:
             topics.append(None)
         elif isinstance(value, (list, tuple)):
@@ -124,9 +146,11 @@ def events(
             log_index=_quantity(entry["logIndex"]),
         )
         decoded: DecodedEvent | None = decoder.decode_one(log)
-        if decoded is None:
-            raise ChainError(f"a {name} log of {address} in block {log.block_number} does not decode with our ABI")
-        found.append(TrackerEvent(name, decoded.args, log.block_number, log.tx_hash.hex(), log.log_index))
+        if decoded is None or decoded.name not in wanted.values():
+            kind = "/".join(names)
+            raise ChainError(f"a {kind} log of {address} in block {log.block_number} does not decode with our ABI")
+        found.append(TrackerEvent(decoded.name, decoded.args, log.block_number, log.tx_hash.hex(), log.log_index))
+    found.sort(key=lambda event: (event.block_number, event.log_index))
     return found
 
 

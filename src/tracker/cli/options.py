@@ -82,15 +82,12 @@ def connected(network_choice: str | None) -> Iterator[Any]:
             context.__exit__(None, None, None)
 
 
-def contract_option() -> Callable:
+def contract_option(
+    help: str = "InstanceTracker address (default: the deployment recorded for this chain).",
+) -> Callable:
     """`--contract ADDRESS` (or TRACKER_CONTRACT); without it, the deployment recorded for the chain."""
     return click.option(
-        "--contract",
-        "contract_address",
-        envvar="TRACKER_CONTRACT",
-        default=None,
-        metavar="ADDRESS",
-        help="InstanceTracker address (default: the deployment recorded for this chain).",
+        "--contract", "contract_address", envvar="TRACKER_CONTRACT", default=None, metavar="ADDRESS", help=help
     )
 
 

@@ -1,14 +1,18 @@
-"""Finding a protocol and the contract to check it against: instance owner on chain, then ENS reverse name, then the url record."""
+"""Finding the contract to verify against, and a protocol through the chain and ENS.
+
+The contract is the canonical InstanceTracker (the same address on every chain, computed from its
+code) or the one the user names for a private deployment; never one a protocol names. A protocol
+is found from an instance document id and its owner: the owner's InstanceRegistered events, the
+owner's ENS reverse name, that name's `url` record.
+"""
 
 from __future__ import annotations
 
+from tracker.chain import canonical, logs
 from tracker.chain.contract import TrackerContract
-from tracker.documents.ids import normalize_id
-from tracker.errors import TrackerError
+from tracker.documents.ids import ADDRESS_PATTERN, normalize_address, normalize_id
+from tracker.errors import ContractNotFoundError, TrackerError
 from tracker.identity import ens
-from tracker.verify.checks import fetch_protocol
-from tracker.verify.download import Downloader
-from tracker.verify.report import VerifyOptions
 
 
 class ProtocolNotFoundError(TrackerError):
@@ -20,15 +24,34 @@ def protocol_url_for(url_record: str, instance_id: str) -> str:
     return f"{url_record.strip().rstrip('/')}/{normalize_id(instance_id)}.json"
 
 
-def locate_protocol(tracker: TrackerContract, instance_id: str) -> str:
-    """The protocol URL of an instance: owner on chain -> ENS reverse name -> `url` record."""
+def owner_address(value: str) -> str:
+    """An owner given as an address (40 hex, 0x optional) or as an ENS name that resolves to one."""
+    text = value.strip()
+    if ADDRESS_PATTERN.match(text.lower().removeprefix("0x")):
+        return normalize_address(text)
+    if not ens.ens_available():
+        raise ProtocolNotFoundError(
+            f"--owner {value!r} is not an address, and there is no ENS registry on this network"
+        )
+    resolved = ens.resolve_address(text)
+    if resolved is None:
+        raise ProtocolNotFoundError(f"the ENS name {value!r} resolves to no address")
+    return normalize_address(resolved)
+
+
+def locate_protocol(tracker: TrackerContract, instance_id: str, owner: str) -> str:
+    """The protocol URL of `owner`'s instance with this instance document: the owner's
+    registration on chain, then its ENS reverse name, then that name's `url` record."""
     instance_id = normalize_id(instance_id, "instance id")
-    record = tracker.instance(instance_id)
-    if record is None:
-        raise ProtocolNotFoundError(f"instance {instance_id} is not registered on contract {tracker.address}")
+    owner = normalize_address(owner)
+    registered = logs.events(tracker.address, "InstanceRegistered", [None, owner], tracker.deployment_block())
+    if not any(bytes(e.args["instanceDocument"]).hex() == instance_id for e in registered):
+        raise ProtocolNotFoundError(
+            f"no instance with instance document {instance_id} is registered under 0x{owner} on contract {tracker.address}"
+        )
     if not ens.ens_available():
         raise ProtocolNotFoundError("no ENS registry on this network: give the protocol URL instead of --instance")
-    address = "0x" + record.owner
+    address = "0x" + owner
     name = ens.reverse_name(address)
     if name is None:
         raise ProtocolNotFoundError(f"the instance owner {address} has no ENS reverse record: give the protocol URL")
@@ -38,25 +61,17 @@ def locate_protocol(tracker: TrackerContract, instance_id: str) -> str:
     return protocol_url_for(url, instance_id)
 
 
-def tracker_for(url: str | None, contract_address: str | None, options: VerifyOptions) -> TrackerContract:
-    """The contract to verify against: the one given, else the deployment recorded for the chain,
-    else (for a URL) the contract the protocol names, when it has code on the connected chain."""
-    from tracker.errors import ContractNotFoundError
-
+def tracker_for(contract_address: str | None) -> tuple[TrackerContract | None, str | None]:
+    """The contract to verify against: the one given (which must have code), else the canonical
+    one; without either, None and why (the verifier then checks what it can without a contract)."""
+    if contract_address is not None:
+        return TrackerContract.at(contract_address), None
     try:
-        return TrackerContract.at(contract_address)
+        return TrackerContract.at(None), None
     except ContractNotFoundError:
-        if contract_address is not None or url is None:
-            raise
-    with Downloader(options.timeout) as downloader:
-        fetched, protocol, _download = fetch_protocol(url, downloader, options)
-    if protocol is None:
-        raise ContractNotFoundError(
-            f"no InstanceTracker recorded for this chain, and the protocol cannot be read to find one "
-            f"({fetched.reason}): pass --contract ADDRESS"
+        from ape import chain
+
+        return None, (
+            f"no InstanceTracker at the canonical address {canonical.address()} on chain id {chain.chain_id} "
+            "(--contract ADDRESS names a private deployment)"
         )
-    if protocol.contract_address is None:
-        raise ContractNotFoundError(
-            "no InstanceTracker recorded for this chain and the protocol names none: pass --contract ADDRESS"
-        )
-    return TrackerContract.at(protocol.contract_address)
