@@ -21,7 +21,19 @@ from tracker.verify.verifier import verify_protocol
 EXIT_FAILED = 1
 EXIT_INCOMPLETE = 2
 MARKS = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "[yellow]not checked[/]"}
-SECONDS = click.FloatRange(min=0, min_open=True, max=86_400)
+
+
+class Seconds(click.FloatRange):
+    """A positive, finite number of seconds (FloatRange lets NaN through: it compares false)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return number
+
+
+SECONDS = Seconds(min=0, min_open=True, max=86_400)
 DEFAULTS = VerifyOptions()
 
 
@@ -164,7 +176,7 @@ def cli(
             if follow and tracker is None:
                 raise ConfigurationError(f"cannot follow without a contract: {no_contract}")
             report = _verify(
-                url, tracker, options, console, as_json, given_by_user=given_by_user, no_contract=no_contract
+                url, tracker, options, console, as_json, url_given_by_user=given_by_user, no_contract=no_contract
             )
             _print(report, console, as_json)
             if follow:
@@ -217,7 +229,9 @@ def _print(report: VerificationReport, console: Console, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
         return
-    checks = Table(title=f"Verification of {report.url}", caption="\n".join(_about(report)) or None)
+    for line in _about(report):
+        console.print(line, soft_wrap=True, highlight=False)
+    checks = Table(title=f"Verification of {report.url}")
     checks.add_column("check")
     checks.add_column("result")
     checks.add_column("reason", overflow="fold")
