@@ -187,18 +187,28 @@ class Published:
 
     def add_states(self, count: int, attempt: int = 0, sender: Any = None, publish: bool = True) -> SentTransaction:
         """Registers `count` further states (direct mode) from `sender` (default: the owner)."""
-        sender = sender or self.owner
-        first = len(self.protocol.instance_protocol)
+        first = len(self.execution.states)
         documents = self.execution.extend(count, attempt)
+        return self.register_documents(first, documents, sender, publish)
+
+    def add_documents(self, documents: list[Document], sender: Any = None, publish: bool = True) -> SentTransaction:
+        """Registers the given documents, whatever they say, as the next states (direct mode)."""
+        first = len(self.execution.states)
+        self.execution.states.extend(documents)
+        return self.register_documents(first, documents, sender, publish)
+
+    def register_documents(
+        self, first: int, documents: list[Document], sender: Any = None, publish: bool = True
+    ) -> SentTransaction:
+        """Registers the documents as states `first`, `first + 1`, ... (direct mode) sent by `sender`."""
+        sender = sender or self.owner
         for document in documents:
             self.write_document(document.content)
         client = self.as_sender(sender)
-        call = client.register_states_call(
-            self.owner_address, self.execution.execution_id, first, [d.id for d in documents]
-        )
-        sent = client.send([call])
+        ids = [d.id for d in documents]
+        sent = client.send([client.register_states_call(self.owner_address, self.execution.execution_id, first, ids)])
         if publish:
-            self.protocol.instance_protocol += self.entries_for(sent, first, count, sender)
+            self.protocol.instance_protocol += self.entries_for(sent, first, len(documents), sender)
             self.refresh()
         return sent
 
@@ -228,12 +238,22 @@ class Published:
             self.refresh()
         return sent
 
-    def end(self, status: str, final: bool, attempt: int | None = None, sender: Any = None) -> Document:
-        """Ends the current attempt (endAttempt / terminate, or closeAnchored) with an end document."""
+    def end(
+        self,
+        status: str,
+        final: bool,
+        attempt: int | None = None,
+        sender: Any = None,
+        document: Document | None = None,
+        listed: bool = True,
+    ) -> Document:
+        """Ends the current attempt (endAttempt / terminate, or closeAnchored) with an end document
+        (the one this project writes, unless `document` is given); `listed` False leaves it out of
+        the protocol."""
         sender = sender or self.owner
         count = len(self.execution.states)
         attempt = len([a for a in self.protocol.attempts if not a.final]) if attempt is None else attempt
-        document = end_document(self.execution, attempt, status, count)
+        document = document or end_document(self.execution, attempt, status, count)
         self.write_document(document.content)
         client = self.as_sender(sender)
         x = self.execution.execution_id
@@ -246,6 +266,8 @@ class Published:
         else:
             call = client.end_attempt_call(self.owner_address, x, count, [], attempt, document.id)
         sent = client.send([call])
+        if not listed:
+            return document
         self.protocol.attempts.append(
             AttemptEntry(
                 attempt=attempt,

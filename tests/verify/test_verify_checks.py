@@ -139,7 +139,9 @@ def test_client_address_other_than_the_sender_fails_check_2(published, other):
     checks, rows = failing(report)
     assert checks == [CHECK_STATES]
     tx = entries[0].transaction_hash
-    assert rows == [(0, f"client_address 0x{address_of(other)} is not 0x{published.owner_address}, who sent transaction {tx[:10]}…")]
+    assert rows == [
+        (0, f"client_address 0x{address_of(other)} is not 0x{published.owner_address}, who sent transaction {tx[:10]}…")
+    ]
 
 
 def test_states_an_approved_operator_registered_pass_and_say_so(published, operator):
@@ -161,7 +163,10 @@ def test_instance_claimed_for_another_model_fails_checks_2_and_3(published):
     report = verify_protocol(published.url, published.tracker, FAST)
     assert report.failed_checks == [CHECK_STATES, CHECK_MODEL]
     model_id = published.execution.model_id
-    assert report.check(CHECK_STATES).reason == "the listed states do not hash to the contract's head (order or content differs)"
+    assert (
+        report.check(CHECK_STATES).reason
+        == "the listed states do not hash to the contract's head (order or content differs)"
+    )
     assert report.check(CHECK_MODEL).reason == (
         f"instance document names model {model_id[:10]}…, the protocol {other_id[:10]}…; "
         f"the instance was registered with model {model_id[:10]}…, not {other_id[:10]}…"
@@ -260,7 +265,15 @@ def test_plain_http_url_fails_check_1(tracker):
     assert report.check(CHECK_TLS).reason == "not an https URL: http://127.0.0.1:9/x.json"
 
 
-PROTOTYPE_ENTRY_FIELDS = ("event_type", "state_hash", "timestamp", "block_nr", "client_address", "transaction_hash", "state_data")
+PROTOTYPE_ENTRY_FIELDS = (
+    "event_type",
+    "state_hash",
+    "timestamp",
+    "block_nr",
+    "client_address",
+    "transaction_hash",
+    "state_data",
+)
 
 
 def test_prototype_protocol_format_without_additions_is_read_as_is(published):
@@ -296,7 +309,7 @@ def test_state_documents_in_the_prototypes_format_are_read_but_their_content_not
     assert report.check(CHECK_STATES).ok is True
     assert [s.ok for s in report.states] == [None, None]
     assert report.states[0].reason == (
-        f"document ok, seq 0, block {sent.block_number}; content not checked: not in this project's format (no \"kind\")"
+        f'document ok, seq 0, block {sent.block_number}; content not checked: not in this project\'s format (no "kind")'
     )
     assert report.verdict == "incomplete"
 
@@ -321,7 +334,10 @@ def test_without_a_contract_documents_and_their_content_are_still_checked(publis
     assert report.check(CHECK_STATES).ok is False
     assert [s.ok for s in report.states] == [None, False, False, False]
     assert report.states[0].reason == "document ok; on-chain registration not checked"
-    assert report.check(CHECK_MODEL).reason == "not checked on chain: no InstanceTracker here (documents hash to their ids)"
+    assert (
+        report.check(CHECK_MODEL).reason
+        == "not checked on chain: no InstanceTracker here (documents hash to their ids)"
+    )
     assert report.check(CHECK_CERTIFICATE).ok is None
 
 
@@ -357,7 +373,9 @@ def test_anchored_states_are_in_progress_until_an_end_pins_them(publish_executio
 def test_a_merkle_proof_that_does_not_lead_to_the_root_fails_check_2(publish_execution, owner):
     published = publish_execution(owner, anchored=True)
     entry = published.protocol.instance_protocol[1]
-    published.protocol.instance_protocol[1] = dataclasses.replace(entry, merkle_proof=list(reversed(entry.merkle_proof)))
+    published.protocol.instance_protocol[1] = dataclasses.replace(
+        entry, merkle_proof=list(reversed(entry.merkle_proof))
+    )
     published.write_protocol()
     report = verify_protocol(published.url, published.tracker, FAST)
     checks, rows = failing(report)
@@ -403,7 +421,9 @@ def test_a_state_of_the_wrong_attempt_fails(published):
     report = verify_protocol(published.url, published.tracker, FAST)
     checks, rows = failing(report)
     assert checks == [CHECK_STATES]
-    assert rows == [(4, "state document says attempt 0, but by the chain's attempt ends seq 4 belongs to attempt 1 or later")]
+    assert rows == [
+        (4, "state document says attempt 0, but by the chain's attempt ends seq 4 belongs to attempt 1 or later")
+    ]
 
 
 def test_an_end_document_changed_after_termination_fails_check_3(published):
@@ -424,7 +444,17 @@ def test_an_end_claimed_for_a_running_instance_fails_check_3(published):
     from tracker.documents.protocol import AttemptEntry
 
     published.protocol.attempts.append(
-        AttemptEntry(0, end.id, published.document_url(end.id), 4, published.execution.head(), listed.block_nr, listed.transaction_hash, listed.timestamp, True)
+        AttemptEntry(
+            0,
+            end.id,
+            published.document_url(end.id),
+            4,
+            published.execution.head(),
+            listed.block_nr,
+            listed.transaction_hash,
+            listed.timestamp,
+            True,
+        )
     )
     published.protocol.final = True
     published.refresh()

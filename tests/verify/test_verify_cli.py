@@ -127,7 +127,9 @@ def test_instance_on_a_chain_without_ens_is_one_clear_error(verify_cli, publishe
         published.tracker.address,
     )
     assert result.exit_code == 1
-    assert result.stderr.strip() == "Error: no ENS registry on this network: give the protocol URL instead of --instance"
+    assert (
+        result.stderr.strip() == "Error: no ENS registry on this network: give the protocol URL instead of --instance"
+    )
 
 
 def test_unknown_instance_is_one_clear_error(published, other):
@@ -140,7 +142,9 @@ def test_unknown_instance_is_one_clear_error(published, other):
 
 
 def test_malformed_instance_id_is_one_clear_error(verify_cli, published):
-    result = run(verify_cli, "--instance", "xyz", "--owner", published.owner_address, "--contract", published.tracker.address)
+    result = run(
+        verify_cli, "--instance", "xyz", "--owner", published.owner_address, "--contract", published.tracker.address
+    )
     assert result.exit_code == 1
     assert result.stderr.strip() == "Error: instance id must be 64 hex characters, got 'xyz'"
 

@@ -148,18 +148,23 @@ def _attempt_row(
     return AttemptResult(attempt, listed.end_hash, final, True, reason)
 
 
-def attempt_rows(
-    trace: Trace, view: ChainView | None, end_documents: dict[str, Fetched[Content]]
-) -> list[AttemptResult]:
-    """One row per attempt end: the chain's ends and the protocol's `attempts`, matched in order."""
+def attempt_rows(trace: Trace, view: ChainView | None, end_documents: dict[str, Fetched[Content]]) -> list[AttemptResult]:
+    """One row per attempt end: each end the chain recorded with the protocol's entry of the same
+    attempt and finality, then the protocol's entries the chain has no end for."""
     listed = trace.protocol.attempts
     ends = view.ends if view is not None and view.instance is not None else []
+    unmatched = list(range(len(listed)))
     rows = []
-    for index in range(max(len(listed), len(ends))):
-        entry = listed[index] if index < len(listed) else None
-        end = ends[index] if index < len(ends) else None
+    for end in ends:
+        index = next((i for i in unmatched if (listed[i].attempt, listed[i].final) == (end.attempt, end.final)), None)
+        entry = listed[index] if index is not None else None
+        if index is not None:
+            unmatched.remove(index)
         document = end_documents.get(entry.end_data) if entry is not None else None
         rows.append(_attempt_row(end, entry, document, trace, view))
+    for index in unmatched:
+        entry = listed[index]
+        rows.append(_attempt_row(None, entry, end_documents.get(entry.end_data), trace, view))
     return rows
 
 
