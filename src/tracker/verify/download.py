@@ -131,35 +131,53 @@ class _Clock:
 class _DeadlineRaw(io.RawIOBase):
     """A socket's read side for http.client: each read is small and may take only the time left."""
 
-    def __init__(self, sock: socket.socket, clock: _Clock):
-        self._sock = sock
-        self._clock = clock
+    def __init__(self, owner: _DeadlineSocket):
+        self._owner = owner
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        self._sock.settimeout(self._clock.left())
+        sock = self._owner.sock
+        sock.settimeout(self._owner.clock.left())
         view = memoryview(buffer).cast("B")
-        return self._sock.recv_into(view, min(len(view), READ_CHUNK))
+        return sock.recv_into(view, min(len(view), READ_CHUNK))
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._owner.reader_closed()
 
 
 class _DeadlineSocket:
-    """What http.client sees as its socket: sends and reads bounded by the connection's clock."""
+    """What http.client sees as its socket: sends and reads bounded by the connection's clock.
+
+    Like `socket.makefile`, a reader keeps the socket open: http.client closes the connection as
+    soon as a `Connection: close` response arrives, while its body is still to be read."""
 
     def __init__(self, sock: socket.socket, clock: _Clock):
-        self._sock = sock
-        self._clock = clock
+        self.sock = sock
+        self.clock = clock
+        self._readers = 0
+        self._closing = False
 
     def sendall(self, data: bytes) -> None:
-        self._sock.settimeout(self._clock.left())
-        self._sock.sendall(data)
+        self.sock.settimeout(self.clock.left())
+        self.sock.sendall(data)
 
     def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineRaw(self._sock, self._clock), READ_CHUNK)
+        self._readers += 1
+        return io.BufferedReader(_DeadlineRaw(self), READ_CHUNK)
+
+    def reader_closed(self) -> None:
+        self._readers -= 1
+        if self._closing and self._readers <= 0:
+            self.sock.close()
 
     def close(self) -> None:
-        self._sock.close()
+        self._closing = True
+        if self._readers <= 0:
+            self.sock.close()
 
 
 class _Connection(http.client.HTTPConnection):
