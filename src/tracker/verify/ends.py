@@ -148,7 +148,9 @@ def _attempt_row(
     return AttemptResult(attempt, listed.end_hash, final, True, reason)
 
 
-def attempt_rows(trace: Trace, view: ChainView | None, end_documents: dict[str, Fetched[Content]]) -> list[AttemptResult]:
+def attempt_rows(
+    trace: Trace, view: ChainView | None, end_documents: dict[str, Fetched[Content]]
+) -> list[AttemptResult]:
     """One row per attempt end: each end the chain recorded with the protocol's entry of the same
     attempt and finality, then the protocol's entries the chain has no end for."""
     listed = trace.protocol.attempts
