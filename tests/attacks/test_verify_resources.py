@@ -107,7 +107,7 @@ def test_slowloris_on_the_protocol_host_is_cut_off_at_the_timeout(verify_command
     elapsed = time.monotonic() - started
     assert outcome.exit_code == EXIT_FAILED and outcome.failed_checks == [CHECK_TLS]
     assert outcome.check(CHECK_TLS)["reason"] == f"timed out after 3 s fetching {url}"
-    assert elapsed < 20, f"took {elapsed:.1f} s with --timeout 3"
+    assert elapsed < 60, f"took {elapsed:.1f} s with --timeout 3"  # before: still running at 90 s
 
 
 def test_slowloris_on_a_document_host_is_cut_off_per_document(published, hostile):
@@ -124,7 +124,7 @@ def test_slowloris_on_a_document_host_is_cut_off_per_document(published, hostile
     assert [row.reason for row in report.states] == [
         f"state document: timed out after 3 s fetching {hostile.url(f'/documents/{p}.json')}" for p in range(4)
     ]
-    assert elapsed < 20, f"took {elapsed:.1f} s with a 3 s timeout"
+    assert elapsed < 60, f"took {elapsed:.1f} s with a 3 s timeout"
 
 
 def test_many_slow_documents_end_at_the_runs_time_limit(publish_execution, victim, hostile):
@@ -144,7 +144,7 @@ def test_many_slow_documents_end_at_the_runs_time_limit(publish_execution, victi
         r.startswith(("state document: timed out after 2 s", "state document: not fetched: the run's")) for r in reasons
     )
     assert sum("the run's time limit of 5 s passed" in r for r in reasons) >= 8
-    assert elapsed < 25, f"took {elapsed:.1f} s with a 5 s run limit"
+    assert elapsed < 60, f"took {elapsed:.1f} s with a 5 s run limit"
 
 
 # ------------------------------------------------------------------ JSON built to crash the parser

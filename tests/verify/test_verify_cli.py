@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from publishing import address_of, make_execution, publish, register_certificate
+from verify_fixtures import network_choice
 
 from tracker.chain.contract import TrackerContract
 from tracker.verify.follow import follow_instance
@@ -31,7 +32,7 @@ def verify_cli():
 
 
 def run(cli, *args: str):
-    return CliRunner(mix_stderr=False).invoke(cli, list(args), catch_exceptions=False)
+    return CliRunner(mix_stderr=False).invoke(cli, [*args, "--network", network_choice()], catch_exceptions=False)
 
 
 def test_json_output_has_one_object_per_check_and_state(verify_cli, published):

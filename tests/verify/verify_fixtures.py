@@ -137,6 +137,18 @@ class Outcome:
         return [(row[key], row["reason"]) for row in self.rows(kind) if row["ok"] is False]
 
 
+def network_choice() -> str:
+    """The chain the tests run on, for commands run in-process: they would connect to the default
+    network otherwise, and on anvil `ethereum:local:foundry` would start another anvil, so an
+    anvil is named by its URI."""
+    from ape import chain
+
+    provider = chain.provider
+    if provider.name == "foundry":
+        return f"ethereum:local:{provider.uri}"
+    return provider.network_choice
+
+
 @pytest.fixture(scope="session")
 def verify_command() -> Callable[..., Outcome]:
     """`verify_command(url, *options)`: `ape run verify URL --json *options` in-process, as its Outcome."""
@@ -150,7 +162,8 @@ def verify_command() -> Callable[..., Outcome]:
     spec.loader.exec_module(module)
 
     def run(url: str, *options: str) -> Outcome:
-        result = CliRunner(mix_stderr=False).invoke(module.cli, [url, "--json", *options], catch_exceptions=False)
+        arguments = [url, "--json", "--network", network_choice(), *options]
+        result = CliRunner(mix_stderr=False).invoke(module.cli, arguments, catch_exceptions=False)
         data = json.loads(result.stdout) if result.stdout.strip() else {}
         return Outcome(result.exit_code, data, result.stderr)
 

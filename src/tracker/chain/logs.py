@@ -92,8 +92,9 @@ def events_of_kinds(
 ) -> list[TrackerEvent]:
     """Events of several kinds in one `eth_getLogs` (topic 0 is any of them), decoded, in chain
     order. `indexed` applies to each kind alike, so the kinds must share the types of the indexed
-    inputs it names (e.g. the instance key that StateRegistered, AttemptEnded and
-    InstanceTerminated all index first)."""
+    inputs it gives a value for (e.g. the instance key that StateRegistered, AttemptEnded and
+    InstanceTerminated all index first, or the execution InstanceRegistered and
+    InstanceTransferred both index third)."""
     from ape import chain
     from web3.providers import JSONBaseProvider
     from web3.types import RPCEndpoint
@@ -104,8 +105,10 @@ def events_of_kinds(
     wanted = {spec.topic: spec.name for spec in specs}
     kinds = [kind for _, kind in specs[0].indexed]
     for spec in specs[1:]:
-        if [kind for _, kind in spec.indexed][: len(indexed)] != kinds[: len(indexed)]:
-            raise ValueError(f"{spec.name} does not index {kinds[: len(indexed)]} as {specs[0].name} does")
+        theirs = [kind for _, kind in spec.indexed]
+        for position, value in enumerate(indexed):
+            if value is not None and (position >= len(theirs) or theirs[position] != kinds[position]):
+                raise ValueError(f"{spec.name} does not index input {position} as {specs[0].name} does")
     first: Any = topic_of(names[0]) if len(names) == 1 else [topic_of(name) for name in names]
     topics: list[Any] = [first]
     for kind, value in zip(kinds, indexed):

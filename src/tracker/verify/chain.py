@@ -6,9 +6,8 @@ never under whoever registered the execution first: the instance key is
 its earlier owners are followed back (`InstanceTransferred` events of the execution), because the
 states registered before a transfer were emitted under the earlier key, by the earlier owner.
 
-Batched (the default): one `eth_getLogs` per kind of event (transfers and registrations of the
-execution; the keys' states and attempt ends in one request; the owners' operator changes; the
-anchors of the listed roots), one `multicall` `eth_call` for the instance, the model and the
+Batched (the default): four `eth_getLogs` (the execution's registrations and transfers; the
+keys' states and attempt ends; the owners' operator changes; the anchors of the listed roots), one `multicall` `eth_call` for the instance, the model and the
 anchors, and one JSON-RPC batch each for the transactions' senders and the blocks' times.
 `batched=False` makes one request per state instead, the baseline of bench/verify.py.
 """
@@ -272,6 +271,9 @@ def read_chain(
     owner = normalize_address(owner)
     address = tracker.address
     since = tracker.deployment_block()
+    by_execution = logs.events_of_kinds(
+        address, ["InstanceRegistered", "InstanceTransferred"], [None, None, execution_id], since
+    )
     transfers = [
         Transfer(
             _hex(e.args["fromKey"]),
@@ -282,7 +284,8 @@ def read_chain(
             e.log_index,
             e.transaction_hash,
         )
-        for e in logs.events(address, "InstanceTransferred", [None, None, execution_id], since)
+        for e in by_execution
+        if e.name == "InstanceTransferred"
     ]
     holders, moved_to = _lineage(owner, execution_id, transfers)
     keys = [holder.key for holder in holders]
@@ -297,7 +300,8 @@ def read_chain(
             e.log_index,
             e.transaction_hash,
         )
-        for e in logs.events(address, "InstanceRegistered", [None, None, execution_id], since)
+        for e in by_execution
+        if e.name == "InstanceRegistered"
     ]
     registration = next((r for r in registrations if r.key == keys[0]), None)
     owners = {holder.owner for holder in holders}
@@ -306,9 +310,11 @@ def read_chain(
     states_by_seq: dict[int, StateEvent] = {}
     duplicate_seqs: list[int] = []
     ends: list[EndEvent] = []
+    # Nothing is recorded under a key before the instance is registered there.
+    registered_from = registration.block if registration is not None else since
     if batched:
         kinds = ["StateRegistered", "AttemptEnded", "InstanceTerminated"]
-        for event in logs.events_of_kinds(address, kinds, [keys], since):
+        for event in logs.events_of_kinds(address, kinds, [keys], registered_from):
             if event.name == "StateRegistered":
                 state = _state_event(event)
                 if state.seq in states_by_seq:
@@ -318,7 +324,7 @@ def read_chain(
                 ends.append(_end_event(event))
     else:
         for state_id in dict.fromkeys(listed_states):  # what a per-state verifier asks: that state's log
-            for event in logs.events(address, "StateRegistered", [keys, state_id], since):
+            for event in logs.events(address, "StateRegistered", [keys, state_id], registered_from):
                 state = _state_event(event)
                 states_by_seq.setdefault(state.seq, state)
         ends = [
@@ -376,7 +382,7 @@ def read_chain(
         for number in blocks:
             block_times[number] = int(web3.eth.get_block(number)["timestamp"])
     return ChainView(
-        chain_id=int(chain.chain_id),
+        chain_id=int(chain.provider.web3.eth.chain_id),
         contract_address=normalize_address(address),
         canonical=tracker.is_canonical,
         owner=owner,

@@ -207,6 +207,6 @@ def _chain_id() -> int | None:
     from ape import chain
 
     try:
-        return int(chain.chain_id)
+        return int(chain.provider.web3.eth.chain_id)  # the node's own answer (eth_chainId)
     except Exception:  # not connected to any network: nothing on chain can be compared
         return None
