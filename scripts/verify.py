@@ -227,7 +227,8 @@ def _about(report: VerificationReport) -> list[str]:
 
 def _print(report: VerificationReport, console: Console, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        for chunk in report.json_chunks():
+            click.echo(chunk, nl=False)
         return
     for line in _about(report):
         console.print(line, soft_wrap=True, highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ from tracker.documents.canonical import without_absent
 from tracker.documents.ids import DocumentError, normalize_address, normalize_id
 
 
-@dataclass
+@dataclass(slots=True)
 class ProtocolEntry:
     """One registered state in an instance protocol (the published prototype's fields first)."""
 
@@ -99,17 +100,21 @@ def _entry_from_json(item: Any) -> ProtocolEntry:
     if proof is not None and not isinstance(proof, list):
         raise DocumentError("merkle_proof must be a list")
     seq, root = _optional(item, "seq"), _optional(item, "merkle_root")
+    # Interned: many entries share a sender, a transaction, a root and proof hashes, and state ids
+    # recur in the documents; a protocol of thousands of entries keeps one copy of each.
     return ProtocolEntry(
-        state_hash=normalize_id(_string(item["state_hash"], "state_hash"), "state_hash"),
+        state_hash=sys.intern(normalize_id(_string(item["state_hash"], "state_hash"), "state_hash")),
         timestamp=_integer(item["timestamp"], "timestamp"),
         block_nr=_integer(item["block_nr"], "block_nr"),
-        client_address=normalize_address(_string(item["client_address"], "client_address")),
-        transaction_hash=normalize_id(_string(item["transaction_hash"], "transaction_hash"), "transaction_hash"),
+        client_address=sys.intern(normalize_address(_string(item["client_address"], "client_address"))),
+        transaction_hash=sys.intern(
+            normalize_id(_string(item["transaction_hash"], "transaction_hash"), "transaction_hash")
+        ),
         state_data=_string(item["state_data"], "state_data"),
-        event_type=_string(item.get("event_type", "Register State"), "event_type"),
+        event_type=sys.intern(_string(item.get("event_type", "Register State"), "event_type")),
         seq=_integer(seq, "seq") if seq is not None else None,
-        merkle_root=normalize_id(_string(root, "merkle_root"), "merkle_root") if root else None,
-        merkle_proof=[normalize_id(_string(p, "merkle_proof"), "merkle_proof") for p in proof]
+        merkle_root=sys.intern(normalize_id(_string(root, "merkle_root"), "merkle_root")) if root else None,
+        merkle_proof=[sys.intern(normalize_id(_string(p, "merkle_proof"), "merkle_proof")) for p in proof]
         if proof is not None
         else None,
     )

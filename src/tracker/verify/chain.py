@@ -14,6 +14,7 @@ anchors, and one JSON-RPC batch each for the transactions' senders and the block
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,7 @@ def _hex(value: Any) -> str:
     return bytes(value).hex()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Registration:
     """An InstanceRegistered event."""
 
@@ -46,7 +47,7 @@ class Registration:
     transaction: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StateEvent:
     """A StateRegistered event."""
 
@@ -62,7 +63,7 @@ class StateEvent:
         return (self.block, self.log_index)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndEvent:
     """An AttemptEnded (final False) or InstanceTerminated (final True) event: the pinned (count, head)."""
 
@@ -81,7 +82,7 @@ class EndEvent:
         return (self.block, self.log_index)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Anchoring:
     """A StatesAnchored event: who anchored the root, where."""
 
@@ -97,7 +98,7 @@ class Anchoring:
         return (self.block, self.log_index)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Transfer:
     """An InstanceTransferred event."""
 
@@ -114,7 +115,7 @@ class Transfer:
         return (self.block, self.log_index)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Holder:
     """One owner of the instance, oldest first: `until` is where it was transferred away (None: the current owner)."""
 
@@ -166,7 +167,7 @@ class ChainView:
     other_owners: list[str]
     model_registered_at: dict[str, int | None]
     states_by_seq: dict[int, StateEvent]
-    seqs_by_state: dict[str, list[int]]
+    seqs_by_state: dict[str, int]  # a state id -> the first seq it is registered at
     ends: list[EndEvent]
     anchorings: dict[str, list[Anchoring]]
     anchor_records: dict[tuple[str, str], AnchorRecord | None]
@@ -199,14 +200,15 @@ class ChainView:
 
 
 def _state_event(event: logs.TrackerEvent) -> StateEvent:
+    """Interned: the key and a transaction are shared by many states, a state id by its entry."""
     args = event.args
     return StateEvent(
-        _hex(args["key"]),
-        _hex(args["state"]),
+        sys.intern(_hex(args["key"])),
+        sys.intern(_hex(args["state"])),
         int(args["seq"]),
         event.block_number,
         event.log_index,
-        event.transaction_hash,
+        sys.intern(event.transaction_hash),
     )
 
 
@@ -314,7 +316,7 @@ def read_chain(
     registered_from = registration.block if registration is not None else since
     if batched:
         kinds = ["StateRegistered", "AttemptEnded", "InstanceTerminated"]
-        for event in logs.events_of_kinds(address, kinds, [keys], registered_from):
+        for event in logs.iter_events_of_kinds(address, kinds, [keys], registered_from):
             if event.name == "StateRegistered":
                 state = _state_event(event)
                 if state.seq in states_by_seq:
@@ -330,9 +332,10 @@ def read_chain(
         ends = [
             _end_event(e) for e in logs.events_of_kinds(address, ["AttemptEnded", "InstanceTerminated"], [keys], since)
         ]
-    seqs_by_state: dict[str, list[int]] = {}
+    ends.sort(key=lambda end: end.position)
+    seqs_by_state: dict[str, int] = {}
     for seq in sorted(states_by_seq):
-        seqs_by_state.setdefault(states_by_seq[seq].state_id, []).append(seq)
+        seqs_by_state.setdefault(states_by_seq[seq].state_id, seq)
 
     operators = OperatorHistory(logs.events(address, "OperatorSet", [sorted(owners)], since))
     anchorings: dict[str, list[Anchoring]] = {}

@@ -10,6 +10,7 @@ bytes, so nothing is hidden in whitespace, duplicate keys or escapes. Readers ne
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ class Malformed:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StateContent:
     instance_id: str
     seq: int
@@ -45,7 +46,7 @@ class StateContent:
     attempt: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndContent:
     instance_id: str
     attempt: int
@@ -75,7 +76,7 @@ class _Wrong(Exception):
 def _identifier(data: dict[str, Any], key: str, empty_allowed: bool = False) -> str:
     value = data.get(key)
     if isinstance(value, str) and (ID_PATTERN.match(value) or (empty_allowed and value == "")):
-        return value
+        return sys.intern(value)  # one copy of each id however many documents name it
     if key not in data:
         raise _Wrong(f"lacks {key}")
     raise _Wrong(f"has a malformed {key}: {str(value)[:80]!r}")

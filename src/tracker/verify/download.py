@@ -30,8 +30,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -56,7 +55,18 @@ class Deadline:
         return self.left() <= 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One download: the URL, its size limit, and for documents whose content is read, the parser
+    and the size up to which the body is kept for it."""
+
+    url: str
+    max_bytes: int
+    parse: Callable[[bytes], Any] | None = None
+    keep_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Fetched(Generic[T]):
     """What a download gave: the SHA-256 and size of the body, and what `parse` made of it (for
     documents whose content is read), or why there is nothing; over TLS, the presented certificate."""
@@ -72,6 +82,40 @@ class Fetched(Generic[T]):
     @property
     def ok(self) -> bool:
         return self.error is None and self.sha256 is not None
+
+
+class DownloadBatch:
+    """Jobs being downloaded by a few worker threads, each taking the next job when it is free."""
+
+    def __init__(self, downloader: Downloader, jobs: Sequence[Job], done: dict[int, Fetched[Any]] | None = None):
+        self.jobs = jobs
+        self.results: list[Fetched[Any] | None] = [None] * len(jobs)
+        for index, fetched in (done or {}).items():
+            self.results[index] = fetched
+        self._next = (index for index in range(len(jobs)) if self.results[index] is None)
+        self._lock = threading.Lock()
+        self._downloader = downloader
+        count = min(downloader.concurrency, len(jobs))
+        self._workers = [threading.Thread(target=self._work, name="verify-download", daemon=True) for _ in range(count)]
+        for worker in self._workers:
+            worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                index = next(self._next, None)
+            if index is None:
+                return
+            job = self.jobs[index]
+            self.results[index] = self._downloader.fetch(job.url, job.max_bytes, job.parse, job.keep_bytes)
+
+    def wait(self) -> list[Fetched[Any]]:
+        for worker in self._workers:
+            worker.join()
+        return [
+            result if result is not None else Fetched(job.url, None, error="not fetched")
+            for job, result in zip(self.jobs, self.results)
+        ]
 
 
 class DownloadFailed(Exception):
@@ -308,7 +352,7 @@ class Downloader:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: list[_Connection] = []
-        self._pool: ThreadPoolExecutor | None = None
+        self._batches: list[DownloadBatch] = []
 
     def __enter__(self) -> Downloader:
         return self
@@ -317,21 +361,22 @@ class Downloader:
         self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for batch in self._batches:
+            batch.wait()
+        self._batches.clear()
         with self._lock:
             for connection in self._all:
                 connection.close()
             self._all.clear()
 
-    def submit(
-        self, url: str, max_bytes: int, parse: Callable[[bytes], T] | None = None, keep_bytes: int = 0
-    ) -> Future[Fetched[T]]:
-        """Starts `fetch` in the background (on a pool of `concurrency` threads)."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="verify-download")
-        return self._pool.submit(self.fetch, url, max_bytes, parse, keep_bytes)
+    def start(self, jobs: Sequence[Job], done: dict[int, Fetched[Any]] | None = None) -> DownloadBatch:
+        """Starts downloading every job (but those already `done`, by index) on `concurrency`
+        worker threads; `DownloadBatch.wait` returns the results in the order of the jobs. No
+        object is kept per pending job but the job itself, so a protocol of many documents costs
+        little more than its results."""
+        batch = DownloadBatch(self, jobs, done)
+        self._batches.append(batch)
+        return batch
 
     def fetch(
         self, url: str, max_bytes: int, parse: Callable[[bytes], T] | None = None, keep_bytes: int = 0

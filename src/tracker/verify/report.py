@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +41,7 @@ class CheckResult:
         return {"check": self.check, "ok": self.ok, "reason": self.reason}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StateResult:
     """The verdict on one listed state (`position` in the list, `seq` it claims on chain)."""
 
@@ -143,6 +145,19 @@ class VerificationReport:
         return "canonical" if self.contract_is_canonical else "given"
 
     def to_json(self) -> dict[str, Any]:
+        return {**self._summary(), "results": [item.to_json() for item in self._items()]}
+
+    def json_chunks(self) -> Iterator[str]:
+        """`to_json()` as indented JSON text, a result at a time: a report of thousands of states
+        is never one big string."""
+        summary = json.dumps(self._summary(), indent=2)
+        yield summary[:-2] + ',\n  "results": ['
+        for index, item in enumerate(self._items()):
+            text = json.dumps(item.to_json(), indent=2).replace("\n", "\n    ")
+            yield ("," if index else "") + "\n    " + text
+        yield "\n  ]\n}\n"
+
+    def _summary(self) -> dict[str, Any]:
         return {
             "url": self.url,
             "instance": self.instance_id,
@@ -157,7 +172,6 @@ class VerificationReport:
             "verdict": self.verdict,
             "passed": self.passed,
             "seconds": round(self.seconds, 3),
-            "results": [item.to_json() for item in self._items()],
         }
 
 

@@ -185,8 +185,8 @@ class StateJudge:
         event = chain.states_by_seq.get(position)
         if event is None or event.state_id != entry.state_hash:
             elsewhere = chain.seqs_by_state.get(entry.state_hash)
-            if elsewhere:
-                problems.append(f"registered at seq {elsewhere[0]}, listed at position {position}: out of order")
+            if elsewhere is not None:
+                problems.append(f"registered at seq {elsewhere}, listed at position {position}: out of order")
             elif event is not None:
                 problems.append(
                     f"not registered for this instance at seq {position} (seq {position} on chain is {short(event.state_id)})"

@@ -27,7 +27,6 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -37,7 +36,7 @@ from tracker.documents.protocol import InstanceProtocol
 from tracker.verify.chain import ChainView, read_chain
 from tracker.verify.checks import certificate_check, ens_check, fetch_protocol, not_checked_after_fetch
 from tracker.verify.content import Content, InstanceContent, read_end, read_instance, read_state
-from tracker.verify.download import Deadline, Downloader, Fetched, HostPolicy, origin_of
+from tracker.verify.download import Deadline, DownloadBatch, Downloader, Fetched, HostPolicy, Job, origin_of
 from tracker.verify.ends import model_check
 from tracker.verify.report import CHECK_ENS, CheckResult, VerificationReport, VerifyOptions
 from tracker.verify.states import Trace, judge_states, states_check
@@ -65,31 +64,52 @@ def _owner_of(protocol: InstanceProtocol) -> str | None:
 
 
 class _Fetcher:
-    """Submits each distinct (URL, kind) once, in the background or one after another."""
+    """Collects each distinct (URL, use) once, then downloads them all in one batch (or one after
+    another, for the one-call-per-state baseline)."""
 
     def __init__(self, base_url: str, downloader: Downloader, options: VerifyOptions):
         self.base_url = base_url
         self.downloader = downloader
         self.options = options
-        self.started: dict[tuple[str, str], Future[Any] | Fetched[Any]] = {}
+        self.index: dict[tuple[str, str], int] = {}
+        self.jobs: list[Job] = []
+        self.results: list[Fetched[Any]] = []
+        self.done: dict[int, Fetched[Any]] = {}
 
-    def start(self, link: str, kind: str) -> None:
-        url = urllib.parse.urljoin(self.base_url, link)
-        if (url, kind) in self.started:
+    def add(self, link: str, kind: str) -> None:
+        key = (urllib.parse.urljoin(self.base_url, link), kind)
+        if key in self.index:
             return
         options = self.options
         readers = {"state": read_state, "end": read_end, "instance": read_instance}
         parse = partial(readers[kind], max_depth=options.max_depth) if kind in readers else None
         keep = options.content_limit if parse is not None else 0
-        if options.batched:
-            self.started[(url, kind)] = self.downloader.submit(url, options.max_document_bytes, parse, keep)
-        else:
-            self.started[(url, kind)] = self.downloader.fetch(url, options.max_document_bytes, parse, keep)
+        self.index[key] = len(self.jobs)
+        self.jobs.append(Job(key[0], options.max_document_bytes, parse, keep))
+
+    def fetch_now(self, link: str, kind: str) -> Fetched[Any]:
+        """One document right away (the instance document, when the protocol names no execution id)."""
+        self.add(link, kind)
+        index = self.index[(urllib.parse.urljoin(self.base_url, link), kind)]
+        job = self.jobs[index]
+        self.done[index] = self.downloader.fetch(job.url, job.max_bytes, job.parse, job.keep_bytes)
+        return self.done[index]
+
+    def start(self) -> DownloadBatch | None:
+        if self.options.batched:
+            return self.downloader.start(self.jobs, self.done)
+        self.results = [
+            self.done.get(i) or self.downloader.fetch(j.url, j.max_bytes, j.parse, j.keep_bytes)
+            for i, j in enumerate(self.jobs)
+        ]
+        return None
+
+    def finish(self, batch: DownloadBatch | None) -> None:
+        if batch is not None:
+            self.results = batch.wait()
 
     def result(self, link: str, kind: str) -> Fetched[Any]:
-        url = urllib.parse.urljoin(self.base_url, link)
-        started = self.started[(url, kind)]
-        return started.result() if isinstance(started, Future) else started
+        return self.results[self.index[(urllib.parse.urljoin(self.base_url, link), kind)]]
 
 
 def verify_protocol(
@@ -131,16 +151,17 @@ def verify_protocol(
         owner = _owner_of(protocol)
         say(f"downloading {len(entries) + 2 + len(protocol.attempts)} documents, reading the chain")
         fetcher = _Fetcher(url, downloader, options)
-        fetcher.start(protocol.instance_data, "instance")
-        fetcher.start(protocol.model_data, "model")
-        for entry in entries:
-            fetcher.start(entry.state_data, "state")
-        for attempt in protocol.attempts:
-            fetcher.start(attempt.end_data, "end")
         execution_id = protocol.execution_id
-        if execution_id is None:
-            content = fetcher.result(protocol.instance_data, "instance").content
+        if execution_id is None:  # the published prototype's format: the instance document gives it
+            content = fetcher.fetch_now(protocol.instance_data, "instance").content
             execution_id = content.execution_id if isinstance(content, InstanceContent) else None
+        fetcher.add(protocol.instance_data, "instance")
+        fetcher.add(protocol.model_data, "model")
+        for entry in entries:
+            fetcher.add(entry.state_data, "state")
+        for attempt in protocol.attempts:
+            fetcher.add(attempt.end_data, "end")
+        batch = fetcher.start()
         view: ChainView | None = None
         if tracker is not None and owner is not None and execution_id is not None:
             roots = [entry.merkle_root for entry in entries if entry.merkle_root]
@@ -159,6 +180,7 @@ def verify_protocol(
                 if owner is None
                 else "the execution id is unknown (the protocol names none and the instance document is not ours)"
             )
+        fetcher.finish(batch)
         downloads = _Downloads(
             fetcher.result(protocol.model_data, "model"),
             fetcher.result(protocol.instance_data, "instance"),
