@@ -428,3 +428,121 @@ def test_a_protocol_naming_another_chain(verify_command, published):
         outcome.check("states")["reason"]
         == f"protocol names chain id 11155111, verified on chain id {outcome.data['chain_id']}"
     )
+
+
+# ------------------------------------------------------------------ a real front-run (anvil's mempool)
+
+GWEI = 10**9
+
+
+def _send_raw(anvil, account, to: str, data: bytes, nonce: int, tip: int) -> bytes:
+    from eth_account import Account
+    from hexbytes import HexBytes
+
+    transaction = {
+        "type": 2,
+        "chainId": anvil.chain_id,
+        "nonce": nonce,
+        "to": to,
+        "data": HexBytes(data),
+        "value": 0,
+        "gas": 1_000_000,
+        "maxPriorityFeePerGas": tip,
+        "maxFeePerGas": 100 * GWEI + tip,
+    }
+    signed = Account.sign_transaction(transaction, account.private_key)
+    raw = getattr(signed, "raw_transaction", None) or signed.rawTransaction
+    return bytes(anvil.web3.eth.send_raw_transaction(raw))
+
+
+def test_a_front_run_copy_from_the_mempool_is_never_read_as_the_victims(
+    verify_command, publish_execution, victim, attacker, anvil, tmp_path, serve
+):
+    """A bot reads the victim's pending registration from anvil's txpool and has its own copy,
+    with forged states, mined first. The victim's protocol verifies against the victim's record;
+    a protocol listing the bot's registration under the victim's name fails."""
+    from hexbytes import HexBytes
+
+    from tracker.chain.contract import SentTransaction
+
+    contract = publish_execution(victim).tracker.contract  # the deployment the victim uses
+    execution = publishing.make_execution("front-run", 3)
+    root = tmp_path / "front-run"
+    (root / "documents").mkdir(parents=True)
+    server = serve(root)
+    publishing.register_certificate(TrackerContract(contract, victim), victim, server.fingerprint)
+    ids = execution.state_ids
+    x, model, instance = execution.execution_id, execution.model_id, execution.instance_id
+    web3 = anvil.web3
+    calldata = contract.registerExecution.encode_input(
+        victim.address, *(id_to_bytes32(i) for i in (x, model, instance)), [id_to_bytes32(i) for i in ids]
+    )
+    anvil.make_request("evm_setAutomine", [False])
+    try:
+        victim_hash = _send_raw(
+            anvil, victim, contract.address, calldata, web3.eth.get_transaction_count(victim.address, "pending"), GWEI
+        )
+        pool = anvil.make_request("txpool_content", [])
+        [seen] = next(
+            by_nonce for sender, by_nonce in pool["pending"].items() if sender.lower() == victim.address.lower()
+        ).values()
+        _, arguments = contract.registerExecution.decode_input(HexBytes(seen["input"]))
+        forged = [publishing.state_document(instance, 0, "", name="forged")]
+        copy = contract.registerExecution.encode_input(
+            attacker.address,
+            arguments["execution"],
+            arguments["model"],
+            arguments["instanceDocument"],
+            [id_to_bytes32(forged[0].id)],
+        )
+        bot_hash = _send_raw(
+            anvil,
+            attacker,
+            contract.address,
+            copy,
+            web3.eth.get_transaction_count(attacker.address, "pending"),
+            10 * GWEI,
+        )
+        anvil.make_request("evm_mine", [])
+    finally:
+        anvil.make_request("evm_setAutomine", [True])
+    victim_receipt, bot_receipt = (
+        web3.eth.get_transaction_receipt(victim_hash),
+        web3.eth.get_transaction_receipt(bot_hash),
+    )
+    assert bot_receipt["transactionIndex"] < victim_receipt["transactionIndex"] and victim_receipt["status"] == 1
+    published = publishing.Published(
+        root,
+        server,
+        TrackerContract(contract, victim),
+        execution,
+        publishing.InstanceProtocol(
+            model,
+            instance,
+            server.url(f"documents/{model}.json"),
+            server.url(f"documents/{instance}.json"),
+            execution_id=x,
+            owner=address_of(victim),
+            mode="direct",
+            chain_id=anvil.chain_id,
+            contract_address=str(contract.address).lower()[2:],
+        ),
+        victim,
+    )
+    for document in [execution.model, execution.instance, *execution.states, *forged]:
+        published.write_document(document.content)
+    sent = SentTransaction(bytes(victim_hash).hex(), int(victim_receipt["blockNumber"]), int(victim_receipt["gasUsed"]))
+    published.protocol.instance_protocol = published.entries_for(sent, 0, 3, victim)
+    published.refresh()
+    outcome = verify(verify_command, published)
+    assert outcome.exit_code == EXIT_INCOMPLETE and outcome.failed_checks == []  # only ENS is not checked
+    # The bot's registration listed as the victim's:
+    bot = SentTransaction(bytes(bot_hash).hex(), int(bot_receipt["blockNumber"]), int(bot_receipt["gasUsed"]))
+    [entry] = published.entries_for(bot, 0, 1, attacker)
+    published.protocol.instance_protocol = [
+        dataclasses.replace(entry, state_hash=forged[0].id, state_data=published.document_url(forged[0].id))
+    ]
+    published.write_protocol()
+    outcome = verify(verify_command, published)
+    assert outcome.exit_code == EXIT_FAILED
+    assert outcome.failing() == [(0, f"not registered for this instance at seq 0 (seq 0 on chain is {ids[0][:10]}…)")]
