@@ -137,8 +137,9 @@ def iter_events_of_kinds(
     params = {"address": checksum_address(address), "topics": topics, "fromBlock": hex(from_block), "toBlock": end}
     raw = _raw_logs(params, from_block, to_block)
     decoder = EventDecoder(_decoder().by_topic.values(), bytes.fromhex(normalize_address(address)))
-    for index in range(len(raw)):
-        log, raw[index] = raw[index], None  # type: ignore[call-overload]
+    raw.reverse()
+    while raw:
+        log = raw.pop()  # in chain order, and let go of as it is decoded
         decoded: DecodedEvent | None = decoder.decode_one(log)
         if decoded is None or decoded.name not in wanted:
             kind = "/".join(names)

@@ -107,7 +107,12 @@ class DownloadBatch:
             if index is None:
                 return
             job = self.jobs[index]
-            self.results[index] = self._downloader.fetch(job.url, job.max_bytes, job.parse, job.keep_bytes)
+            try:
+                self.results[index] = self._downloader.fetch(job.url, job.max_bytes, job.parse, job.keep_bytes)
+            except Exception as error:  # a fault of ours: reported in the document's row, never a traceback
+                self.results[index] = Fetched(
+                    job.url, None, error=f"not checked: {type(error).__name__}: {one_line(error)}"
+                )
 
     def wait(self) -> list[Fetched[Any]]:
         for worker in self._workers:
@@ -297,7 +302,12 @@ class HostPolicy:
         with host_lock:
             known = self._resolved.get((host, port))
             if known is None:
-                known = self._resolve(host, port, deadline)
+                try:
+                    known = self._resolve(host, port, deadline)
+                except TimeoutError:
+                    # Remembered: a resolver that hangs costs one timeout per run, not one per document.
+                    self._resolved[(host, port)] = f"cannot resolve {host}: no answer in time"
+                    raise
                 self._resolved[(host, port)] = known
         if isinstance(known, str):
             raise DownloadFailed(known)

@@ -12,7 +12,7 @@ from tracker.chain.merkle import state_leaf, verify_proof
 from tracker.documents.facts import start_head
 from tracker.documents.ids import id_to_bytes32
 from tracker.documents.protocol import InstanceProtocol, ProtocolEntry
-from tracker.verify.chain import Anchoring, ChainView, EndEvent
+from tracker.verify.chain import Anchoring, ChainView, EndEvent, Transfer
 from tracker.verify.content import Content, Foreign, Malformed, StateContent
 from tracker.verify.download import Fetched
 from tracker.verify.report import CHECK_STATES, CheckResult, StateResult, short
@@ -208,10 +208,10 @@ class StateJudge:
         return f"seq {position}, block {event.block}" + self._by(holder.owner, sender, holder.until)
 
     @staticmethod
-    def _by(owner: str, sender: str, transfer: object) -> str:
+    def _by(owner: str, sender: str, transfer: Transfer | None) -> str:
         text = "" if sender == owner else f", by operator 0x{sender} of 0x{owner}"
         if transfer is not None:
-            text += f", under the previous owner 0x{owner} (before the transfer in block {transfer.block})"  # type: ignore[attr-defined]
+            text += f", under the previous owner 0x{owner} (before the transfer in block {transfer.block})"
         return text
 
     def _anchored(self, position: int, entry: ProtocolEntry, problems: list[str]) -> str:
