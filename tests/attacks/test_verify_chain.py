@@ -12,6 +12,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import pytest
+
 VERIFY_SUITE = Path(__file__).resolve().parent.parent / "verify"
 if str(VERIFY_SUITE) not in sys.path:
     sys.path.insert(0, str(VERIFY_SUITE))
@@ -455,6 +457,7 @@ def _send_raw(anvil, account, to: str, data: bytes, nonce: int, tip: int) -> byt
     return bytes(anvil.web3.eth.send_raw_transaction(raw))
 
 
+@pytest.mark.anvil
 def test_a_front_run_copy_from_the_mempool_is_never_read_as_the_victims(
     verify_command, publish_execution, victim, attacker, anvil, tmp_path, serve
 ):
