@@ -21,9 +21,9 @@ from tracker.verify.report import CHECK_CERTIFICATE, CHECK_ENS, VerifyOptions
 from tracker.verify.verifier import verify_protocol
 
 NAME = "verifier-client.eth"
-CERTIFICATES_SLOT = (
-    5  # storage slot of InstanceTracker._certificates (after models, instances, isOperator, clientIdOf, anchors)
-)
+# Storage slot of InstanceTracker._certificates: after instances, _heads, pendingOwner,
+# _modelRegisteredAt, _anchors, isOperator and clientIdOf.
+CERTIFICATES_SLOT = 7
 FAST = VerifyOptions(timeout=3.0)
 pytestmark = pytest.mark.anvil
 
@@ -47,9 +47,9 @@ def client(accounts):
 
 
 @pytest.fixture
-def linked(publish, client, local_ens, accounts):
+def linked(publish_execution, client, local_ens, accounts):
     """An execution published by `client`, whose ENS name resolves to it, names it back, and has url = the server."""
-    published = publish(client)
+    published = publish_execution(client)
     if ens.name_holding(NAME).holder is None:
         dev_ens.register_name(client, NAME)
     ens.link_identity(client, NAME, published.server.origin)
@@ -64,8 +64,14 @@ def test_everything_passes_with_ens_and_the_registered_certificate(linked, clien
     )
 
 
-def test_instance_id_finds_the_protocol_through_owner_ens_and_url(linked):
-    assert locate_protocol(linked.tracker, linked.execution.instance_id) == linked.url
+def test_instance_id_and_owner_find_the_protocol_through_ens_and_url(linked):
+    assert locate_protocol(linked.tracker, linked.execution.instance_id, linked.owner_address) == linked.url
+
+
+def test_an_ens_name_is_taken_as_the_owner(linked):
+    from tracker.verify.locate import owner_address
+
+    assert owner_address(NAME) == linked.owner_address
 
 
 def test_url_record_pointing_elsewhere_fails_check_4(linked, client):
@@ -77,26 +83,26 @@ def test_url_record_pointing_elsewhere_fails_check_4(linked, client):
     )
 
 
-def test_address_without_reverse_record_fails_check_4(publish, local_ens, accounts):
+def test_address_without_reverse_record_fails_check_4(publish_execution, local_ens, accounts):
     stranger = accounts[6]
-    published = publish(stranger)
+    published = publish_execution(stranger)
     report = verify_protocol(published.url, published.tracker, FAST)
     assert report.failed_checks == [CHECK_ENS]
     assert report.check(CHECK_ENS).reason == f"{str(stranger.address).lower()} has no ENS reverse record"
     from tracker.verify.locate import ProtocolNotFoundError
 
     with pytest.raises(ProtocolNotFoundError) as error:
-        locate_protocol(published.tracker, published.execution.instance_id)
+        locate_protocol(published.tracker, published.execution.instance_id, published.owner_address)
     assert str(error.value) == (
         f"the instance owner {str(stranger.address).lower()} has no ENS reverse record: give the protocol URL"
     )
 
 
-def test_reverse_record_naming_someone_elses_name_fails_check_4(linked, client, local_ens, accounts, publish):
+def test_reverse_record_naming_someone_elses_name_fails_check_4(linked, client, local_ens, accounts, publish_execution):
     from ape.contracts import ContractInstance
 
     impostor = accounts[7]
-    published = publish(impostor)
+    published = publish_execution(impostor)
     registrar = ContractInstance(local_ens.reverse_registrar, ens.contract_type("ReverseRegistrar"))
     registrar.setName(NAME, sender=impostor)  # anyone may claim any name in their own reverse record
     report = verify_protocol(published.url, published.tracker, FAST)
@@ -133,10 +139,12 @@ def test_fingerprint_signature_by_another_key_fails_check_5(linked, client, acco
     )
 
 
-def test_anchored_execution_passes_all_five_checks_over_json_rpc(publish, client, local_ens, accounts):
-    """Anchor mode on anvil: StatesAnchored logs and Merkle proofs read over JSON-RPC."""
-    published = publish(client, anchored_by=client)
-    dev_ens.register_name(client, NAME)
+def test_anchored_execution_passes_all_five_checks_over_json_rpc(publish_execution, client, local_ens, accounts):
+    """Anchor mode on anvil: StatesAnchored logs and Merkle proofs read over JSON-RPC, pinned by the termination."""
+    published = publish_execution(client, anchored=True)
+    published.end("SUCCEEDED", final=True)
+    if ens.name_holding(NAME).holder is None:
+        dev_ens.register_name(client, NAME)
     ens.link_identity(client, NAME, published.server.origin)
     report = verify_protocol(published.url, published.tracker, FAST)
     assert report.passed, [c.to_json() for c in report.checks if not c.ok]

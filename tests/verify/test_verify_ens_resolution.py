@@ -6,6 +6,7 @@ that answer wrongly, slowly, hugely or over plain http are refused within the ve
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import ssl
@@ -22,11 +23,12 @@ from eth_utils import function_signature_to_4byte_selector, keccak
 from tracker.dev import ens as dev_ens
 from tracker.identity import ens
 from tracker.publish.certificates import generate_self_signed
+from tracker.verify.download import HostPolicy
 from tracker.verify.locate import locate_protocol
 from tracker.verify.report import CHECK_ENS, VerifyOptions
 from tracker.verify.verifier import verify_protocol
 
-FAST = VerifyOptions(timeout=3.0)
+FAST = VerifyOptions(timeout=3.0, allow_private_hosts=True)  # the gateways run on loopback
 GATEWAY_KEY = keys.PrivateKey(b"\x11" * 32)
 OTHER_KEY = keys.PrivateKey(b"\x22" * 32)
 EXPIRES = 2**40
@@ -63,6 +65,7 @@ class Gateway:
     answers: dict[str, object] = field(default_factory=dict)  # "addr" / "url" -> value
     mode: str = "good"  # good, wrong-key, slow, huge
     resolver: str = ""
+    requests: int = 0
 
 
 def _gateway_handler(gateway: Gateway):
@@ -71,6 +74,7 @@ def _gateway_handler(gateway: Gateway):
             pass
 
         def do_GET(self) -> None:
+            gateway.requests += 1
             request = bytes.fromhex(self.path.rsplit("/", 1)[1].removesuffix(".json").removeprefix("0x"))
             if gateway.mode == "slow":
                 time.sleep(6)
@@ -133,14 +137,14 @@ def gateway(tmp_path) -> Iterator[Gateway]:
 
 
 @pytest.fixture
-def offchain_name(gateway, publish, client, accounts):
+def offchain_name(gateway, publish_execution, client, accounts):
     """offchain.eth, held by the client, resolved by a CCIP-Read resolver trusting GATEWAY_KEY."""
 
     def make(url: str | None = None, mode: str = "good"):
         resolver = dev_ens.deploy_standin(
             accounts[0], "TestOffchainResolver", url or gateway.url, GATEWAY_KEY.public_key.to_checksum_address()
         )
-        published = publish(client)
+        published = publish_execution(client)
         gateway.resolver, gateway.mode = str(resolver.address), mode
         gateway.answers = {"addr": str(client.address), "url": published.server.origin}
         dev_ens.register_name(client, "offchain.eth", resolver=str(resolver.address))
@@ -150,8 +154,8 @@ def offchain_name(gateway, publish, client, accounts):
     return make
 
 
-def test_a_wildcard_resolver_answers_for_a_subname(publish, client, accounts):
-    published = publish(client)
+def test_a_wildcard_resolver_answers_for_a_subname(publish_execution, client, accounts):
+    published = publish_execution(client)
     resolver = dev_ens.deploy_standin(accounts[0], "TestWildcardResolver", accounts[0].address)
     dev_ens.register_name(accounts[6], "wild.eth", resolver=str(resolver.address))
     resolver.setAnswer(dns("alice.wild.eth"), client.address, published.server.origin, sender=accounts[0])
@@ -178,7 +182,23 @@ def test_an_offchain_name_resolves_through_its_gateway(offchain_name, gateway, c
         f"{str(client.address).lower()} <-> offchain.eth (name offchain gateway {origin}; reverse onchain), "
         f"url {published.server.origin}"
     )
-    assert locate_protocol(published.tracker, published.execution.instance_id, timeout=3) == published.url
+    found = locate_protocol(
+        published.tracker, published.execution.instance_id, published.owner_address, 3, HostPolicy(True)
+    )
+    assert found == published.url
+
+
+def test_a_gateway_on_a_private_address_is_not_asked_without_allow_private_hosts(offchain_name, gateway):
+    """A resolver's OffchainLookup names the gateway, so a name's owner could aim the verifier at
+    hosts on its network: only the public internet is asked unless the user allows private hosts."""
+    published = offchain_name()
+    before = gateway.requests
+
+    report = verify_protocol(published.url, published.tracker, dataclasses.replace(FAST, allow_private_hosts=False))
+
+    assert report.failed_checks == [CHECK_ENS]
+    assert "refused: 127.0.0.1 is not a public address (--allow-private-hosts" in report.check(CHECK_ENS).reason
+    assert gateway.requests == before
 
 
 def test_a_gateway_answer_signed_by_another_key_is_rejected_by_the_resolver(offchain_name, gateway):
@@ -215,7 +235,7 @@ def test_a_huge_gateway_answer_is_refused_at_the_size_limit(offchain_name, gatew
     assert report.failed_checks == [CHECK_ENS]
     reason = report.check(CHECK_ENS).reason
     assert reason.startswith("offchain lookup for offchain.eth failed: https://127.0.0.1:")
-    assert reason.endswith(" is 1048576 bytes, over the limit of 65536")
+    assert reason.endswith(" is 1048576 bytes, over the size limit of 65536")
 
 
 def test_a_plain_http_gateway_is_not_followed(offchain_name, gateway):

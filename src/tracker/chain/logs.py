@@ -1,18 +1,20 @@
 """InstanceTracker's events as the tracker and the verifier read them: filtered by event and
 indexed values, decoded with the compiled ABI (`tracker.chain.events`), never retyped.
 
-Over JSON-RPC the raw `eth_getLogs` answer is used (web3's result formatters checksum an address
-per log, which costs more than the request itself for a thousand logs); ape's in-process test
-chain speaks no JSON-RPC, so there web3's own method is used.
+Over JSON-RPC the raw `eth_getLogs` answer is decoded by msgspec straight into the fields read
+(web3's result formatters checksum an address per log, which costs more than the request itself
+for a thousand logs, and a dictionary per log costs memory); ape's in-process test chain speaks no
+JSON-RPC, so there web3's own method is used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import msgspec
 from eth_abi import encode
 
 from tracker.chain.events import DecodedEvent, EventDecoder, EventSpec
@@ -80,13 +82,49 @@ def events(
 ) -> list[TrackerEvent]:
     """The contract's `name` events whose indexed inputs match `indexed` (in ABI order; None is any
     value, a list is any of its values), decoded, in chain order."""
-    from ape import chain
-    from web3.providers import JSONBaseProvider
-    from web3.types import RPCEndpoint
+    return events_of_kinds(address, [name], indexed, from_block, to_block)
 
-    spec = event_spec(name)
-    topics: list[Any] = [topic_of(name)]
-    for (_, kind), value in zip(spec.indexed, indexed):
+
+def events_of_kinds(
+    address: str,
+    names: Sequence[str],
+    indexed: Sequence[TopicValue | Sequence[TopicValue]] = (),
+    from_block: int = 0,
+    to_block: int | str = "latest",
+) -> list[TrackerEvent]:
+    """Events of several kinds in one `eth_getLogs` (topic 0 is any of them), decoded, in chain
+    order. `indexed` applies to each kind alike, so the kinds must share the types of the indexed
+    inputs it gives a value for (e.g. the instance key that StateRegistered, AttemptEnded and
+    InstanceTerminated all index first, or the execution InstanceRegistered and
+    InstanceTransferred both index third)."""
+    found = list(iter_events_of_kinds(address, names, indexed, from_block, to_block))
+    found.sort(key=lambda event: (event.block_number, event.log_index))
+    return found
+
+
+def iter_events_of_kinds(
+    address: str,
+    names: Sequence[str],
+    indexed: Sequence[TopicValue | Sequence[TopicValue]] = (),
+    from_block: int = 0,
+    to_block: int | str = "latest",
+) -> Iterator[TrackerEvent]:
+    """`events_of_kinds` one event at a time, in the node's order (chain order), each raw log
+    let go once decoded: a reader that keeps only a few fields of each of many events never
+    holds them all decoded at once."""
+    specs = [event_spec(name) for name in names]
+    if not specs:
+        return
+    wanted = {spec.name for spec in specs}
+    kinds = [kind for _, kind in specs[0].indexed]
+    for spec in specs[1:]:
+        theirs = [kind for _, kind in spec.indexed]
+        for position, value in enumerate(indexed):
+            if value is not None and (position >= len(theirs) or theirs[position] != kinds[position]):
+                raise ValueError(f"{spec.name} does not index input {position} as {specs[0].name} does")
+    first: Any = topic_of(names[0]) if len(names) == 1 else [topic_of(name) for name in names]
+    topics: list[Any] = [first]
+    for kind, value in zip(kinds, indexed):
         if value is None:
             topics.append(None)
         elif isinstance(value, (list, tuple)):
@@ -95,11 +133,66 @@ def events(
             topics.append(_encode_topic(kind, value))  # type: ignore[arg-type]
     while topics and topics[-1] is None:
         topics.pop()
-    web3 = chain.provider.web3
     end = to_block if isinstance(to_block, str) else hex(to_block)
     params = {"address": checksum_address(address), "topics": topics, "fromBlock": hex(from_block), "toBlock": end}
+    raw = _raw_logs(params, from_block, to_block)
+    decoder = EventDecoder(_decoder().by_topic.values(), bytes.fromhex(normalize_address(address)))
+    raw.reverse()
+    while raw:
+        log = raw.pop()  # in chain order, and let go of as it is decoded
+        decoded: DecodedEvent | None = decoder.decode_one(log)
+        if decoded is None or decoded.name not in wanted:
+            kind = "/".join(names)
+            raise ChainError(f"a {kind} log of {address} in block {log.block_number} does not decode with our ABI")
+        yield TrackerEvent(decoded.name, decoded.args, log.block_number, log.tx_hash.hex(), log.log_index)
+
+
+class _WireLog(msgspec.Struct):
+    """The fields of an `eth_getLogs` entry that are read (msgspec skips the others)."""
+
+    address: str
+    topics: list[str]
+    data: str
+    blockNumber: str
+    blockHash: str
+    transactionHash: str
+    logIndex: str
+
+
+@cache
+def _json_rpc(uri: str) -> Any:
+    from tracker.chain.rpc import JsonRpc
+
+    return JsonRpc.from_uri(uri)
+
+
+def _raw_logs(params: dict[str, Any], from_block: int, to_block: int | str) -> list[RawLog]:
+    """`eth_getLogs` as raw logs: over JSON-RPC decoded by msgspec straight into the fields read
+    (no dictionary per log, no web3 result formatters); ape's in-process test chain speaks no
+    JSON-RPC, so there web3's own method is used."""
+    from ape import chain
+    from web3.providers import JSONBaseProvider
+
+    web3 = chain.provider.web3
     try:
         if isinstance(web3.provider, JSONBaseProvider):
+            uri = getattr(chain.provider, "http_uri", None) or getattr(web3.provider, "endpoint_uri", None)
+            if uri:
+                entries = _json_rpc(str(uri)).call("eth_getLogs", [params], list[_WireLog])
+                return [
+                    RawLog(
+                        address=_data(e.address),
+                        topics=tuple(_data(t) for t in e.topics),
+                        data=_data(e.data),
+                        block_number=int(e.blockNumber, 16),
+                        block_hash=_data(e.blockHash),
+                        tx_hash=_data(e.transactionHash),
+                        log_index=int(e.logIndex, 16),
+                    )
+                    for e in entries
+                ]
+            from web3.types import RPCEndpoint
+
             response = web3.provider.make_request(RPCEndpoint("eth_getLogs"), [params])
             if "error" in response:
                 raise ChainError(f"eth_getLogs failed: {one_line(response['error'])}")
@@ -111,10 +204,8 @@ def events(
         raise
     except Exception as error:  # web3 raises transport- and node-specific errors
         raise ChainError(f"eth_getLogs failed: {one_line(error)}") from error
-    decoder = EventDecoder(_decoder().by_topic.values(), bytes.fromhex(normalize_address(address)))
-    found = []
-    for entry in raw:
-        log = RawLog(
+    return [
+        RawLog(
             address=_data(entry["address"]),
             topics=tuple(_data(t) for t in entry["topics"]),
             data=_data(entry["data"]),
@@ -123,11 +214,8 @@ def events(
             tx_hash=_data(entry["transactionHash"]),
             log_index=_quantity(entry["logIndex"]),
         )
-        decoded: DecodedEvent | None = decoder.decode_one(log)
-        if decoded is None:
-            raise ChainError(f"a {name} log of {address} in block {log.block_number} does not decode with our ABI")
-        found.append(TrackerEvent(name, decoded.args, log.block_number, log.tx_hash.hex(), log.log_index))
-    return found
+        for entry in raw
+    ]
 
 
 def _batched(requests: Sequence[Any], one: Any) -> list[Any]:

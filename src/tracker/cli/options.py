@@ -128,7 +128,9 @@ def connected(network_choice: str | None, persistent: bool = True) -> Iterator[A
             context.__exit__(None, None, None)
 
 
-def contract_option() -> Callable:
+def contract_option(
+    help: str = "A private InstanceTracker deployment (default: the canonical address, the same on every chain).",
+) -> Callable:
     """`--contract ADDRESS` (or TRACKER_CONTRACT); without it, the canonical InstanceTracker."""
     return click.option(
         "--contract",
@@ -136,7 +138,7 @@ def contract_option() -> Callable:
         envvar="TRACKER_CONTRACT",
         default=None,
         metavar="ADDRESS",
-        help="A private InstanceTracker deployment (default: the canonical address, the same on every chain).",
+        help=help,
     )
 
 

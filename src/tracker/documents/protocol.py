@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ from tracker.documents.canonical import without_absent
 from tracker.documents.ids import DocumentError, normalize_address, normalize_id
 
 
-@dataclass
+@dataclass(slots=True)
 class ProtocolEntry:
     """One registered state in an instance protocol (the published prototype's fields first)."""
 
@@ -54,14 +55,14 @@ class AttemptEntry:
             raise DocumentError("an attempts entry must be a JSON object")
         return cls(
             attempt=_integer(item["attempt"], "attempt"),
-            end_hash=normalize_id(item["end_hash"], "end_hash"),
-            end_data=str(item["end_data"]),
+            end_hash=normalize_id(_string(item["end_hash"], "end_hash"), "end_hash"),
+            end_data=_string(item["end_data"], "end_data"),
             state_count=_integer(item["state_count"], "state_count"),
-            accumulator_head=normalize_id(item["accumulator_head"], "accumulator_head"),
+            accumulator_head=normalize_id(_string(item["accumulator_head"], "accumulator_head"), "accumulator_head"),
             block_nr=_integer(item["block_nr"], "block_nr"),
-            transaction_hash=normalize_id(item["transaction_hash"], "transaction_hash"),
+            transaction_hash=normalize_id(_string(item["transaction_hash"], "transaction_hash"), "transaction_hash"),
             timestamp=_integer(item["timestamp"], "timestamp"),
-            final=bool(item.get("final", False)),
+            final=_boolean(item.get("final", False), "final"),
         )
 
 
@@ -72,6 +73,51 @@ def _integer(value: Any, what: str) -> int:
     if not 0 <= value < 2**64:
         raise DocumentError(f"{what} is out of range: {str(value)[:40]}")
     return value
+
+
+def _string(value: Any, what: str) -> str:
+    """A JSON string (ids, addresses and URLs are never numbers or objects)."""
+    if not isinstance(value, str):
+        raise DocumentError(f"{what} must be a string, got {str(value)[:40]!r}")
+    return value
+
+
+def _boolean(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise DocumentError(f"{what} must be true or false, got {str(value)[:40]!r}")
+    return value
+
+
+def _optional(data: Mapping[str, Any], key: str) -> Any:
+    """A field that may be absent or null (the published prototype has none of the additions)."""
+    return data.get(key)
+
+
+def _entry_from_json(item: Any) -> ProtocolEntry:
+    if not isinstance(item, Mapping):
+        raise DocumentError("an instance_protocol entry must be a JSON object")
+    proof = _optional(item, "merkle_proof")
+    if proof is not None and not isinstance(proof, list):
+        raise DocumentError("merkle_proof must be a list")
+    seq, root = _optional(item, "seq"), _optional(item, "merkle_root")
+    # Interned: many entries share a sender, a transaction, a root and proof hashes, and state ids
+    # recur in the documents; a protocol of thousands of entries keeps one copy of each.
+    return ProtocolEntry(
+        state_hash=sys.intern(normalize_id(_string(item["state_hash"], "state_hash"), "state_hash")),
+        timestamp=_integer(item["timestamp"], "timestamp"),
+        block_nr=_integer(item["block_nr"], "block_nr"),
+        client_address=sys.intern(normalize_address(_string(item["client_address"], "client_address"))),
+        transaction_hash=sys.intern(
+            normalize_id(_string(item["transaction_hash"], "transaction_hash"), "transaction_hash")
+        ),
+        state_data=_string(item["state_data"], "state_data"),
+        event_type=sys.intern(_string(item.get("event_type", "Register State"), "event_type")),
+        seq=_integer(seq, "seq") if seq is not None else None,
+        merkle_root=sys.intern(normalize_id(_string(root, "merkle_root"), "merkle_root")) if root else None,
+        merkle_proof=[sys.intern(normalize_id(_string(p, "merkle_proof"), "merkle_proof")) for p in proof]
+        if proof is not None
+        else None,
+    )
 
 
 @dataclass
@@ -116,45 +162,54 @@ class InstanceProtocol:
         """Reads a protocol, including the published prototype's format as it is."""
         if not isinstance(data, Mapping):
             raise DocumentError("instance protocol must be a JSON object")
+        entries = data.get("instance_protocol")
+        if "instance_protocol" in data and not isinstance(entries, list):
+            raise DocumentError("instance_protocol must be a list")
+        chain_id, state_count, mode, final = (_optional(data, k) for k in ("chain_id", "state_count", "mode", "final"))
+        attempts = _optional(data, "attempts") or []
+        if not isinstance(attempts, list):
+            raise DocumentError("attempts must be a list")
+        position = "the protocol"
         try:
-            entries = [
-                ProtocolEntry(
-                    state_hash=normalize_id(item["state_hash"], "state_hash"),
-                    timestamp=int(item["timestamp"]),
-                    block_nr=int(item["block_nr"]),
-                    client_address=normalize_address(item["client_address"]),
-                    transaction_hash=normalize_id(item["transaction_hash"], "transaction_hash"),
-                    state_data=str(item["state_data"]),
-                    event_type=str(item.get("event_type", "Register State")),
-                    seq=int(item["seq"]) if item.get("seq") is not None else None,
-                    merkle_root=normalize_id(item["merkle_root"], "merkle_root") if item.get("merkle_root") else None,
-                    merkle_proof=[normalize_id(p, "merkle_proof") for p in item["merkle_proof"]]
-                    if item.get("merkle_proof") is not None
-                    else None,
-                )
-                for item in data["instance_protocol"]
-            ]
+            listed = []
+            for index, item in enumerate(data["instance_protocol"]):
+                position = f"instance_protocol[{index}]"
+                listed.append(_entry_from_json(item))
+            ended = []
+            for index, item in enumerate(attempts):
+                position = f"attempts[{index}]"
+                ended.append(AttemptEntry.from_json(item))
+            position = "the protocol"
+            text = {k: _optional(data, k) for k in ("contract_address", "accumulator_head", "end_hash", "end_data")}
+            text |= {k: _optional(data, k) for k in ("execution_id", "owner")}
+            for key, value in text.items():
+                if value is not None:
+                    _string(value, key)
+            if mode is not None and mode not in ("direct", "anchored"):
+                raise DocumentError(f'mode must be "direct" or "anchored", got {str(mode)[:40]!r}')
             return cls(
-                model_hash=normalize_id(data["model_hash"], "model_hash"),
-                instance_hash=normalize_id(data["instance_hash"], "instance_hash"),
-                model_data=str(data["model_data"]),
-                instance_data=str(data["instance_data"]),
-                instance_protocol=entries,
-                chain_id=int(data["chain_id"]) if data.get("chain_id") is not None else None,
-                contract_address=normalize_address(data["contract_address"]) if data.get("contract_address") else None,
-                state_count=int(data["state_count"]) if data.get("state_count") is not None else None,
-                accumulator_head=normalize_id(data["accumulator_head"], "accumulator_head")
-                if data.get("accumulator_head")
+                model_hash=normalize_id(_string(data["model_hash"], "model_hash"), "model_hash"),
+                instance_hash=normalize_id(_string(data["instance_hash"], "instance_hash"), "instance_hash"),
+                model_data=_string(data["model_data"], "model_data"),
+                instance_data=_string(data["instance_data"], "instance_data"),
+                instance_protocol=listed,
+                chain_id=_integer(chain_id, "chain_id") if chain_id is not None else None,
+                contract_address=normalize_address(text["contract_address"]) if text["contract_address"] else None,
+                state_count=_integer(state_count, "state_count") if state_count is not None else None,
+                accumulator_head=normalize_id(text["accumulator_head"], "accumulator_head")
+                if text["accumulator_head"]
                 else None,
-                end_hash=normalize_id(data["end_hash"], "end_hash") if data.get("end_hash") else None,
-                end_data=str(data["end_data"]) if data.get("end_data") else None,
-                execution_id=normalize_id(data["execution_id"], "execution_id") if data.get("execution_id") else None,
-                owner=normalize_address(data["owner"]) if data.get("owner") else None,
-                mode=str(data["mode"]) if data.get("mode") is not None else None,
-                final=bool(data["final"]) if data.get("final") is not None else None,
-                attempts=[AttemptEntry.from_json(item) for item in data.get("attempts") or []],
+                end_hash=normalize_id(text["end_hash"], "end_hash") if text["end_hash"] else None,
+                end_data=text["end_data"] or None,
+                execution_id=normalize_id(text["execution_id"], "execution_id") if text["execution_id"] else None,
+                owner=normalize_address(text["owner"]) if text["owner"] else None,
+                mode=mode,
+                final=_boolean(final, "final") if final is not None else None,
+                attempts=ended,
             )
         except KeyError as missing:
-            raise DocumentError(f"instance protocol lacks the field {missing.args[0]!r}") from None
-        except (TypeError, ValueError) as error:
-            raise DocumentError(f"instance protocol has a malformed field: {error}") from None
+            where = "" if position == "the protocol" else f" in {position}"
+            raise DocumentError(f"instance protocol lacks the field {missing.args[0]!r}{where}") from None
+        except DocumentError as error:
+            where = "" if position == "the protocol" else f"{position}: "
+            raise DocumentError(f"instance protocol: {where}{error}") from None

@@ -1,214 +1,409 @@
-"""What the chain says about one instance, read once for all checks (batched: one multicall, one eth_getLogs per event kind, one batch of block headers)."""
+"""What the chain says about one owner's instance of one execution, read once for all checks.
+
+Everything is read under the owner the protocol names (whom checks 4 and 5 then authenticate),
+never under whoever registered the execution first: the instance key is
+`instanceKey(owner, execution)`. When the instance came to the owner by transfers, the keys of
+its earlier owners are followed back (`InstanceTransferred` events of the execution), because the
+states registered before a transfer were emitted under the earlier key, by the earlier owner.
+
+Batched (the default): four `eth_getLogs` (the execution's registrations and transfers; the
+keys' states and attempt ends; the owners' operator changes; the anchors of the listed roots), one `multicall` `eth_call` for the instance, the model and the
+anchors, and one JSON-RPC batch each for the transactions' senders and the blocks' times.
+`batched=False` makes one request per state instead, the baseline of bench/verify.py.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from tracker.chain.contract import InstanceRecord, TrackerContract
-from tracker.documents.ids import id_to_bytes32, normalize_address, normalize_id
-from tracker.documents.protocol import InstanceProtocol
-from tracker.errors import ChainError, one_line
+from eth_abi import decode
 
-STATE_REGISTERED_SIGNATURE = "StateRegistered(bytes32,bytes32,uint256)"
-STATES_ANCHORED_SIGNATURE = "StatesAnchored(bytes32,address,uint256)"
+from tracker.chain import logs
+from tracker.chain.contract import AnchorRecord, InstanceRecord, Mode, Status, TrackerContract, instance_key
+from tracker.documents.ids import checksum_address, id_to_bytes32, normalize_address
 
-
-def _topic(signature: str) -> str:
-    from eth_utils import keccak
-
-    return "0x" + keccak(text=signature).hex()
+Position = tuple[int, int]  # (block number, log index): the order of everything on chain
+MAX_TRANSFERS = 64
 
 
-STATE_REGISTERED_TOPIC = _topic(STATE_REGISTERED_SIGNATURE)
-STATES_ANCHORED_TOPIC = _topic(STATES_ANCHORED_SIGNATURE)
-INSTANCE_TERMINATED_TOPIC = _topic("InstanceTerminated(bytes32,bytes32,uint256,bytes32)")
+def _hex(value: Any) -> str:
+    return bytes(value).hex()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """An InstanceRegistered event."""
+
+    key: str
+    owner: str
+    model: str
+    instance_document: str
+    mode: Mode
+    block: int
+    log_index: int
+    transaction: str
+
+
+@dataclass(frozen=True, slots=True)
 class StateEvent:
-    """A StateRegistered log of the instance."""
+    """A StateRegistered event."""
 
+    key: str
     state_id: str
     seq: int
-    block_number: int
-    transaction_hash: str
+    block: int
+    log_index: int
+    transaction: str
+
+    @property
+    def position(self) -> Position:
+        return (self.block, self.log_index)
 
 
-@dataclass(frozen=True)
-class AnchorFact:
-    """An anchored Merkle root: who anchored it, and the block and transaction that did."""
+@dataclass(frozen=True, slots=True)
+class EndEvent:
+    """An AttemptEnded (final False) or InstanceTerminated (final True) event: the pinned (count, head)."""
 
+    key: str
+    end_id: str
+    attempt: int
+    state_count: int
+    head: str
+    final: bool
+    block: int
+    log_index: int
+    transaction: str
+
+    @property
+    def position(self) -> Position:
+        return (self.block, self.log_index)
+
+
+@dataclass(frozen=True, slots=True)
+class Anchoring:
+    """A StatesAnchored event: who anchored the root, where."""
+
+    submitter: str
     root: str
-    submitter: str | None
-    block_number: int | None = None
-    transaction_hash: str | None = None
+    leaf_count: int
+    block: int
+    log_index: int
+    transaction: str
+
+    @property
+    def position(self) -> Position:
+        return (self.block, self.log_index)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """An InstanceTransferred event."""
+
+    from_key: str
+    to_key: str
+    from_owner: str
+    to_owner: str
+    block: int
+    log_index: int
+    transaction: str
+
+    @property
+    def position(self) -> Position:
+        return (self.block, self.log_index)
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """One owner of the instance, oldest first: `until` is where it was transferred away (None: the current owner)."""
+
+    owner: str
+    key: str
+    until: Transfer | None = None
+
+
+class OperatorHistory:
+    """Who was an approved operator of whom, at any point of the chain (from OperatorSet events)."""
+
+    def __init__(self, events: Sequence[logs.TrackerEvent] = ()):
+        self._changes: dict[tuple[str, str], list[tuple[Position, bool]]] = {}
+        for event in events:
+            pair = (_hex(event.args["owner"]), _hex(event.args["operator"]))
+            self._changes.setdefault(pair, []).append(
+                ((event.block_number, event.log_index), bool(event.args["approved"]))
+            )
+        for changes in self._changes.values():
+            changes.sort()
+
+    def approved(self, owner: str, operator: str, position: Position) -> bool:
+        """Whether `operator` was approved by `owner` just before `position`."""
+        state = False
+        for changed, approved in self._changes.get((owner, operator), ()):
+            if changed >= position:
+                break
+            state = approved
+        return state
+
+    def ever_approved(self, owner: str, operator: str) -> bool:
+        return any(approved for _, approved in self._changes.get((owner, operator), ()))
 
 
 @dataclass
 class ChainView:
-    """What the chain says about one instance, read once for all checks."""
+    """What the chain says about `owner`'s instance of `execution_id` (see the module docstring)."""
 
     chain_id: int
     contract_address: str
+    canonical: bool
+    owner: str
+    execution_id: str
+    key: str
     instance: InstanceRecord | None
-    model: int | None  # v1 leftover: the verifier is being rewritten for v2
-    events_by_seq: dict[int, StateEvent]
-    anchors: dict[str, AnchorFact]
+    holders: list[Holder]
+    moved_to: Transfer | None
+    registration: Registration | None
+    other_owners: list[str]
+    model_registered_at: dict[str, int | None]
+    states_by_seq: dict[int, StateEvent]
+    seqs_by_state: dict[str, int]  # a state id -> the first seq it is registered at
+    ends: list[EndEvent]
+    anchorings: dict[str, list[Anchoring]]
+    anchor_records: dict[tuple[str, str], AnchorRecord | None]
+    operators: OperatorHistory
+    senders: dict[str, str]
     block_times: dict[int, int]
-    operators: frozenset[str] = frozenset()
-    end_document: str | None = None
+    duplicate_seqs: list[int] = field(default_factory=list)
 
-    def acts_for_owner(self, address: str | None) -> bool:
-        """Whether an address is the instance owner or an operator the owner approved."""
-        owner = self.instance.owner if self.instance else None
-        return address is not None and (address == owner or address in self.operators)
+    @property
+    def keys(self) -> list[str]:
+        return [holder.key for holder in self.holders]
 
-    def seqs_of(self, state_id: str) -> list[int]:
-        return sorted(seq for seq, event in self.events_by_seq.items() if event.state_id == state_id)
+    def holder_of_key(self, key: str) -> Holder | None:
+        return next((holder for holder in self.holders if holder.key == key), None)
 
+    def holder_at(self, position: Position) -> Holder:
+        """The owner of the instance at a point of the chain."""
+        for holder in self.holders:
+            if holder.until is None or position < holder.until.position:
+                return holder
+        return self.holders[-1]
 
-def _web3() -> Any:
-    from ape import chain
+    def acts_for(self, holder: Holder, sender: str, position: Position) -> bool:
+        """Whether `sender` is `holder`'s owner or an operator it had approved at `position`."""
+        return sender == holder.owner or self.operators.approved(holder.owner, sender, position)
 
-    return chain.provider.web3
-
-
-def _logs(address: str, topics: list[Any], from_block: int = 0) -> list[dict[str, Any]]:
-    """`eth_getLogs` results. Over JSON-RPC the raw response is used: web3's result formatters
-    checksum an address per log, which costs more than the request itself for a thousand logs.
-    ape's in-process chain speaks no JSON-RPC, so there web3's method is used as it is."""
-    from web3.providers import JSONBaseProvider
-    from web3.types import RPCEndpoint
-
-    web3 = _web3()
-    params = {"address": address, "topics": topics, "fromBlock": hex(from_block), "toBlock": "latest"}
-    try:
-        if not isinstance(web3.provider, JSONBaseProvider):
-            return [dict(log) for log in web3.eth.get_logs({**params, "fromBlock": from_block})]
-        response = web3.provider.make_request(RPCEndpoint("eth_getLogs"), [params])
-    except Exception as error:  # web3 raises transport- and node-specific errors
-        raise ChainError(f"eth_getLogs failed: {one_line(error)}") from error
-    if "error" in response:
-        raise ChainError(f"eth_getLogs failed: {one_line(response['error'])}")
-    return list(response["result"])
+    @property
+    def transfers(self) -> list[Transfer]:
+        return [holder.until for holder in self.holders if holder.until is not None]
 
 
-def _quantity(value: Any) -> int:
-    return value if isinstance(value, int) else int(str(value), 16)
-
-
-def _data(value: Any) -> bytes:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    return bytes.fromhex(str(value).removeprefix("0x"))
-
-
-def _state_event(log: dict[str, Any]) -> StateEvent:
+def _state_event(event: logs.TrackerEvent) -> StateEvent:
+    """Interned: the key and a transaction are shared by many states, a state id by its entry."""
+    args = event.args
     return StateEvent(
-        state_id=_data(log["topics"][2]).hex(),
-        seq=int.from_bytes(_data(log["data"])[:32], "big"),
-        block_number=_quantity(log["blockNumber"]),
-        transaction_hash=_data(log["transactionHash"]).hex(),
+        sys.intern(_hex(args["key"])),
+        sys.intern(_hex(args["state"])),
+        int(args["seq"]),
+        event.block_number,
+        event.log_index,
+        sys.intern(event.transaction_hash),
     )
 
 
-def state_events(tracker: TrackerContract, instance_id: str, from_block: int = 0) -> list[StateEvent]:
-    """Every StateRegistered event of the instance, in one `eth_getLogs` filtered by its topic."""
-    topic = "0x" + normalize_id(instance_id)
-    return [_state_event(log) for log in _logs(tracker.address, [STATE_REGISTERED_TOPIC, topic], from_block)]
+def _end_event(event: logs.TrackerEvent) -> EndEvent:
+    args = event.args
+    return EndEvent(
+        _hex(args["key"]),
+        _hex(args["endDocument"]),
+        int(args["attempt"]),
+        int(args["stateCount"]),
+        _hex(args["head"]),
+        event.name == "InstanceTerminated",
+        event.block_number,
+        event.log_index,
+        event.transaction_hash,
+    )
 
 
-def _block_timestamps(numbers: Sequence[int], batched: bool) -> dict[int, int]:
-    """Block timestamps, in one JSON-RPC batch when the provider takes batches."""
-    wanted = sorted(set(numbers))
-    if not wanted:
-        return {}
-    web3 = _web3()
-    if batched and len(wanted) > 1:
-        try:
-            with web3.batch_requests() as batch:
-                for number in wanted:
-                    batch.add(web3.eth.get_block(number))
-                blocks = batch.execute()
-            return {number: int(block["timestamp"]) for number, block in zip(wanted, blocks)}
-        except Exception:  # a provider without batch support (ape's in-process chain): one by one
-            pass
-    return {number: int(web3.eth.get_block(number)["timestamp"]) for number in wanted}
+def _lineage(owner: str, execution_id: str, transfers: list[Transfer]) -> tuple[list[Holder], Transfer | None]:
+    """The owners the instance passed through to `owner` (oldest first), and where `owner` gave it away."""
+    key = instance_key(owner, execution_id)
+    by_target = {transfer.to_key: transfer for transfer in transfers}
+    moved_to = next((transfer for transfer in transfers if transfer.from_key == key), None)
+    holders = [Holder(owner, key)]
+    current = key
+    while current in by_target and len(holders) <= MAX_TRANSFERS:
+        transfer = by_target[current]
+        if any(holder.key == transfer.from_key for holder in holders):
+            break  # a cycle is impossible on chain (a Moved key is closed for good); never loop
+        holders.insert(0, Holder(transfer.from_owner, transfer.from_key, transfer))
+        current = transfer.from_key
+    return holders, moved_to
 
 
-def _anchor_records(tracker: TrackerContract, roots: Sequence[str]) -> dict[str, str | None]:
-    """Root => submitter (None when not anchored), in one multicall."""
-    from eth_abi import decode
+def _decode_instance(owner: str, execution_id: str, data: bytes) -> InstanceRecord | None:
+    count, attempts, status, mode, head = decode(["uint64", "uint32", "uint8", "uint8", "bytes32"], data)
+    if status == Status.NONE:
+        return None
+    return InstanceRecord(
+        owner,
+        execution_id,
+        int(count),
+        int(attempts),
+        Status(status),
+        Mode(mode),
+        bytes(head).hex() if mode == Mode.DIRECT else None,
+    )
 
-    results = tracker.read_many(tracker.contract.anchors.encode_input(id_to_bytes32(root)) for root in roots)
-    submitters: dict[str, str | None] = {}
-    for root, data in zip(roots, results):
-        submitter, _anchored_at, _leaf_count = decode(["address", "uint64", "uint32"], data)
-        submitters[root] = None if int(submitter, 16) == 0 else normalize_address(submitter)
-    return submitters
 
-
-def read_chain(tracker: TrackerContract, protocol: InstanceProtocol, batched: bool = True) -> ChainView:
-    """Reads every chain fact the checks need: batched, or one call per state (the baseline)."""
+def read_chain(
+    tracker: TrackerContract,
+    owner: str,
+    execution_id: str,
+    model_id: str,
+    roots: Sequence[str] = (),
+    listed_states: Sequence[str] = (),
+    batched: bool = True,
+) -> ChainView:
+    """Reads every chain fact the checks need about `owner`'s instance of `execution_id`."""
     from ape import chain
 
-    instance_id, model_id = protocol.instance_hash, protocol.model_hash
-    instance = tracker.instances([instance_id])[instance_id]
-    model = tracker.models_of([model_id])[model_id]
-    roots = sorted({entry.merkle_root for entry in protocol.instance_protocol if entry.merkle_root})
+    owner = normalize_address(owner)
+    address = tracker.address
     since = tracker.deployment_block()
+    by_execution = logs.events_of_kinds(
+        address, ["InstanceRegistered", "InstanceTransferred"], [None, None, execution_id], since
+    )
+    transfers = [
+        Transfer(
+            _hex(e.args["fromKey"]),
+            _hex(e.args["toKey"]),
+            _hex(e.args["from"]),
+            _hex(e.args["to"]),
+            e.block_number,
+            e.log_index,
+            e.transaction_hash,
+        )
+        for e in by_execution
+        if e.name == "InstanceTransferred"
+    ]
+    holders, moved_to = _lineage(owner, execution_id, transfers)
+    keys = [holder.key for holder in holders]
+    registrations = [
+        Registration(
+            _hex(e.args["key"]),
+            _hex(e.args["owner"]),
+            _hex(e.args["model"]),
+            _hex(e.args["instanceDocument"]),
+            Mode(int(e.args["mode"])),
+            e.block_number,
+            e.log_index,
+            e.transaction_hash,
+        )
+        for e in by_execution
+        if e.name == "InstanceRegistered"
+    ]
+    registration = next((r for r in registrations if r.key == keys[0]), None)
+    owners = {holder.owner for holder in holders}
+    other_owners = sorted({r.owner for r in registrations} - owners)
+
+    states_by_seq: dict[int, StateEvent] = {}
+    duplicate_seqs: list[int] = []
+    ends: list[EndEvent] = []
+    # Nothing is recorded under a key before the instance is registered there.
+    registered_from = registration.block if registration is not None else since
     if batched:
-        events = {event.seq: event for event in state_events(tracker, instance_id, since)}
+        kinds = ["StateRegistered", "AttemptEnded", "InstanceTerminated"]
+        for event in logs.iter_events_of_kinds(address, kinds, [keys], registered_from):
+            if event.name == "StateRegistered":
+                state = _state_event(event)
+                if state.seq in states_by_seq:
+                    duplicate_seqs.append(state.seq)  # impossible on chain; never trusted silently
+                states_by_seq.setdefault(state.seq, state)
+            else:
+                ends.append(_end_event(event))
     else:
-        events = {}
-        topic = "0x" + instance_id
-        for entry in protocol.instance_protocol:
-            tracker.instances([instance_id])  # what a per-state check reads: the instance, then its log
-            for log in _logs(tracker.address, [STATE_REGISTERED_TOPIC, topic, "0x" + entry.state_hash], since):
-                event = _state_event(log)
-                events[event.seq] = event
-    anchors: dict[str, AnchorFact] = {}
-    if roots:
-        submitters = _anchor_records(tracker, roots)
-        logs = _logs(tracker.address, [STATES_ANCHORED_TOPIC, ["0x" + root for root in roots]], since)
-        placed: dict[str, dict[str, Any]] = {_data(log["topics"][1]).hex(): log for log in logs}
-        for root in roots:
-            found = placed.get(root)
-            anchors[root] = AnchorFact(
-                root,
-                submitters[root],
-                _quantity(found["blockNumber"]) if found else None,
-                _data(found["transactionHash"]).hex() if found else None,
+        for state_id in dict.fromkeys(listed_states):  # what a per-state verifier asks: that state's log
+            for event in logs.events(address, "StateRegistered", [keys, state_id], registered_from):
+                state = _state_event(event)
+                states_by_seq.setdefault(state.seq, state)
+        ends = [
+            _end_event(e) for e in logs.events_of_kinds(address, ["AttemptEnded", "InstanceTerminated"], [keys], since)
+        ]
+    ends.sort(key=lambda end: end.position)
+    seqs_by_state: dict[str, int] = {}
+    for seq in sorted(states_by_seq):
+        seqs_by_state.setdefault(states_by_seq[seq].state_id, seq)
+
+    operators = OperatorHistory(logs.events(address, "OperatorSet", [sorted(owners)], since))
+    anchorings: dict[str, list[Anchoring]] = {}
+    wanted_roots = sorted(set(roots))
+    if wanted_roots:
+        for e in logs.events(address, "StatesAnchored", [None, wanted_roots], since):
+            anchoring = Anchoring(
+                _hex(e.args["submitter"]),
+                _hex(e.args["root"]),
+                int(e.args["leafCount"]),
+                e.block_number,
+                e.log_index,
+                e.transaction_hash,
             )
-    blocks = [event.block_number for event in events.values()]
-    blocks += [fact.block_number for fact in anchors.values() if fact.block_number is not None]
+            anchorings.setdefault(anchoring.root, []).append(anchoring)
+
+    # One multicall: the instance, the model under each owner, each anchor under its submitter.
+    contract = tracker.contract
+    pairs = sorted({(a.submitter, a.root) for found in anchorings.values() for a in found})
+    calls = [contract.instanceOf.encode_input(checksum_address(owner), id_to_bytes32(execution_id))]
+    calls += [contract.modelOf.encode_input(checksum_address(h.owner), id_to_bytes32(model_id)) for h in holders]
+    calls += [contract.anchorOf.encode_input(checksum_address(s), id_to_bytes32(r)) for s, r in pairs]
+    results = tracker.read_many(calls)
+    instance = _decode_instance(owner, execution_id, results[0])
+    model_registered_at = {
+        h.owner: int(decode(["uint64"], data)[0]) or None for h, data in zip(holders, results[1 : 1 + len(holders)])
+    }
+    anchor_records: dict[tuple[str, str], AnchorRecord | None] = {}
+    for (submitter, root), data in zip(pairs, results[1 + len(holders) :]):
+        anchored_at, leaf_count = decode(["uint64", "uint32"], data)
+        anchor_records[(submitter, root)] = (
+            AnchorRecord(submitter, root, int(anchored_at), int(leaf_count)) if anchored_at else None
+        )
+
+    transactions = [s.transaction for s in states_by_seq.values()]
+    transactions += [a.transaction for found in anchorings.values() for a in found]
+    blocks = [s.block for s in states_by_seq.values()] + [e.block for e in ends]
+    blocks += [a.block for found in anchorings.values() for a in found]
     if batched:
-        times = _block_timestamps(blocks, batched=True)
-    else:
-        times = {}
-        for number in blocks:  # one request per state, as a verifier without batching does
-            times[number] = int(_web3().eth.get_block(number)["timestamp"])
-    operators: set[str] = set()
-    if instance is not None:
-        candidates = {entry.client_address for entry in protocol.instance_protocol}
-        candidates |= {fact.submitter for fact in anchors.values() if fact.submitter}
-        for address in sorted(candidates - {instance.owner}):  # usually none: the owner registers
-            if tracker.is_operator(instance.owner, address):
-                operators.add(address)
-    end_document = None
-    if protocol.end_hash is not None and instance is not None and instance.terminated:
-        terminated = _logs(tracker.address, [INSTANCE_TERMINATED_TOPIC, "0x" + instance_id], since)
-        end_document = _data(terminated[0]["topics"][2]).hex() if terminated else None
+        senders = logs.transaction_senders(transactions)
+        block_times = logs.block_timestamps(blocks)
+    else:  # one request per state, as a verifier without batching makes them
+        web3 = chain.provider.web3
+        senders, block_times = {}, {}
+        for transaction in transactions:
+            senders[transaction] = normalize_address(str(web3.eth.get_transaction("0x" + transaction)["from"]))
+        for number in blocks:
+            block_times[number] = int(web3.eth.get_block(number)["timestamp"])
     return ChainView(
-        int(chain.chain_id),
-        normalize_address(tracker.address),
-        instance,
-        model,
-        events,
-        anchors,
-        times,
-        frozenset(operators),
-        end_document,
+        chain_id=int(chain.provider.web3.eth.chain_id),
+        contract_address=normalize_address(address),
+        canonical=tracker.is_canonical,
+        owner=owner,
+        execution_id=execution_id,
+        key=keys[-1],
+        instance=instance,
+        holders=holders,
+        moved_to=moved_to,
+        registration=registration,
+        other_owners=other_owners,
+        model_registered_at=model_registered_at,
+        states_by_seq=states_by_seq,
+        seqs_by_state=seqs_by_state,
+        ends=ends,
+        anchorings=anchorings,
+        anchor_records=anchor_records,
+        operators=operators,
+        senders=senders,
+        block_times=block_times,
+        duplicate_seqs=duplicate_seqs,
     )

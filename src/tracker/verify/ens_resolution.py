@@ -29,7 +29,7 @@ from eth_utils import function_signature_to_4byte_selector
 from tracker.documents.ids import checksum_address
 from tracker.errors import TrackerError, one_line
 from tracker.identity import ens
-from tracker.verify.download import Downloader
+from tracker.verify.download import Downloader, HostPolicy
 
 MAX_LOOKUPS = 4
 MAX_URLS = 4
@@ -89,9 +89,10 @@ def available() -> str | None:
 class EnsResolution:
     """Forward and reverse resolution with CCIP-Read bounded by `timeout` and `max_bytes`."""
 
-    def __init__(self, timeout: float, max_bytes: int = MAX_GATEWAY_BYTES):
+    def __init__(self, timeout: float, max_bytes: int = MAX_GATEWAY_BYTES, policy: HostPolicy | None = None):
         self.timeout = timeout
         self.max_bytes = max_bytes
+        self.policy = policy
 
     def address(self, name: str) -> Resolved | None:
         """The ETH address `name` resolves to (None when it has none)."""
@@ -182,22 +183,22 @@ class EnsResolution:
         sender_hex = checksum_address(sender).lower()
         data_hex = "0x" + call_data.hex()
         problems: list[str] = []
-        with Downloader(self.timeout) as downloader:
+        with Downloader(self.timeout, policy=self.policy) as downloader:
             for template in urls[:MAX_URLS]:
                 if urlsplit(template).scheme.lower() != "https":
                     problems.append(f"{template} is not https")
                     continue
                 url = template.replace("{sender}", sender_hex).replace("{data}", data_hex)
                 body = None if "{data}" in template else json.dumps({"data": data_hex, "sender": sender_hex}).encode()
-                download = downloader.get(url, self.max_bytes, json_body=body)
+                fetched = downloader.fetch(url, self.max_bytes, _raw, self.max_bytes, json_body=body)
                 origin = f"https://{urlsplit(url).netloc}"
-                if download.body is None:
-                    problems.append(download.error or f"no answer from {origin}")
-                    if download.status is not None and 400 <= download.status < 500:
+                if fetched.content is None:
+                    problems.append(fetched.error or f"no answer from {origin}")
+                    if fetched.status is not None and 400 <= fetched.status < 500:
                         break
                     continue
                 try:
-                    answer = json.loads(download.body)
+                    answer = json.loads(fetched.content)
                     response = bytes.fromhex(str(answer["data"]).removeprefix("0x"))
                 except (ValueError, KeyError, TypeError, UnicodeDecodeError):
                     problems.append(f'the gateway {origin} did not answer with JSON {{"data": "0x…"}}')
@@ -223,6 +224,10 @@ class EnsResolution:
                 )
             raise ResolutionError(f"the resolver of {name} ({resolver}) reverted: {cause}")
         raise ResolutionError(f"resolving {name} failed: {_describe(data)}")
+
+
+def _raw(body: bytes) -> bytes:
+    return body
 
 
 def _describe(data: bytes) -> str:

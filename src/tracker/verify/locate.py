@@ -1,14 +1,19 @@
-"""Finding a protocol and the contract to check it against: instance owner on chain, then ENS reverse name, then the url record."""
+"""Finding the contract to verify against, and a protocol through the chain and ENS.
+
+The contract is the canonical InstanceTracker (the same address on every chain, computed from its
+code) or the one the user names for a private deployment; never one a protocol names. A protocol
+is found from an instance document id and its owner: the owner's InstanceRegistered events, the
+owner's ENS reverse name, that name's `url` record.
+"""
 
 from __future__ import annotations
 
+from tracker.chain import canonical, logs
 from tracker.chain.contract import TrackerContract
-from tracker.documents.ids import normalize_id
-from tracker.errors import TrackerError
+from tracker.documents.ids import ADDRESS_PATTERN, normalize_address, normalize_id
+from tracker.errors import ContractNotFoundError, TrackerError
 from tracker.verify import ens_resolution
-from tracker.verify.checks import fetch_protocol
-from tracker.verify.download import Downloader
-from tracker.verify.report import VerifyOptions
+from tracker.verify.download import HostPolicy
 
 
 class ProtocolNotFoundError(TrackerError):
@@ -20,18 +25,46 @@ def protocol_url_for(url_record: str, instance_id: str) -> str:
     return f"{url_record.strip().rstrip('/')}/{normalize_id(instance_id)}.json"
 
 
-def locate_protocol(tracker: TrackerContract, instance_id: str, timeout: float = 10.0) -> str:
-    """The protocol URL of an instance: owner on chain -> ENS reverse name -> `url` record, both
-    resolved as wallets do (UniversalResolver, wildcards, CCIP-Read within `timeout` a request)."""
+def owner_address(value: str, timeout: float = 10.0, policy: HostPolicy | None = None) -> str:
+    """An owner given as an address (40 hex, 0x optional) or as an ENS name that resolves to one
+    (as wallets resolve it: UniversalResolver, wildcards, CCIP-Read within `timeout` a request)."""
+    text = value.strip()
+    if ADDRESS_PATTERN.match(text.lower().removeprefix("0x")):
+        return normalize_address(text)
+    missing = ens_resolution.available()
+    if missing is not None:
+        raise ProtocolNotFoundError(f"--owner {value!r} is not an address, and {missing}")
+    try:
+        resolved = ens_resolution.EnsResolution(timeout, policy=policy).address(text)
+    except ens_resolution.ResolutionError as error:
+        raise ProtocolNotFoundError(f"--owner {value!r}: {error}") from error
+    if resolved is None:
+        raise ProtocolNotFoundError(f"the ENS name {value!r} resolves to no address")
+    return normalize_address(str(resolved.value))
+
+
+def locate_protocol(
+    tracker: TrackerContract,
+    instance_id: str,
+    owner: str,
+    timeout: float = 10.0,
+    policy: HostPolicy | None = None,
+) -> str:
+    """The protocol URL of `owner`'s instance with this instance document: the owner's
+    registration on chain, then its ENS reverse name, then that name's `url` record, resolved as
+    wallets do (UniversalResolver, wildcards, CCIP-Read within `timeout` a request)."""
     instance_id = normalize_id(instance_id, "instance id")
-    record = tracker.instance(instance_id)
-    if record is None:
-        raise ProtocolNotFoundError(f"instance {instance_id} is not registered on contract {tracker.address}")
+    owner = normalize_address(owner)
+    registered = logs.events(tracker.address, "InstanceRegistered", [None, owner], tracker.deployment_block())
+    if not any(bytes(e.args["instanceDocument"]).hex() == instance_id for e in registered):
+        raise ProtocolNotFoundError(
+            f"no instance with instance document {instance_id} is registered under 0x{owner} on contract {tracker.address}"
+        )
     missing = ens_resolution.available()
     if missing is not None:
         raise ProtocolNotFoundError(f"{missing}: give the protocol URL instead of --instance")
-    address = "0x" + record.owner
-    resolution = ens_resolution.EnsResolution(timeout)
+    address = "0x" + owner
+    resolution = ens_resolution.EnsResolution(timeout, policy=policy)
     try:
         reverse = resolution.reverse_name(address)
         if reverse is None:
@@ -47,25 +80,17 @@ def locate_protocol(tracker: TrackerContract, instance_id: str, timeout: float =
     return protocol_url_for(str(url.value), instance_id)
 
 
-def tracker_for(url: str | None, contract_address: str | None, options: VerifyOptions) -> TrackerContract:
-    """The contract to verify against: the one given, else the deployment recorded for the chain,
-    else (for a URL) the contract the protocol names, when it has code on the connected chain."""
-    from tracker.errors import ContractNotFoundError
-
+def tracker_for(contract_address: str | None) -> tuple[TrackerContract | None, str | None]:
+    """The contract to verify against: the one given (which must have code), else the canonical
+    one; without either, None and why (the verifier then checks what it can without a contract)."""
+    if contract_address is not None:
+        return TrackerContract.at(contract_address), None
     try:
-        return TrackerContract.at(contract_address)
+        return TrackerContract.at(None), None
     except ContractNotFoundError:
-        if contract_address is not None or url is None:
-            raise
-    with Downloader(options.timeout) as downloader:
-        fetched, protocol, _download = fetch_protocol(url, downloader, options)
-    if protocol is None:
-        raise ContractNotFoundError(
-            f"no InstanceTracker recorded for this chain, and the protocol cannot be read to find one "
-            f"({fetched.reason}): pass --contract ADDRESS"
+        from ape import chain
+
+        return None, (
+            f"no InstanceTracker at the canonical address {canonical.address()} on chain id {chain.chain_id} "
+            "(--contract ADDRESS names a private deployment)"
         )
-    if protocol.contract_address is None:
-        raise ContractNotFoundError(
-            "no InstanceTracker recorded for this chain and the protocol names none: pass --contract ADDRESS"
-        )
-    return TrackerContract.at(protocol.contract_address)

@@ -1,39 +1,115 @@
 """Independent verification of a published instance protocol: `verify_protocol` runs the checks.
 
-1. the protocol was fetched over TLS from its URL (the certificate the server presented is kept);
-2. each listed state: its document hashes to its id and is registered on chain for the instance at
-   its position, with block, transaction, time and client as listed, and the listed states hash
-   to the contract's head;
-3. model and instance documents hash to their ids and the instance belongs to the model;
-4. the registering address and its ENS name resolve to each other and the name's `url` record is
-   the protocol's origin;
-5. the presented certificate's fingerprint is the one the address registered, signed by it.
+1. the protocol was fetched over TLS from its URL, within its limits (the certificate is kept);
+2. each listed state: its document hashes to its id and says what its position says (instance,
+   seq, previous state, attempt); it is registered for the owner's instance of the execution at
+   that position (a StateRegistered event, or a Merkle proof to a root the owner or its operator
+   anchored), by the owner or an operator approved at that block; and the listed trace matches
+   the chain's count and head and every (count, head) an attempt end pinned;
+3. the model and instance documents hash to their ids and agree (model id, execution id); the
+   instance was registered with them; each attempt end on chain is listed with its end document,
+   which agrees with it (attempt, status, count, last state); a final instance has its end;
+4. the owner and its ENS name resolve to each other and the name's `url` record is the origin;
+5. the presented certificate's fingerprint is the one the owner registered and signed.
+
+Everything on chain is read under the owner the protocol names, the one checks 4 and 5
+authenticate, at the execution id recomputed from the instance document. The contract is the one
+given (`tracker`: the canonical address, or `--contract`), never one the protocol names.
 
 Each result is passed, failed or not checked (with the reason); only a report without failures
-and without unchecked items has passed. Documents are downloaded concurrently while the chain is
-read in batched calls; `VerifyOptions(batched=False)` makes the same checks one call per state,
-the baseline the benchmark compares against."""
+and without unchecked items has passed. Documents download concurrently while the chain is read
+in batched calls; `VerifyOptions(batched=False)` makes the same checks one call per state, the
+baseline the benchmark compares against.
+"""
 
 from __future__ import annotations
 
 import time
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
-from tracker.chain.contract import TrackerContract
+from tracker.chain.contract import Mode, TrackerContract
 from tracker.documents.protocol import InstanceProtocol
 from tracker.verify.chain import ChainView, read_chain
-from tracker.verify.checks import (
-    certificate_check,
-    ens_check,
-    fetch_protocol,
-    judge_state,
-    model_check,
-    not_checked_after_fetch,
-    states_check,
-)
-from tracker.verify.download import Downloader
+from tracker.verify.checks import certificate_check, ens_check, fetch_protocol, not_checked_after_fetch
+from tracker.verify.content import Content, InstanceContent, read_end, read_instance, read_state
+from tracker.verify.download import Deadline, DownloadBatch, Downloader, Fetched, HostPolicy, Job, origin_of
+from tracker.verify.ends import model_check
 from tracker.verify.report import CHECK_ENS, CheckResult, VerificationReport, VerifyOptions
+from tracker.verify.states import Trace, judge_states, states_check
+
+NO_CHAIN = "no chain reachable"
+
+
+@dataclass
+class _Downloads:
+    """The documents of one protocol, fetched once per distinct URL."""
+
+    model: Fetched[None]
+    instance: Fetched[Content]
+    states: list[Fetched[Content]]
+    ends: dict[str, Fetched[Content]]
+
+
+def _owner_of(protocol: InstanceProtocol) -> str | None:
+    """The owner the protocol names; for the published prototype's format (no `owner`), the one
+    address its entries name, when they all name the same."""
+    if protocol.owner is not None:
+        return protocol.owner
+    clients = {entry.client_address for entry in protocol.instance_protocol}
+    return clients.pop() if len(clients) == 1 else None
+
+
+class _Fetcher:
+    """Collects each distinct (URL, use) once, then downloads them all in one batch (or one after
+    another, for the one-call-per-state baseline)."""
+
+    def __init__(self, base_url: str, downloader: Downloader, options: VerifyOptions):
+        self.base_url = base_url
+        self.downloader = downloader
+        self.options = options
+        self.index: dict[tuple[str, str], int] = {}
+        self.jobs: list[Job] = []
+        self.results: list[Fetched[Any]] = []
+        self.done: dict[int, Fetched[Any]] = {}
+
+    def add(self, link: str, kind: str) -> None:
+        key = (urllib.parse.urljoin(self.base_url, link), kind)
+        if key in self.index:
+            return
+        options = self.options
+        readers = {"state": read_state, "end": read_end, "instance": read_instance}
+        parse = partial(readers[kind], max_depth=options.max_depth) if kind in readers else None
+        keep = options.content_limit if parse is not None else 0
+        self.index[key] = len(self.jobs)
+        self.jobs.append(Job(key[0], options.max_document_bytes, parse, keep))
+
+    def fetch_now(self, link: str, kind: str) -> Fetched[Any]:
+        """One document right away (the instance document, when the protocol names no execution id)."""
+        self.add(link, kind)
+        index = self.index[(urllib.parse.urljoin(self.base_url, link), kind)]
+        job = self.jobs[index]
+        self.done[index] = self.downloader.fetch(job.url, job.max_bytes, job.parse, job.keep_bytes)
+        return self.done[index]
+
+    def start(self) -> DownloadBatch | None:
+        if self.options.batched:
+            return self.downloader.start(self.jobs, self.done)
+        self.results = [
+            self.done.get(i) or self.downloader.fetch(j.url, j.max_bytes, j.parse, j.keep_bytes)
+            for i, j in enumerate(self.jobs)
+        ]
+        return None
+
+    def finish(self, batch: DownloadBatch | None) -> None:
+        if batch is not None:
+            self.results = batch.wait()
+
+    def result(self, link: str, kind: str) -> Fetched[Any]:
+        return self.results[self.index[(urllib.parse.urljoin(self.base_url, link), kind)]]
 
 
 def verify_protocol(
@@ -41,58 +117,120 @@ def verify_protocol(
     tracker: TrackerContract | None,
     options: VerifyOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    *,
+    connected: bool = True,
+    url_given_by_user: bool = True,
+    no_contract: str | None = None,
 ) -> VerificationReport:
-    """Runs the five checks on the protocol at `url` against `tracker` (None: no chain reachable)."""
+    """Runs the five checks on the protocol at `url` against `tracker`.
+
+    `tracker` None: no contract is known (`no_contract` says why) and, unless `connected` is
+    False, the chain is still reached for ENS. `url_given_by_user`: the URL's own origin may be a
+    private address (the user chose it); False for a URL found through ENS."""
     options = options or VerifyOptions()
     started = time.perf_counter()
     say = progress or (lambda _message: None)
+    policy = HostPolicy(options.allow_private_hosts)
+    origin = origin_of(url)
+    if url_given_by_user and origin is not None:
+        policy.trust(origin)
+    not_read = NO_CHAIN if not connected else (no_contract or "no InstanceTracker contract on this chain")
+    chain_id = _chain_id() if connected else None
     concurrency = options.concurrency if options.batched else 1
-    with Downloader(options.timeout, concurrency) as downloader:
+    with Downloader(options.timeout, concurrency, Deadline(options.total_timeout), policy) as downloader:
         say(f"fetching {url}")
-        tls, protocol, protocol_download = fetch_protocol(url, downloader, options)
+        fetched = fetch_protocol(url, downloader, options)
+        protocol = fetched.protocol
         if protocol is None:
-            report = VerificationReport(url, [tls, *not_checked_after_fetch("the protocol could not be read")])
+            report = VerificationReport(
+                url, [fetched.check, *not_checked_after_fetch("the protocol could not be read")]
+            )
             report.seconds = time.perf_counter() - started
             return report
         entries = protocol.instance_protocol
-        say(f"downloading {len(entries) + 2} documents, reading the chain")
-        urls = [urllib.parse.urljoin(url, protocol.model_data), urllib.parse.urljoin(url, protocol.instance_data)]
-        urls += [urllib.parse.urljoin(url, entry.state_data) for entry in entries]
-        if protocol.end_hash and protocol.end_data:
-            urls.append(urllib.parse.urljoin(url, protocol.end_data))
-        if options.batched:
-            futures = [downloader.submit(u, options.max_document_bytes) for u in urls]
-            view = read_chain(tracker, protocol, batched=True) if tracker is not None else None
-            documents = [future.result() for future in futures]
-        else:
-            view = read_chain(tracker, protocol, batched=False) if tracker is not None else None
-            documents = [downloader.get(u, options.max_document_bytes) for u in urls]
-    model_document, instance_document = documents[0], documents[1]
-    state_documents = documents[2 : 2 + len(entries)]
-    end_document = documents[2 + len(entries)] if len(documents) > 2 + len(entries) else None
-    rows = [
-        judge_state(position, entry, document, view, protocol.instance_hash)
-        for position, (entry, document) in enumerate(zip(entries, state_documents))
-    ]
-    owner = _registering_address(protocol, view)
-    say("checking ENS and the certificate")
+        owner = _owner_of(protocol)
+        say(f"downloading {len(entries) + 2 + len(protocol.attempts)} documents, reading the chain")
+        fetcher = _Fetcher(url, downloader, options)
+        execution_id = protocol.execution_id
+        if execution_id is None:  # the published prototype's format: the instance document gives it
+            content = fetcher.fetch_now(protocol.instance_data, "instance").content
+            execution_id = content.execution_id if isinstance(content, InstanceContent) else None
+        fetcher.add(protocol.instance_data, "instance")
+        fetcher.add(protocol.model_data, "model")
+        for entry in entries:
+            fetcher.add(entry.state_data, "state")
+        for attempt in protocol.attempts:
+            fetcher.add(attempt.end_data, "end")
+        batch = fetcher.start()
+        view: ChainView | None = None
+        if tracker is not None and owner is not None and execution_id is not None:
+            roots = [entry.merkle_root for entry in entries if entry.merkle_root]
+            view = read_chain(
+                tracker,
+                owner,
+                execution_id,
+                protocol.model_hash,
+                roots,
+                [entry.state_hash for entry in entries],
+                batched=options.batched,
+            )
+        elif tracker is not None:
+            not_read = (
+                "the owner is unknown (the protocol names none)"
+                if owner is None
+                else "the execution id is unknown (the protocol names none and the instance document is not ours)"
+            )
+        fetcher.finish(batch)
+        downloads = _Downloads(
+            fetcher.result(protocol.model_data, "model"),
+            fetcher.result(protocol.instance_data, "instance"),
+            [fetcher.result(entry.state_data, "state") for entry in entries],
+            {attempt.end_data: fetcher.result(attempt.end_data, "end") for attempt in protocol.attempts},
+        )
+    trace = Trace(protocol, downloads.states, execution_id)
+    say("checking the states, ENS and the certificate")
+    rows = judge_states(trace, view)
+    contract = tracker.address.lower().removeprefix("0x") if tracker is not None else None
+    states = states_check(trace, rows, view, chain_id, contract, not_read)
+    ends = model_check(trace, downloads.model, downloads.instance, downloads.ends, view, not_read, states.in_progress)
     checks = [
-        tls,
-        states_check(protocol, rows, view),
-        model_check(protocol, model_document, instance_document, end_document, view),
-        ens_check(owner, url, options.timeout)
-        if view is not None
-        else CheckResult(CHECK_ENS, None, "not checked: no chain reachable"),
-        certificate_check(tracker, owner, protocol_download.certificate),
+        fetched.check,
+        states.check,
+        ends.check,
+        ens_check(owner, url, options.timeout, policy)
+        if connected
+        else CheckResult(CHECK_ENS, None, f"not checked: {NO_CHAIN}"),
+        certificate_check(tracker, owner, fetched.certificate, not_read),
     ]
-    report = VerificationReport(url, checks, rows, protocol.instance_hash, owner)
+    report = VerificationReport(
+        url,
+        checks,
+        rows,
+        protocol.instance_hash,
+        owner,
+        attempts=ends.attempts,
+        execution_id=execution_id,
+        status=ends.status,
+        status_text=ends.status_text,
+        mode=_mode(view),
+        chain_id=chain_id,
+        contract=contract,
+        contract_is_canonical=tracker.is_canonical if tracker is not None else None,
+    )
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _registering_address(protocol: InstanceProtocol, view: ChainView | None) -> str | None:
-    """The instance owner on chain; without the instance, the one client address the protocol names."""
-    if view is not None and view.instance is not None:
-        return view.instance.owner
-    clients = {entry.client_address for entry in protocol.instance_protocol}
-    return clients.pop() if len(clients) == 1 else None
+def _mode(view: ChainView | None) -> str | None:
+    if view is None or view.instance is None:
+        return None
+    return "direct" if view.instance.mode == Mode.DIRECT else "anchored"
+
+
+def _chain_id() -> int | None:
+    from ape import chain
+
+    try:
+        return int(chain.provider.web3.eth.chain_id)  # the node's own answer (eth_chainId)
+    except Exception:  # not connected to any network: nothing on chain can be compared
+        return None
