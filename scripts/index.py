@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import click
@@ -12,7 +13,10 @@ from tracker.cli.boundary import command_boundary
 from tracker.cli.options import connected, contract_option, json_option, network_option
 from tracker.indexer.engine import BatchReport, IndexConfig, IndexSummary, index, report
 from tracker.indexer.report import Report
-from tracker.indexer.store import DEFAULT_SCHEMA
+from tracker.indexer.store import DEFAULT_SCHEMA, describe_target
+
+# libpq's variables that name a database server or database (the rest only fill in around them).
+LIBPQ_TARGET = ("PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE")
 
 
 class Display:
@@ -69,11 +73,11 @@ class Display:
             self.progress = None
 
 
-def _print_summary(summary: IndexSummary) -> None:
+def _print_summary(summary: IndexSummary, target: str) -> None:
     span = f"blocks {summary.first_block}-{summary.last_block}" if summary.batches else "nothing new"
     click.echo(
         f"indexed {summary.events} events ({span}) of 0x{summary.contract} on chain id {summary.chain_id} "
-        f"into schema {summary.schema} in {summary.seconds:.1f} s ({summary.events_per_s:,.0f} events/s)"
+        f"into {target}, schema {summary.schema} in {summary.seconds:.1f} s ({summary.events_per_s:,.0f} events/s)"
     )
     if summary.skipped_foreign:
         click.echo(f"skipped {summary.skipped_foreign} logs of other contracts")
@@ -157,16 +161,38 @@ def _print_report(result: Report, instance_id: str | None) -> None:
     if instance_id:
         sections.insert(0, (f"Instance protocol of {instance_id}", pick(result.protocol, PROTOCOL_COLUMNS)))
     for title, rows in sections:
-        table = Table(title=title)
         if not rows:
             console.print(f"{title}: no rows")
             continue
+        table = Table(title=title)
         for column in rows[0]:
-            table.add_column(column)
-        for row in rows:
-            # Values from the chain (client ids above all) are shown, never read as markup.
-            table.add_row(*(escape("" if value is None else str(value)) for value in row.values()))
-        console.print(table)
+            table.add_column(column, overflow="fold")
+        # Values from the chain (client ids above all) are shown, never read as markup.
+        cells = [[escape("" if value is None else str(value)) for value in row.values()] for row in rows]
+        for row_cells in cells:
+            table.add_row(*row_cells)
+        widths = [
+            max(len(column), *(len(row_cells[index]) for row_cells in cells)) for index, column in enumerate(rows[0])
+        ]
+        if sum(widths) + 3 * len(widths) + 1 <= console.width:  # cells, padding and borders
+            console.print(table)
+        else:  # too wide to show whole: one record per row, a column per line (as psql's expanded display)
+            _print_records(console, title, list(rows[0]), cells)
+
+
+def _print_records(console: Any, title: str, columns: list[str], cells: list[list[str]]) -> None:
+    from rich.table import Table
+
+    console.print(f"[b]{title}[/b]", justify="center")
+    width = max(len(column) for column in columns)
+    for number, row_cells in enumerate(cells, start=1):
+        console.rule(f"row {number}", characters="-")
+        record = Table.grid(padding=(0, 2))
+        record.add_column(min_width=width, no_wrap=True)
+        record.add_column(overflow="fold")
+        for column, cell in zip(columns, row_cells):
+            record.add_row(column, cell)
+        console.print(record)
 
 
 def _jsonable(value: Any) -> Any:
@@ -328,7 +354,20 @@ def cli(
         batch_size=rpc_batch_size,
     )
     with connected(network_choice) as provider:
+        if not (database_url or os.environ.get("DATABASE_URL") or any(os.environ.get(name) for name in LIBPQ_TARGET)):
+            raise click.UsageError(
+                "no database given: pass --database URL or set DATABASE_URL (or libpq's PGHOST/PGDATABASE); "
+                "bin/stack prints one"
+            )
         tracker = TrackerContract.at(contract_address)
+        if from_block is not None:
+            from ape import chain
+
+            head = chain.blocks.height
+            if from_block > head:
+                raise click.UsageError(
+                    f"--from-block {from_block} is past the chain's head (block {head}): nothing could be indexed"
+                )
         rpc = rpc_for(provider, options)
         if from_block is None:
             record = deployments.recorded(provider.chain_id)
@@ -363,7 +402,7 @@ def cli(
             document["report"] = _jsonable(result.as_dict())
         click.echo(json.dumps(document, indent=2))
         return
-    _print_summary(summary)
+    _print_summary(summary, describe_target(config.database))
     if stats.rate_limited or stats.transient_faults or stats.batch_cap or stats.batches_refused:
         _print_provider(stats, budget)
     if result is not None:

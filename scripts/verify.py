@@ -100,7 +100,13 @@ DEFAULTS = VerifyOptions()
 )
 @click.option("--follow", is_flag=True, help="Then verify each new state as it is registered, until interrupted.")
 @click.option(
-    "--poll", "poll_seconds", default=2.0, show_default=True, type=SECONDS, help="Seconds between polls with --follow."
+    "--poll-interval",
+    "--poll",
+    "poll_seconds",
+    default=2.0,
+    show_default=True,
+    type=SECONDS,
+    help="Seconds between polls with --follow.",
 )
 @click.option(
     "--max-states", type=click.IntRange(min=1), default=None, help="With --follow: stop after this many new states."

@@ -198,3 +198,97 @@ def anvil_host(project):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def drop_schema(database: str, schema: str) -> None:
+    """A schema of these tests, new for each run (another run's anvil is another chain)."""
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_index_from_a_block_past_the_head_is_refused(anvil_host):
+    database = os.environ["TEST_DATABASE_URL"]
+    env = {"APE_FOUNDRY_HOST": anvil_host, "DATABASE_URL": database}
+    schema = "operator_past_head"
+    drop_schema(database, schema)
+    result = run("index", "--network", "ethereum:local:foundry", "--schema", schema, "--from-block", "999999", env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert last_line(result).startswith("Error: --from-block 999999 is past the chain's head (block ")
+
+    import psycopg
+
+    with psycopg.connect(database) as connection:  # nothing stored: not even the schema
+        found = connection.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    assert found is None
+
+
+def test_index_without_a_database_says_which_to_give(anvil_host):
+    env = {"APE_FOUNDRY_HOST": anvil_host}
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    environment.pop("DATABASE_URL", None)
+    environment.update(env)
+    environment["PATH"] = f"{Path(sys.executable).parent}:{environment['PATH']}"
+    result = subprocess.run(
+        [APE, "run", "index", "--network", "ethereum:local:foundry"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert last_line(result) == (
+        "Error: no database given: pass --database URL or set DATABASE_URL (or libpq's PGHOST/PGDATABASE); "
+        "bin/stack prints one"
+    )
+
+
+def test_index_names_the_database_it_wrote_into(anvil_host):
+    database = os.environ["TEST_DATABASE_URL"]
+    drop_schema(database, "operator_named")
+    env = {"APE_FOUNDRY_HOST": anvil_host, "DATABASE_URL": database}
+    result = run("index", "--network", "ethereum:local:foundry", "--schema", "operator_named", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "into 127.0.0.1:5432/test, schema operator_named" in result.stdout
+
+
+def test_index_report_fits_80_columns_without_cutting_values(anvil_host):
+    from web3 import Web3
+
+    from tracker.chain import canonical
+
+    web3 = Web3(Web3.HTTPProvider(anvil_host))
+    abi = [
+        {"type": "function", "name": "registerClientId", "stateMutability": "nonpayable", "outputs": [],
+         "inputs": [{"name": "clientId", "type": "string"}]},
+        {"type": "function", "name": "registerModel", "stateMutability": "nonpayable", "outputs": [],
+         "inputs": [{"name": "owner", "type": "address"}, {"name": "model", "type": "bytes32"}]},
+    ]  # fmt: skip
+    tracker = web3.eth.contract(address=Web3.to_checksum_address(canonical.address()), abi=abi)
+    sender = web3.eth.accounts[0]
+    for call in (
+        tracker.functions.registerClientId("operator-report"),
+        tracker.functions.registerModel(sender, b"m" * 32),
+    ):
+        web3.eth.wait_for_transaction_receipt(call.transact({"from": sender}), timeout=30)
+    database = os.environ["TEST_DATABASE_URL"]
+    drop_schema(database, "operator_report")
+    env = {"APE_FOUNDRY_HOST": anvil_host, "DATABASE_URL": database, "COLUMNS": "80"}
+    result = run("index", "--network", "ethereum:local:foundry", "--schema", "operator_report", "--report", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    tables = result.stdout.splitlines()[1:]  # after the summary line (a sentence the terminal wraps)
+    assert max(len(line) for line in tables) <= 80, result.stdout
+    assert "…" not in result.stdout  # nothing truncated: wide tables are printed as records
+    # the client's row: its address and client id whole, each on one line
+    assert sender.lower()[2:] in result.stdout.lower()
+    assert "operator-report" in result.stdout
+    assert "reorgs" not in result.stdout
+
+
+def test_poll_options_have_one_name():
+    for command in ("track_execution", "start_execution", "index", "verify"):
+        result = run(command, "--help")
+        assert "--poll-interval" in result.stdout, command
