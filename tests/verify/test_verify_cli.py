@@ -106,7 +106,11 @@ def test_plain_http_url_is_refused(verify_cli):
         ("--max-bytes", "-5", "Invalid value for '--max-bytes': -5 is not in the range x>=1."),
         ("--max-entries", "0", "Invalid value for '--max-entries': 0 is not in the range x>=1."),
         ("--concurrency", "0", "Invalid value for '--concurrency': 0 is not in the range 1<=x<=256."),
-        ("--poll-interval", "-2", "Invalid value for '--poll-interval' / '--poll': -2.0 is not in the range 0<x<=86400."),
+        (
+            "--poll-interval",
+            "-2",
+            "Invalid value for '--poll-interval' / '--poll': -2.0 is not in the range 0<x<=86400.",
+        ),
     ],
 )
 def test_option_values_out_of_range_are_refused_by_click(verify_cli, option, value, message):
