@@ -244,7 +244,10 @@ def _install_task_integrations() -> None:
 def _renamed_keys(value: Any, first: Any) -> Any:
     """`value` with the first letter of every object key passed through `first`, at any depth."""
     if isinstance(value, dict):
-        return {(first(key[:1]) + key[1:] if isinstance(key, str) else key): _renamed_keys(item, first) for key, item in value.items()}
+        return {
+            (first(key[:1]) + key[1:] if isinstance(key, str) else key): _renamed_keys(item, first)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_renamed_keys(item, first) for item in value]
     return value
