@@ -206,7 +206,7 @@ def _install_task_integrations() -> None:
         original_task_init(self, cluster, task_definition, *args, **kwargs)
         containers = []
         for index, definition in enumerate(task_definition.container_definitions):
-            container = ecs_models.Container(task_definition)
+            container: Any = ecs_models.Container(task_definition)  # type: ignore[abstract]
             container.name = definition.get("name")
             container.image = definition.get("image")
             container.cpu = definition.get("cpu")
@@ -216,7 +216,6 @@ def _install_task_integrations() -> None:
             container.image_digest = "sha256:" + hashlib.sha256(str(container.image).encode()).hexdigest()
             container.task_arn = self.task_arn
             container.last_status = "STOPPED"
-            container.exit_code = 0
             container.runtime_id = f"{self.id}-{index}"
             containers.append(container)
         self.containers = containers

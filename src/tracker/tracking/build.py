@@ -10,7 +10,7 @@ from typing import Any
 from tracker.aws.errors import InconsistentHistoryError
 from tracker.aws.events import state_visits
 from tracker.aws.executions import Execution, state_names
-from tracker.aws.tasks import TaskCall, task_calls
+from tracker.aws.tasks import TaskCall, TaskReader, task_calls
 from tracker.documents.facts import (
     Document,
     EndFacts,
@@ -78,6 +78,11 @@ def _digest(value: Any) -> str | None:
 
 # Builds the task document of one call for an instance id (the engine's reads and pins).
 TaskDocumentSource = Callable[[TaskCall, str], Document]
+
+
+def read_task_documents(reader: TaskReader) -> TaskDocumentSource:
+    """Task documents read from the services each time (no pinning: the engine pins them)."""
+    return lambda call, instance_id: reader.facts(call, instance_id).document()
 
 
 def build_documents(
