@@ -349,7 +349,18 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
         retracked = demo.run_step("Track again (the redrive)", track, expect_json=True)
         indexed = demo.run_step(
             "Index into Postgres",
-            ape("index", *network, "--database", demo.env["DATABASE_URL"], "--schema", "tracker", "--report", "--json"),
+            ape(
+                "index",
+                *network,
+                "--database",
+                demo.env["DATABASE_URL"],
+                "--schema",
+                "tracker",
+                "--documents",
+                str(config.work_dir / "protocol"),
+                "--report",
+                "--json",
+            ),
             expect_json=True,
         )
         protocols = sorted({*tracked.get("protocols_written", []), *retracked.get("protocols_written", [])})
@@ -424,6 +435,7 @@ def database_hint(url: str, stack_embedded: bool) -> str:
         "  SELECT * FROM tracker.model_instance_stats;",
         "  SELECT * FROM tracker.client_activity;",
         "  SELECT * FROM tracker.states_per_day;",
+        "  SELECT * FROM tracker.function_version_runs;  -- which executions ran which code",
         "  SELECT * FROM tracker.instance_protocol WHERE instance_id = '<id>' ORDER BY seq;",
     ]
     if stack_embedded:

@@ -138,7 +138,8 @@ def describe_code(code: dict[str, Any] | None, status: str, note: str | None = N
     """One line of what ran, from a task document's `code` (as parsed): 'lambda transform v7, code
     sha256 …'."""
     if code is None:
-        return f"code identity {status}" + (f" ({note})" if note else "")
+        text = f"code identity {status}"
+        return text + (f" ({note})" if note and note != text else "")
     if code.get("kind") == "lambda":
         name = str(code.get("function_arn", "")).rsplit(":", 1)[-1]
         version = str(code.get("version"))
