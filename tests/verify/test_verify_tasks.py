@@ -232,3 +232,50 @@ def test_an_ecs_task_document_is_checked_against_its_task_definition_arn():
     ecs["code"]["revision"] = 4
     content = read_task(canonical_json(ecs))
     assert isinstance(content, Malformed) and "family and revision that are not those of" in content.reason
+
+
+class WithoutTaskReads:
+    """A history source that gives the tracker no AWS session: it writes no task documents, as a
+    tracker before task documents did (or a publisher leaving them out)."""
+
+    name = "history"
+
+    def __init__(self, source):
+        self.source = source
+
+    def list_executions(self):
+        return self.source.list_executions()
+
+    def load(self, ref):
+        return self.source.load(ref)
+
+
+def test_a_task_state_without_a_task_document_is_not_passed(aws, tmp_path, serve, tracker, owner, register_certificate):
+    create_function(aws, "transform")
+    arn = machine(aws, "etl", {"StartAt": "Prepare", "States": {
+        "Prepare": {"Type": "Pass", "Next": "Transform"},
+        "Transform": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "transform:1", "Payload.$": "$"},
+            "End": True,
+        },
+    }})  # fmt: skip
+    run(aws, arn)
+    root = tmp_path / "protocol"
+    root.mkdir()
+    server = serve(root)
+    register_certificate(tracker, owner, server.fingerprint)
+    summary = track(
+        TrackConfig(state_dir=tmp_path / "state"),
+        WithoutTaskReads(HistorySource(aws, Selection((arn,)))),
+        tracker,
+        DirectoryPublisher(root, server.origin),
+    )
+    [protocol_file] = set(summary.protocols_written)
+    report = verify_protocol(server.url(protocol_file), tracker, VerifyOptions(timeout=5.0))
+    prepare, transform = report.states
+    assert prepare.ok is True
+    assert transform.ok is None and transform.ran is None
+    assert "the model's state runs a task, but its state document names no task document" in transform.reason
+    assert report.verdict == "incomplete"

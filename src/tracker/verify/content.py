@@ -94,7 +94,15 @@ class InstanceContent:
         return execution_id(self.execution_arn, self.start_date_ms)
 
 
-Content = StateContent | EndContent | InstanceContent | TaskContent | Foreign | Malformed
+@dataclass(frozen=True)
+class ModelContent:
+    """What the verifier reads of a model document: the states that run a task (Task states, and
+    Map states that read their items from S3), whose state documents must name a task document."""
+
+    task_states: frozenset[str]
+
+
+Content = StateContent | EndContent | InstanceContent | TaskContent | ModelContent | Foreign | Malformed
 
 
 class _Wrong(Exception):
@@ -396,3 +404,25 @@ def _describe_object(item: dict[str, Any]) -> str:
     if not item.get("versioned"):
         text += " (unversioned bucket)"
     return text
+
+
+def read_model(data: bytes, max_depth: int = 64, max_values: int = 100_000) -> ModelContent | Foreign | Malformed:
+    """The names of a model's states that run a task (its bytes are checked by hash elsewhere)."""
+    try:
+        value = safejson.loads(data, max_depth, max_values)
+    except safejson.JsonRefused as refused:
+        return Foreign(f"the model is not read ({refused})")
+    names: set[str] = set()
+    machines = [value]
+    while machines:
+        machine = machines.pop()
+        if not isinstance(machine, dict) or not isinstance(machine.get("States"), dict):
+            continue
+        for name, state in machine["States"].items():
+            if not isinstance(state, dict):
+                continue
+            reader = state.get("ItemReader")
+            if state.get("Type") == "Task" or (state.get("Type") == "Map" and isinstance(reader, dict)):
+                names.add(name)
+            machines += [state.get("Iterator"), state.get("ItemProcessor"), *(state.get("Branches") or [])]
+    return ModelContent(frozenset(names))

@@ -34,6 +34,7 @@ class Trace:
     documents: list[Fetched[Content]]
     execution_id: str | None
     tasks: dict[str, Fetched[Content]] = field(default_factory=dict)  # task documents by URL
+    task_states: frozenset[str] | None = None  # the model's states that run a task, when it was read
 
     def __post_init__(self) -> None:
         self.ids = [entry.state_hash for entry in self.protocol.instance_protocol]
@@ -79,7 +80,7 @@ class StateJudge:
         problems: list[str] = []
         notes: list[str] = []
         self._document(position, entry, problems, notes)
-        task = self._task(position, entry, problems)
+        task = self._task(position, entry, problems, notes)
         if entry.seq is not None and entry.seq != position:
             problems.append(f"listed at position {position} but its seq is {entry.seq}")
         first = self.trace.first_position[entry.state_hash]
@@ -114,13 +115,19 @@ class StateJudge:
             return None
         return fetched.content if isinstance(fetched.content, TaskContent) else None
 
-    def _task(self, position: int, entry: ProtocolEntry, problems: list[str]) -> TaskContent | None:
+    def _task(self, position: int, entry: ProtocolEntry, problems: list[str], notes: list[str]) -> TaskContent | None:
         """The task document the state document names: it hashes to that id and says it belongs
         to this state (instance, state name, entered event)."""
         state = self.trace.content(position)
         if state is None or state.task_id is None:
             if entry.task_data and state is not None:
                 problems.append("listed with task_data, but its state document names no task document")
+            tasks = self.trace.task_states
+            if state is not None and tasks is not None and state.state_name in tasks:
+                notes.append(
+                    "what ran not checked: the model's state runs a task, but its state document names no task "
+                    "document (tracked before task documents, or left out)"
+                )
             return None
         if not entry.task_data:
             problems.append(f"its state document names task document {short(state.task_id)}, the protocol lists none")

@@ -35,7 +35,16 @@ from tracker.chain.contract import Mode, TrackerContract
 from tracker.documents.protocol import InstanceProtocol
 from tracker.verify.chain import ChainView, read_chain
 from tracker.verify.checks import certificate_check, ens_check, fetch_protocol, not_checked_after_fetch
-from tracker.verify.content import Content, InstanceContent, read_end, read_instance, read_state, read_task
+from tracker.verify.content import (
+    Content,
+    InstanceContent,
+    ModelContent,
+    read_end,
+    read_instance,
+    read_model,
+    read_state,
+    read_task,
+)
 from tracker.verify.download import Deadline, DownloadBatch, Downloader, Fetched, HostPolicy, Job, origin_of
 from tracker.verify.ends import model_check
 from tracker.verify.report import CHECK_ENS, CheckResult, VerificationReport, VerifyOptions
@@ -48,7 +57,7 @@ NO_CHAIN = "no chain reachable"
 class _Downloads:
     """The documents of one protocol, fetched once per distinct URL."""
 
-    model: Fetched[None]
+    model: Fetched[Content]
     instance: Fetched[Content]
     states: list[Fetched[Content]]
     ends: dict[str, Fetched[Content]]
@@ -82,9 +91,16 @@ class _Fetcher:
         if key in self.index:
             return
         options = self.options
-        readers = {"state": read_state, "end": read_end, "instance": read_instance, "task": read_task}
+        readers = {
+            "state": read_state,
+            "end": read_end,
+            "instance": read_instance,
+            "task": read_task,
+            "model": read_model,
+        }
         parse = partial(readers[kind], max_depth=options.max_depth) if kind in readers else None
-        keep = options.content_limit if parse is not None else 0
+        # the model is read only for its Task states: within the size of any document, never refused for its size
+        keep = (options.max_document_bytes if kind == "model" else options.content_limit) if parse is not None else 0
         self.index[key] = len(self.jobs)
         self.jobs.append(Job(key[0], options.max_document_bytes, parse, keep))
 
@@ -193,7 +209,9 @@ def verify_protocol(
             {attempt.end_data: fetcher.result(attempt.end_data, "end") for attempt in protocol.attempts},
             {entry.task_data: fetcher.result(entry.task_data, "task") for entry in entries if entry.task_data},
         )
-    trace = Trace(protocol, downloads.states, execution_id, downloads.tasks)
+    model_content = downloads.model.content if downloads.model.sha256 == protocol.model_hash else None
+    task_states = model_content.task_states if isinstance(model_content, ModelContent) else None
+    trace = Trace(protocol, downloads.states, execution_id, downloads.tasks, task_states)
     say("checking the states, ENS and the certificate")
     rows = judge_states(trace, view)
     contract = tracker.address.lower().removeprefix("0x") if tracker is not None else None
