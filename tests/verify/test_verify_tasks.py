@@ -279,3 +279,18 @@ def test_a_task_state_without_a_task_document_is_not_passed(aws, tmp_path, serve
     assert transform.ok is None and transform.ran is None
     assert "the model's state runs a task, but its state document names no task document" in transform.reason
     assert report.verdict == "incomplete"
+
+
+def test_the_command_with_aws_lists_the_code_today(tracked_alias, verify_command):
+    function, url, _root = tracked_alias
+    outcome = verify_command(url, "--aws")
+    [state] = [row for row in outcome.data["results"] if row.get("ran")]
+    assert state["ran"] == f"Transform: lambda transform v1, code sha256 {function['CodeSha256']}"
+    [today] = outcome.data["code_today"]
+    assert today["check"] == "code_today" and today["ok"] is True and today["state_name"] == "Transform"
+
+
+def test_region_without_aws_is_refused(tracked_alias, verify_command):
+    _function, url, _root = tracked_alias
+    outcome = verify_command(url, "--region", "eu-west-1")
+    assert outcome.exit_code != 0 and "--region goes with --aws" in outcome.stderr
