@@ -262,3 +262,32 @@ def test_a_service_without_code_identity_says_so(aws, tracker, publisher, state_
     assert "code" not in task and task["data"] == []
     scheduled = '{"TableName": "catalog", "Key": {"k": {"S": "a"}}}'
     assert task["parameters_sha256"] == sha256_hex(scheduled)
+
+
+def test_a_container_image_function_records_its_image_digest(aws, tracker, publisher, state_dir, tmp_path):
+    from support.task_services import ROLE
+
+    from tracker.verify.content import TaskContent, read_task
+
+    create_function(aws, "warmup")  # creates the role
+    lam = aws.client("lambda")
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/score:3"
+    function = lam.create_function(
+        FunctionName="score", Role=ROLE, PackageType="Image", Code={"ImageUri": image}, Publish=True
+    )
+    resolved = lam.get_function(FunctionName="score", Qualifier="1")["Code"]["ResolvedImageUri"]
+    arn = machine(aws, "etl", {"StartAt": "Score", "States": {"Score": invoke("score:1")}})
+    execution = run(aws, arn)
+    task = task_of(tracked(aws, arn, tracker, publisher, state_dir, tmp_path)[execution], "Score")
+    assert task["code"]["package_type"] == "Image" and task["code"]["code_sha256"] == function["CodeSha256"]
+    assert task["code"]["image_digest"] == resolved.rsplit("@", 1)[1]
+    # and the verifier's strict reading accepts it
+    documents = tmp_path / "protocol" / "documents"
+    state = next(
+        json.loads(path.read_text())
+        for path in documents.glob("*.json")
+        if json.loads(path.read_text()).get("state_name") == "Score" and json.loads(path.read_text())["kind"] == "state"
+    )
+    content = read_task((documents / f"{state['task_id']}.json").read_bytes())
+    assert isinstance(content, TaskContent), content
+    assert content.ran.endswith(f"image {task['code']['image_digest']}")

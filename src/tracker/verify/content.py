@@ -220,7 +220,9 @@ def read_instance(data: bytes, max_depth: int = 64, max_values: int = 100_000) -
 
 LAMBDA_ARN = re.compile(r"^arn:[a-z-]+:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,140}$")
 LAMBDA_VERSION = re.compile(r"^(\$LATEST|[0-9]{1,20})$")
-CODE_SHA256 = re.compile(r"^[A-Za-z0-9+/]{43}=$")  # Lambda's CodeSha256: base64 of 32 bytes
+# Lambda's CodeSha256: base64 of the SHA-256 of a zip package; for a container image, the image
+# digest in hex
+CODE_SHA256 = re.compile(r"^([A-Za-z0-9+/]{43}=|[0-9a-f]{64})$")
 IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 TASK_DEFINITION_ARN = re.compile(
     r"^arn:[a-z-]+:ecs:[a-z0-9-]+:\d{12}:task-definition/([A-Za-z0-9_-]{1,255}):([0-9]{1,10})$"
