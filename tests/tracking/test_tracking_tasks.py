@@ -291,3 +291,23 @@ def test_a_container_image_function_records_its_image_digest(aws, tracker, publi
     content = read_task((documents / f"{state['task_id']}.json").read_bytes())
     assert isinstance(content, TaskContent), content
     assert content.ran.endswith(f"image {task['code']['image_digest']}")
+
+
+def test_an_s3_object_named_in_the_parameters(aws, tracker, publisher, state_dir, tmp_path):
+    bucket(aws, "inputs", versioned=True)
+    put = put_json(aws, "inputs", "orders.json", {"orders": 3})
+    arn = machine(aws, "etl", {"StartAt": "Fetch", "States": {"Fetch": {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+        "Parameters": {"Bucket": "inputs", "Key.$": "$.key"},
+        "ResultSelector": {"size.$": "$.ContentLength"},
+        "End": True,
+    }}})  # fmt: skip
+    execution = run(aws, arn, {"key": "orders.json"})
+    task = task_of(tracked(aws, arn, tracker, publisher, state_dir, tmp_path)[execution], "Fetch")
+    assert task["service"] == "aws-sdk:s3" and task["integration"] == "aws-sdk:s3:getObject"
+    assert task["code_identity"] == "not available for this service"
+    [item] = task["data"]
+    assert (item["bucket"], item["key"], item["role"]) == ("inputs", "orders.json", "parameters")
+    assert item["versioned"] is True and item["version_id"] == put["VersionId"]
+    assert item["checksum"] == put["ChecksumSHA256"]
