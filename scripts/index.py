@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -305,6 +306,13 @@ def _jsonable(value: Any) -> Any:
     show_default=True,
     help="Calls per JSON-RPC batch at most (a provider's smaller cap is detected and kept to).",
 )
+@click.option(
+    "--documents",
+    "documents_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="After indexing, load what each Task state ran from this publish directory's documents into state_task.",
+)
 @click.option("--report", "show_report", is_flag=True, help="After indexing, print the analysis views.")
 @click.option(
     "--instance",
@@ -333,6 +341,7 @@ def cli(
     rpc_timeout,
     rpc_retry_window,
     rpc_batch_size,
+    documents_dir,
     show_report,
     instance_id,
     as_json,
@@ -392,17 +401,30 @@ def cli(
         finally:
             display.stop()
             rpc.close()
+        tasks = None
+        if documents_dir is not None:
+            from tracker.indexer.engine import load_tasks
+
+            tasks = load_tasks(config, documents_dir)
         result = None
         if show_report:
             result = report(config, summary.chain_id, instance_id)
     stats = rpc.stats
     if as_json:
         document: dict[str, Any] = {"summary": summary.as_dict(), "rpc": asdict(stats)}
+        if tasks is not None:
+            document["tasks"] = asdict(tasks)
         if result is not None:
             document["report"] = _jsonable(result.as_dict())
         click.echo(json.dumps(document, indent=2))
         return
     _print_summary(summary, describe_target(config.database))
+    if tasks is not None:
+        click.echo(
+            f"task documents: {tasks.added} states' code identity added ({tasks.states_with_tasks} states name a task"
+            + (f"; {tasks.refused} refused, first: {tasks.first_refusal}" if tasks.refused else "")
+            + ")"
+        )
     if stats.rate_limited or stats.transient_faults or stats.batch_cap or stats.batches_refused:
         _print_provider(stats, budget)
     if result is not None:

@@ -39,6 +39,11 @@ def read_input(value: str) -> str:
     "--expect-model", default=None, metavar="ID", help="Refuse to start unless the machine runs this registered model."
 )
 @click.option(
+    "--expect-code",
+    is_flag=True,
+    help="Refuse to start when a Lambda function the model's previous execution ran now runs other code.",
+)
+@click.option(
     "--owner",
     default=None,
     metavar="ADDRESS",
@@ -71,6 +76,7 @@ def cli(
     input_value,
     execution_name,
     expect_model,
+    expect_code,
     owner,
     wait,
     poll_interval,
@@ -100,7 +106,16 @@ def cli(
     with connected(network_choice) as provider:
         contract = TrackerContract.at(contract_address, load_account(account_alias, provider))
         started = start_execution(
-            session, contract, publisher, state_machine, read_input(input_value), execution_name, expect_model, owner
+            session,
+            contract,
+            publisher,
+            state_machine,
+            read_input(input_value),
+            execution_name,
+            expect_model,
+            owner,
+            expect_code=expect_code,
+            state_dir=state_dir,
         )
         result = {**started.__dict__}
         if not as_json:

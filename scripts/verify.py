@@ -98,6 +98,13 @@ DEFAULTS = VerifyOptions()
     is_flag=True,
     help="Also fetch documents from loopback, private and other non-public addresses.",
 )
+@click.option(
+    "--aws",
+    "compare_aws",
+    is_flag=True,
+    help="Also compare each state's recorded code with what Lambda and ECS say today (your read-only AWS credentials).",
+)
+@click.option("--region", default=None, help="With --aws: the AWS region (default: AWS_REGION / the profile's).")
 @click.option("--follow", is_flag=True, help="Then verify each new state as it is registered, until interrupted.")
 @click.option(
     "--poll-interval",
@@ -128,6 +135,8 @@ def cli(
     max_entries,
     concurrency,
     allow_private_hosts,
+    compare_aws,
+    region,
     follow,
     poll_seconds,
     max_states,
@@ -169,6 +178,13 @@ def cli(
         allow_private_hosts=allow_private_hosts,
     )
     console = Console(stderr=as_json)
+    aws_session = None
+    if compare_aws:
+        from tracker.aws.session import aws_session as open_session
+
+        aws_session = open_session(region)
+    elif region:
+        raise ConfigurationError("--region goes with --aws")
     connecting = True
     try:
         with connected(network_choice, persistent=False):  # reads only
@@ -185,7 +201,14 @@ def cli(
             if follow and tracker is None:
                 raise ConfigurationError(f"cannot follow without a contract: {no_contract}")
             report = _verify(
-                url, tracker, options, console, as_json, url_given_by_user=given_by_user, no_contract=no_contract
+                url,
+                tracker,
+                options,
+                console,
+                as_json,
+                url_given_by_user=given_by_user,
+                no_contract=no_contract,
+                aws_session=aws_session,
             )
             _print(report, console, as_json)
             if follow:
@@ -205,7 +228,7 @@ def cli(
         if not connecting or instance_id or follow:
             raise
         console.print(f"[yellow]no chain: {error}; on-chain checks are not made[/]")
-        report = _verify(url, None, options, console, as_json, connected=False)
+        report = _verify(url, None, options, console, as_json, connected=False, aws_session=aws_session)
         _print(report, console, as_json)
     if not report.passed:
         sys.exit(EXIT_FAILED if report.verdict == "failed" else EXIT_INCOMPLETE)
@@ -255,6 +278,21 @@ def _print(report: VerificationReport, console: Console, as_json: bool) -> None:
         for state in report.states:
             states.add_row(str(state.position), state.state_id[:16], MARKS[state.ok], state.reason)
         console.print(states)
+        ran = [state for state in report.states if state.ran]
+        if ran:
+            tasks = Table(title="What each task ran (from its task document)")
+            tasks.add_column("position")
+            tasks.add_column("state: what ran", overflow="fold")
+            for state in ran:
+                tasks.add_row(str(state.position), state.ran)
+            console.print(tasks)
+    if report.code_today:
+        today = Table(title="The recorded code against AWS today (--aws)")
+        for column in ("position", "state", "result", "reason"):
+            today.add_column(column, overflow="fold" if column == "reason" else "ellipsis")
+        for drift in report.code_today:
+            today.add_row(str(drift.position), drift.state_name, MARKS[drift.ok], drift.reason)
+        console.print(today)
     if report.attempts:
         attempts = Table(title="Attempt ends")
         for column in ("attempt", "end document", "result", "reason"):

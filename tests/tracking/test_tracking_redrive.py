@@ -19,8 +19,9 @@ from tracking_helpers import ROLE
 
 from tracker.aws.executions import Selection
 from tracker.aws.history import HistorySource
+from tracker.aws.tasks import TaskReader
 from tracker.chain.contract import Status
-from tracker.tracking.build import build_documents
+from tracker.tracking.build import build_documents, read_task_documents
 from tracker.tracking.config import TrackConfig
 from tracker.tracking.engine import track
 
@@ -80,7 +81,7 @@ def test_a_redriven_execution_continues_one_trace_and_becomes_final(
     owner = str(tracker.sender.address)
 
     first = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
-    docs = build_documents(source.load(source.list_executions()[0]))
+    docs = build_documents(source.load(source.list_executions()[0]), task_document=read_task_documents(TaskReader(aws)))
     record = tracker.instance(owner, docs.execution_id)
     # Load and Transform entered; the failure is an attempt's end, and the instance stays open
     assert (first.states_registered, first.attempts_ended, first.instances_terminated) == (2, 1, 0)
@@ -95,7 +96,9 @@ def test_a_redriven_execution_continues_one_trace_and_becomes_final(
     assert (described["status"], described["redriveCount"]) == ("SUCCEEDED", 1)
 
     second = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
-    redriven = build_documents(source.load(source.list_executions()[0]))
+    redriven = build_documents(
+        source.load(source.list_executions()[0]), task_document=read_task_documents(TaskReader(aws))
+    )
     record = tracker.instance(owner, redriven.execution_id)
     # the same instance: Transform again, Store, Done continue the sequence; one chain head
     assert redriven.instance_id == docs.instance_id and redriven.state_ids[:2] == docs.state_ids
@@ -132,7 +135,7 @@ def test_an_execution_past_the_redrive_window_is_refused_by_aws_and_then_final(
     assert aws.client("stepfunctions").describe_execution(executionArn=arn)["redriveStatus"] == "NOT_REDRIVABLE"
 
     later = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
-    docs = build_documents(source.load(source.list_executions()[0]))
+    docs = build_documents(source.load(source.list_executions()[0]), task_document=read_task_documents(TaskReader(aws)))
     record = tracker.instance(owner, docs.execution_id)
     # the same end, now final: terminated with the attempt it already reported, no new state
     assert (later.states_registered, later.instances_terminated, later.transactions) == (0, 1, 1)

@@ -19,6 +19,7 @@ class HistorySource:
     name = "history"
 
     def __init__(self, session: Any, selection: Selection, policy: RetryPolicy | None = None):
+        self.session = session  # for the task reader (tracker.aws.tasks)
         self.sfn = AwsService(session, "stepfunctions", policy)
         self.region = session.region_name
         self.selection = selection

@@ -26,6 +26,7 @@ class LogsSource:
     def __init__(
         self, session: Any, selection: Selection, log_group: str | None = None, policy: RetryPolicy | None = None
     ):
+        self.session = session  # for the task reader (tracker.aws.tasks)
         self.sfn = AwsService(session, "stepfunctions", policy)
         self.logs = AwsService(session, "logs", policy)
         self.region = session.region_name

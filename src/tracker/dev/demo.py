@@ -5,14 +5,16 @@
    endpoint would be), and Postgres (DATABASE_URL, else an embedded pgserver).
 2. Identity: `ape run deploy` deploys InstanceTracker, registers the client id, links the demo
    account's ENS name to the protocol server's URL and registers its certificate fingerprint.
-3. Workload: `ape run deploy_model` publishes the ETL state machine in examples/ as a version,
-   which runs several times: the first run fails because a table its task reads is missing, the
+3. Workload: the Lambda function the pipeline's NormalizeRecord task invokes is created and
+   published (version 1, alias `live`); `ape run deploy_model` publishes the ETL state machine
+   in examples/ as a version, which runs several times: the first run fails because a table its task reads is missing, the
    last on a batch the pipeline rejects.
 4. `ape run track_execution` registers everything; the table is created and the first run
    redriven (Step Functions' RedriveExecution) to success, and tracked again as the same trace;
    `ape run serve` publishes over HTTPS; `ape run index` loads Postgres; `ape run verify` proves
-   the redriven execution, final, one trace across both attempts.
-5. A summary; every background process is stopped, also on Ctrl-C or failure.
+   the redriven execution, final, one trace across both attempts, and shows what each Task
+   state ran (the Lambda version and its code sha256).
+5. A summary, with the code identity per state of the verified execution; every background process is stopped, also on Ctrl-C or failure.
 
 Each step runs the same `ape run` command an operator would run in production, with
 `--network`, AWS settings and DATABASE_URL pointing at the local stand-ins.
@@ -41,6 +43,8 @@ AWS_REGION = "us-east-1"
 AWS_ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/etl-pipeline"
 STATE_MACHINE_NAME = "etl-pipeline"
 CATALOG_TABLE = "etl-catalog"
+NORMALIZE_FUNCTION = "etl-normalize"
+NORMALIZE_SOURCE = "def handler(event, context):\n    return {**event, 'normalised': True}\n"
 
 
 class DemoStepError(TrackerError):
@@ -190,6 +194,52 @@ def create_catalog(env: dict[str, str]) -> None:
     ddb.put_item(TableName=CATALOG_TABLE, Item={"schema": {"S": "orders-v2"}, "currency": {"S": "EUR"}})
 
 
+def create_normalize_function(env: dict[str, str]) -> dict[str, Any]:
+    """The Lambda function the pipeline's NormalizeRecord task invokes as `etl-normalize:live`:
+    version 1, published, behind the alias `live` (the moto server answers invocations without
+    running code). Returns its configuration."""
+    import io
+    import zipfile
+
+    iam = _aws_client(env, "iam")
+    role_name = AWS_ACCOUNT_ROLE.rsplit("/", 1)[1]
+    try:
+        iam.get_role(RoleName=role_name)
+    except iam.exceptions.NoSuchEntityException:
+        iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"}))
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("handler.py", NORMALIZE_SOURCE)
+    lam = _aws_client(env, "lambda")
+    function = lam.create_function(
+        FunctionName=NORMALIZE_FUNCTION,
+        Runtime="python3.12",
+        Role=AWS_ACCOUNT_ROLE,
+        Handler="handler.handler",
+        Code={"ZipFile": package.getvalue()},
+        Publish=True,
+    )
+    lam.create_alias(FunctionName=NORMALIZE_FUNCTION, Name="live", FunctionVersion=function["Version"])
+    return function
+
+
+def code_identity_per_state(protocol_path: Path) -> list[str]:
+    """'state: what ran' for each state of a published protocol that names a task document."""
+    from tracker.documents.tasks import describe_code
+
+    documents = protocol_path.parent / "documents"
+    lines = []
+    for entry in json.loads(protocol_path.read_text())["instance_protocol"]:
+        state = json.loads((documents / f"{entry['state_hash']}.json").read_text())
+        if "task_id" not in state:
+            continue
+        task = json.loads((documents / f"{state['task_id']}.json").read_text())
+        lines.append(
+            f"{state['state_name']}: {describe_code(task.get('code'), task['code_identity'], task.get('code_note'))}"
+        )
+    return lines
+
+
 def run_workload(env: dict[str, str], target: str, executions: int, failing: int) -> tuple[str, dict[str, str]]:
     """Runs the ETL state machine's published version `target` on the emulated AWS.
 
@@ -273,6 +323,10 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
             ),
             expect_json=True,
         )
+        function = create_normalize_function(demo.env)
+        console.print(
+            f"> Lambda {NORMALIZE_FUNCTION} version {function['Version']} (alias live), code sha256 {function['CodeSha256']}"
+        )
         console.print(f"> running {config.executions} executions of {definition.name} on the emulated AWS")
         transient, executions = run_workload(
             demo.env, model["version_arn"], config.executions, config.failing_executions
@@ -295,7 +349,18 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
         retracked = demo.run_step("Track again (the redrive)", track, expect_json=True)
         indexed = demo.run_step(
             "Index into Postgres",
-            ape("index", *network, "--database", demo.env["DATABASE_URL"], "--schema", "tracker", "--report", "--json"),
+            ape(
+                "index",
+                *network,
+                "--database",
+                demo.env["DATABASE_URL"],
+                "--schema",
+                "tracker",
+                "--documents",
+                str(config.work_dir / "protocol"),
+                "--report",
+                "--json",
+            ),
             expect_json=True,
         )
         protocols = sorted({*tracked.get("protocols_written", []), *retracked.get("protocols_written", [])})
@@ -325,6 +390,11 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
             "protocols published": len(protocols),
             "verified": protocol_url,
         }
+        ran = code_identity_per_state(redriven_protocol)
+        shown = sorted(set(ran), key=ran.index)
+        result.figures["code identity per state"] = "; ".join(
+            f"{line} (x{ran.count(line)})" if ran.count(line) > 1 else line for line in shown
+        )
         result.sql_hint = database_hint(
             demo.env["DATABASE_URL"], stack_embedded=demo.env["DATABASE_URL"] != os.environ.get("DATABASE_URL")
         )
@@ -365,6 +435,7 @@ def database_hint(url: str, stack_embedded: bool) -> str:
         "  SELECT * FROM tracker.model_instance_stats;",
         "  SELECT * FROM tracker.client_activity;",
         "  SELECT * FROM tracker.states_per_day;",
+        "  SELECT * FROM tracker.function_version_runs;  -- which executions ran which code",
         "  SELECT * FROM tracker.instance_protocol WHERE instance_id = '<id>' ORDER BY seq;",
     ]
     if stack_embedded:

@@ -21,6 +21,19 @@ server (`python -m tracker.dev.sfn_emulation -H HOST -p PORT`, for the demo):
   Where the failure happened inside a Map or Parallel state, the whole Map or Parallel state is
   run again (AWS re-runs only its unsuccessful iterations or branches): the trace is the same
   kind of continuation, with more states.
+
+Lambda and ECS as Step Functions' task integrations see them (`install()` adds these too):
+
+* Invoke answers with the `X-Amz-Executed-Version` header, the version the qualifier resolved to
+  (a number, an alias's version, or `$LATEST`), as the Lambda API reference documents for Invoke
+  (moto: no header, so `ExecutedVersion` was missing from a `lambda:invoke` task's output). With
+  moto's simple Lambda backend (`{"lambda": {"use_docker": False}}`, which `install()` makes the
+  default) an invocation returns its payload without running code or Docker.
+* RunTask starts one container per container definition of the task definition, each described
+  with the image it was given and an `imageDigest` (moto: only the first container, no digest).
+  AWS resolves the image's tag to its registry digest when the task starts; the emulation has no
+  registry, so the digest stands in as `sha256:` + SHA-256 of the image reference, which is stable
+  for one image and differs between images, all a test of the recorded identity needs.
 """
 
 from __future__ import annotations
@@ -76,6 +89,7 @@ def install() -> None:
         return execution
 
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+    _install_task_integrations()
 
     response_class = responses.StepFunctionResponse
     original_describe_execution = response_class.describe_execution
@@ -159,6 +173,83 @@ def install() -> None:
     response_class.describe_state_machine_for_execution = describe_state_machine_for_execution  # type: ignore[method-assign]
     response_class.list_state_machine_versions = list_state_machine_versions  # type: ignore[attr-defined]
     _INSTALLED = True
+
+
+def _install_task_integrations() -> None:
+    """Lambda's executed version and ECS's containers, as described in the module docstring."""
+    import hashlib
+    from urllib.parse import unquote
+
+    from moto.awslambda.responses import LambdaResponse
+    from moto.core.config import default_user_config
+    from moto.ecs import models as ecs_models
+
+    default_user_config.setdefault("lambda", {})["use_docker"] = False
+    original_invoke = LambdaResponse.invoke
+
+    def invoke(self: Any) -> Any:
+        status, headers, payload = original_invoke(self)
+        if status == 200:
+            name = unquote(self.path.rsplit("/", 2)[-2])
+            try:
+                function = self.backend.get_function(name, self._get_param("qualifier"))
+            except Exception:  # an unknown function: AWS answers 404 before this point
+                return status, headers, payload
+            headers["x-amz-executed-version"] = str(function.version)
+        return status, headers, payload
+
+    LambdaResponse.invoke = invoke  # type: ignore[method-assign]
+
+    original_task_init = ecs_models.Task.__init__
+
+    def task_init(self: Any, cluster: Any, task_definition: Any, *args: Any, **kwargs: Any) -> None:
+        original_task_init(self, cluster, task_definition, *args, **kwargs)
+        containers = []
+        for index, definition in enumerate(task_definition.container_definitions):
+            container: Any = ecs_models.Container(task_definition)  # type: ignore[abstract]
+            container.name = definition.get("name")
+            container.image = definition.get("image")
+            container.cpu = definition.get("cpu")
+            container.memory = definition.get("memory")
+            container.environment = definition.get("environment")
+            container.command = definition.get("command")
+            container.image_digest = "sha256:" + hashlib.sha256(str(container.image).encode()).hexdigest()
+            container.task_arn = self.task_arn
+            container.last_status = "STOPPED"
+            container.runtime_id = f"{self.id}-{index}"
+            containers.append(container)
+        self.containers = containers
+
+    ecs_models.Task.__init__ = task_init  # type: ignore[method-assign]
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (
+        StateTaskServiceEcs,
+    )
+
+    def normalise_parameters(self: Any, parameters: dict, *_args: Any, **_kwargs: Any) -> None:
+        renamed = _renamed_keys(parameters, str.lower)
+        parameters.clear()
+        parameters.update(renamed)
+
+    def normalise_response(self: Any, response: Any, *_args: Any, **_kwargs: Any) -> None:
+        renamed = _renamed_keys(response, str.upper)
+        response.clear()
+        response.update(renamed)
+
+    StateTaskServiceEcs._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
+    StateTaskServiceEcs._normalise_response = normalise_response  # type: ignore[method-assign]
+
+
+def _renamed_keys(value: Any, first: Any) -> Any:
+    """`value` with the first letter of every object key passed through `first`, at any depth."""
+    if isinstance(value, dict):
+        return {
+            (first(key[:1]) + key[1:] if isinstance(key, str) else key): _renamed_keys(item, first)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_renamed_keys(item, first) for item in value]
+    return value
 
 
 def _attempts(execution: Any) -> list[Any]:

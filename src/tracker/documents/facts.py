@@ -10,6 +10,8 @@ from tracker.documents.canonical import canonical_json, without_absent
 from tracker.documents.ids import id_to_bytes32, sha256_hex
 
 STATE_DOCUMENT_VERSION = 2
+# A state document that names a task document (`task_id`): what a Task state ran and read.
+STATE_DOCUMENT_VERSION_WITH_TASK = 3
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ class InstanceFacts:
 @dataclass(frozen=True)
 class StateFacts:
     """One state an instance entered. `previous_state_id` chains each state to the whole trace;
-    `attempt` is the execution's redrive count when the state was entered (0 before any redrive)."""
+    `attempt` is the execution's redrive count when the state was entered (0 before any redrive);
+    `task_id` names the task document of a Task state (version 3 documents only)."""
 
     instance_id: str
     seq: int
@@ -78,10 +81,14 @@ class StateFacts:
     output_sha256: str | None = None
     input: Any = None
     output: Any = None
+    task_id: str | None = None
     version: int = STATE_DOCUMENT_VERSION
 
     def document(self) -> Document:
-        return Document(canonical_json(without_absent({"kind": "state", **asdict(self)})))
+        facts = asdict(self)
+        if self.task_id is not None:
+            facts["version"] = STATE_DOCUMENT_VERSION_WITH_TASK
+        return Document(canonical_json(without_absent({"kind": "state", **facts})))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class ProtocolEntry:
     seq: int | None = None
     merkle_root: str | None = None
     merkle_proof: list[str] | None = None
+    task_data: str | None = None  # where the state's task document is (its id is in the state document)
 
     def to_json(self) -> dict[str, Any]:
         return without_absent(asdict(self))
@@ -100,6 +101,7 @@ def _entry_from_json(item: Any) -> ProtocolEntry:
     if proof is not None and not isinstance(proof, list):
         raise DocumentError("merkle_proof must be a list")
     seq, root = _optional(item, "seq"), _optional(item, "merkle_root")
+    task_data = _optional(item, "task_data")
     # Interned: many entries share a sender, a transaction, a root and proof hashes, and state ids
     # recur in the documents; a protocol of thousands of entries keeps one copy of each.
     return ProtocolEntry(
@@ -117,6 +119,7 @@ def _entry_from_json(item: Any) -> ProtocolEntry:
         merkle_proof=[sys.intern(normalize_id(_string(p, "merkle_proof"), "merkle_proof")) for p in proof]
         if proof is not None
         else None,
+        task_data=_string(task_data, "task_data") if task_data is not None else None,
     )
 
 

@@ -426,6 +426,20 @@ def _fork_point(config: IndexConfig, reader: ChainReader, store: Store, cursor: 
     return Cursor(config.from_block - 1, None)
 
 
+def load_tasks(config: IndexConfig, publish_dir: Any) -> Any:
+    """The code identity of each state in a publish directory into `state_task`
+    (`tracker.indexer.tasks`); returns a `TaskLoad`."""
+    from tracker.indexer.tasks import load_task_documents
+
+    config = config.validated()
+    connection = connect(config.database, config.schema)
+    try:
+        migrate(connection, config.schema)
+        return load_task_documents(connection, publish_dir)
+    finally:
+        connection.close()
+
+
 def report(config: IndexConfig, chain_id: int, instance_id: str | None = None) -> Report:
     """The analysis views for the configured contract on `chain_id`."""
     config = config.validated()

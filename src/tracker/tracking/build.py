@@ -3,13 +3,14 @@ the end of every attempt."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from tracker.aws.errors import InconsistentHistoryError
 from tracker.aws.events import state_visits
 from tracker.aws.executions import Execution, state_names
+from tracker.aws.tasks import TaskCall, TaskReader, task_calls
 from tracker.documents.facts import (
     Document,
     EndFacts,
@@ -46,6 +47,12 @@ class ExecutionDocuments:
     state_event_ids: tuple[int, ...]
     attempts: tuple[AttemptDocuments, ...]
     final: bool
+    # the task document of each state (None for a state that runs no task), in state order
+    tasks: tuple[Document | None, ...] = field(default_factory=tuple)
+
+    def task_id(self, seq: int) -> str | None:
+        task = self.tasks[seq] if seq < len(self.tasks) else None
+        return task.id if task is not None else None
 
     @property
     def model_id(self) -> str:
@@ -69,11 +76,26 @@ def _digest(value: Any) -> str | None:
     return None if value is None else sha256_hex(str(value))
 
 
-def build_documents(execution: Execution, include_data: bool = False, now_ms: int | None = None) -> ExecutionDocuments:
+# Builds the task document of one call for an instance id (the engine's reads and pins).
+TaskDocumentSource = Callable[[TaskCall, str], Document]
+
+
+def read_task_documents(reader: TaskReader) -> TaskDocumentSource:
+    """Task documents read from the services each time (no pinning: the engine pins them)."""
+    return lambda call, instance_id: reader.facts(call, instance_id).document()
+
+
+def build_documents(
+    execution: Execution,
+    include_data: bool = False,
+    now_ms: int | None = None,
+    task_document: TaskDocumentSource | None = None,
+) -> ExecutionDocuments:
     """Model, instance, hash-chained state documents and the end document of every attempt.
 
     `now_ms` (default: now) decides whether an unsuccessful end is final: only once Step Functions
-    can no longer redrive the execution.
+    can no longer redrive the execution. With `task_document`, each Task state's document names
+    the task document it returns for the state's call (see `tracker.aws.tasks`).
     """
     import time
 
@@ -94,6 +116,8 @@ def build_documents(execution: Execution, include_data: bool = False, now_ms: in
     event_ids: list[int] = []
     previous = ""
     declared = state_names(execution.definition)
+    calls = task_calls(execution.definition, execution.events) if task_document is not None else {}
+    tasks: list[Document | None] = []
     for seq, visit in enumerate(state_visits(execution.events)):
         if visit.name not in declared:
             raise InconsistentHistoryError(
@@ -104,6 +128,9 @@ def build_documents(execution: Execution, include_data: bool = False, now_ms: in
             )
         raw_input = visit.entered.details.get("input")
         raw_output = visit.exited.details.get("output") if visit.exited else None
+        call = calls.get(visit.entered.id)
+        task = task_document(call, instance.id) if call is not None and task_document is not None else None
+        tasks.append(task)
         document = StateFacts(
             instance_id=instance.id,
             seq=seq,
@@ -117,6 +144,7 @@ def build_documents(execution: Execution, include_data: bool = False, now_ms: in
             output_sha256=_digest(raw_output),
             input=raw_input if include_data else None,
             output=raw_output if include_data else None,
+            task_id=task.id if task is not None else None,
         ).document()
         states.append(document)
         event_ids.append(visit.entered.id)
@@ -132,6 +160,7 @@ def build_documents(execution: Execution, include_data: bool = False, now_ms: in
         tuple(event_ids),
         attempts,
         execution.is_final(now),
+        tuple(tasks),
     )
 
 

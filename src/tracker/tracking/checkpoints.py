@@ -26,6 +26,9 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (execution_arn TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pending_anchors (root TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS task_documents (
+    execution_arn TEXT NOT NULL, event_id INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (execution_arn, event_id)
+);
 """
 SELECT_META = "SELECT value FROM meta WHERE key = ?"
 UPSERT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
@@ -36,6 +39,8 @@ SELECT_CHECKPOINTS = "SELECT body FROM checkpoints ORDER BY execution_arn"
 INSERT_PENDING = "INSERT OR REPLACE INTO pending_anchors (root, body) VALUES (?, ?)"
 SELECT_PENDING = "SELECT body FROM pending_anchors ORDER BY root"
 DELETE_PENDING = "DELETE FROM pending_anchors WHERE root = ?"
+SELECT_TASK_DOCUMENT = "SELECT body FROM task_documents WHERE execution_arn = ? AND event_id = ?"
+INSERT_TASK_DOCUMENT = "INSERT OR IGNORE INTO task_documents (execution_arn, event_id, body) VALUES (?, ?, ?)"
 
 
 @dataclass
@@ -50,6 +55,7 @@ class RegisteredState:
     client_address: str
     merkle_root: str | None = None
     merkle_proof: list[str] | None = None
+    task_id: str | None = None  # the state's task document, when it ran a task
 
 
 @dataclass
@@ -183,6 +189,21 @@ class CheckpointStore:
     def drop_pending(self, root: str) -> None:
         with self._transaction():
             self._db.execute(DELETE_PENDING, (root,))
+
+    def pinned_task(self, execution_arn: str, event_id: int) -> bytes | None:
+        """The task document first written for a state visit, if any."""
+        row = self._db.execute(SELECT_TASK_DOCUMENT, (execution_arn, event_id)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def pin_task(self, execution_arn: str, event_id: int, content: bytes) -> bytes:
+        """Keeps a state visit's task document for good (facts read after the fact, such as the
+        code behind $LATEST, must not change the state's id at the next poll); returns the pinned
+        bytes, which are the earlier ones when another writer was first."""
+        with self._transaction():
+            self._db.execute(INSERT_TASK_DOCUMENT, (execution_arn, event_id, content))
+        pinned = self.pinned_task(execution_arn, event_id)
+        assert pinned is not None
+        return pinned
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

@@ -16,6 +16,10 @@ Public API (used by `ape run deploy_model` and `ape run start_execution`)::
   is given), so the execution records which version ran. With `expect_model` it refuses to start
   when that version's definition does not hash to the model or the owner has not registered the
   model; it then registers the instance (with no states yet) right away, publishing its documents.
+* With `expect_code` it also refuses to start when a Lambda function the model's previous
+  execution ran now runs other code: for each function that execution invoked (as it named it,
+  alias or version included), the code it ran (its task document, as the tracker pinned it in
+  `state_dir`, else read from the version that ran) against GetFunctionConfiguration today.
 * `wait_for_execution` follows the execution to its end through `tracker.tracking.engine.track` (the
   same machinery as `track_execution`), registering states as they happen.
 """
@@ -27,6 +31,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tracker.aws.arns import check_state_machine_arn
@@ -34,6 +39,7 @@ from tracker.aws.errors import InvalidDefinitionError, StateMachineNotFoundError
 from tracker.aws.executions import ExecutionRef, Selection
 from tracker.aws.history import HistorySource
 from tracker.aws.session import AwsService
+from tracker.aws.tasks import TaskReader, task_calls
 from tracker.chain.contract import TrackerContract
 from tracker.documents.facts import model_document
 from tracker.documents.ids import normalize_address, normalize_id
@@ -54,6 +60,10 @@ class ModelMismatchError(TrackerError):
 
 class ModelNotRegisteredError(TrackerError):
     """The expected model id is not registered on the contract."""
+
+
+class CodeMismatchError(TrackerError):
+    """A function the model's previous execution ran now runs other code (or cannot be compared)."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,8 @@ def start_execution(
     execution_name: str | None = None,
     expect_model: str | None = None,
     owner: str | None = None,
+    expect_code: bool = False,
+    state_dir: Path | None = None,
 ) -> StartOutcome:
     """Starts an execution and registers its instance at once (see the module docstring)."""
     try:
@@ -211,6 +223,8 @@ def start_execution(
             raise ModelNotRegisteredError(
                 f"model {expected} is not registered under 0x{owner} on the contract: run deploy_model first"
             )
+    if expect_code:
+        check_code(session, sfn, target, contract, state_dir)
     # Before anything starts on AWS: the instance is registered right after the start.
     contract.require_funds(["registerExecution"], "registering the execution")
     arguments: dict[str, Any] = {"stateMachineArn": target, "input": input_text}
@@ -244,6 +258,97 @@ def start_execution(
         transaction_hash,
         url_for(publisher, protocol_path(documents.instance_id)),
     )
+
+
+@dataclass(frozen=True)
+class RanCode:
+    """What one task of an execution ran: the function as invoked, its version and code."""
+
+    state_name: str
+    invoked: str
+    version: str
+    code_sha256: str | None
+    read_after_the_fact: bool
+    pinned: bool
+
+
+def check_code(session: Any, sfn: AwsService, target: str, contract: TrackerContract, state_dir: Path | None) -> None:
+    """Raises `CodeMismatchError` unless every Lambda function the previous execution of the
+    target's model ran still runs the same code (see the module docstring)."""
+    described = sfn.call("describe_state_machine", f"state machine {target}", stateMachineArn=target)
+    model_id = model_document(described["definition"]).id
+    machine_arn = target.rsplit(":", 1)[0] if _is_qualified(target) else target
+    source = HistorySource(session, Selection((machine_arn,)))
+    previous = None
+    for ref in source.list_executions():  # ListExecutions lists the newest first
+        if ref.status == "RUNNING":
+            continue
+        execution = source.load(ref)
+        if model_document(execution.definition).id == model_id:
+            previous = execution
+            break
+    if previous is None:
+        raise CodeMismatchError(
+            f"no earlier execution of model {model_id} on {machine_arn} to compare its code with: "
+            "start once without --expect-code"
+        )
+    ran = _code_ran(session, previous, contract, state_dir)
+    if not ran:
+        raise CodeMismatchError(
+            f"the previous execution {previous.name} of model {model_id[:12]}… ran no Lambda function whose code "
+            "could be read: nothing to expect"
+        )
+    reader = TaskReader(session)
+    for code in ran:
+        if code.read_after_the_fact and not code.pinned:
+            raise CodeMismatchError(
+                f"{code.state_name} of the previous execution {previous.name} ran {code.invoked} ({code.version}), whose "
+                "code was never recorded when it ran (no task document in --state-dir): it cannot be compared"
+            )
+        today = reader.current_code(code.invoked)
+        if today.get("CodeSha256") != code.code_sha256:
+            raise CodeMismatchError(
+                f"{code.invoked} now runs version {today.get('Version')} with code sha256 {today.get('CodeSha256')}, "
+                f"but {code.state_name} of the previous execution {previous.name} of model {model_id[:12]}… ran "
+                f"version {code.version} with {code.code_sha256}: refusing to start"
+            )
+
+
+def _code_ran(session: Any, execution: Any, contract: TrackerContract, state_dir: Path | None) -> list[RanCode]:
+    """The Lambda code each task of `execution` ran, from the tracker's pinned task documents where
+    it has them, else read from the version that ran."""
+    from ape import chain
+
+    from tracker.tracking.checkpoints import CheckpointStore, store_path
+
+    store = None
+    if state_dir is not None:
+        path = store_path(state_dir, int(chain.chain_id), contract.address)
+        store = CheckpointStore(path) if path.exists() else None
+    reader = TaskReader(session)
+    found: dict[str, RanCode] = {}
+    try:
+        for call in task_calls(execution.definition, execution.events).values():
+            pinned = store.pinned_task(execution.execution_arn, call.visit.entered.id) if store else None
+            facts = json.loads(pinned) if pinned else reader.facts(call, "").to_json()
+            code = facts.get("code") or {}
+            if code.get("kind") != "lambda" or not code.get("code_sha256"):
+                continue
+            found.setdefault(
+                code["invoked"],
+                RanCode(
+                    str(facts["state_name"]),
+                    str(code["invoked"]),
+                    str(code["version"]),
+                    code.get("code_sha256"),
+                    bool(code.get("read_after_the_fact")),
+                    pinned is not None,
+                ),
+            )
+    finally:
+        if store is not None:
+            store.close()
+    return list(found.values())
 
 
 def _started_execution(session: Any, execution_arn: str, state_machine_arn: str, timeout_s: float = 30.0) -> Any:

@@ -29,6 +29,7 @@ from typing import Any
 
 from tracker.aws.errors import InconsistentHistoryError
 from tracker.aws.executions import ExecutionRef, ExecutionSource
+from tracker.aws.tasks import TaskCall, TaskReader
 from tracker.chain import logs
 from tracker.chain.contract import InstanceRecord, Mode, SentTransaction, TrackerContract, instance_key
 from tracker.chain.sending import TransactionPipeline
@@ -74,6 +75,7 @@ class TrackingRun:
         publisher: Publisher,
         on_progress: Callable[[TrackSummary], None] | None = None,
         clock: Callable[[], float] = time.time,
+        tasks: TaskReader | None = None,
     ):
         from ape import chain
 
@@ -85,6 +87,9 @@ class TrackingRun:
         self.publisher = publisher
         self.on_progress = on_progress or (lambda _summary: None)
         self.clock = clock
+        # What each Task state ran and read; from the source's AWS session unless given.
+        session = getattr(source, "session", None)
+        self.tasks = tasks or (TaskReader(session) if session is not None else None)
         self.chain_id = int(chain.chain_id)
         self.sender = normalize_address(str(contract.sender.address))
         self.owner = normalize_address(config.owner) if config.owner else self.sender
@@ -178,7 +183,11 @@ class TrackingRun:
             if not execution.events:
                 continue
             try:
-                documents.append(build_documents(execution, self.config.include_data, now_ms))
+                documents.append(
+                    build_documents(
+                        execution, self.config.include_data, now_ms, self._task_documents(execution.execution_arn)
+                    )
+                )
             except InconsistentHistoryError as error:
                 self.summary.skipped.append(SkippedExecution(execution.execution_arn, str(error)))
         self._poll_documents = {d.execution.execution_arn: d for d in documents}
@@ -193,6 +202,23 @@ class TrackingRun:
                 self.sending.send([plan for plan in plans if plan.steps or plan.leaves])
             finally:
                 self._documents_published.result()
+
+    def _task_documents(self, execution_arn: str) -> Callable[[TaskCall, str], Document] | None:
+        """The task document of each call of an execution: pinned once written (see
+        `CheckpointStore.pin_task`), else read now and pinned."""
+        reader = self.tasks
+        if reader is None:
+            return None
+
+        def task_document(call: TaskCall, instance_id: str) -> Document:
+            event_id = call.visit.entered.id
+            pinned = self.store.pinned_task(execution_arn, event_id)
+            if pinned is not None:
+                return Document(pinned)
+            content = reader.facts(call, instance_id).document().content
+            return Document(self.store.pin_task(execution_arn, event_id, content))
+
+        return task_document
 
     def _is_done(self, ref: ExecutionRef) -> bool:
         """Whether an execution needs no look this poll: final on chain, or ended, unchanged since
@@ -266,7 +292,7 @@ class TrackingRun:
             del checkpoint.states[record.state_count :]
             if len(checkpoint.states) < record.state_count:
                 # registered by a run that died before its checkpoint: taken from the chain's events
-                found = self._states_from_chain(record, len(checkpoint.states))
+                found = self._states_from_chain(record, len(checkpoint.states), docs)
                 checkpoint.states.extend(found)
                 self.summary.states_recovered += len(found)
             if checkpoint.states:
@@ -275,7 +301,9 @@ class TrackingRun:
             checkpoint.ends = self._ends_from_chain(record)
             checkpoint.final = record.final
 
-    def _states_from_chain(self, record: InstanceRecord, from_seq: int) -> list[RegisteredState]:
+    def _states_from_chain(
+        self, record: InstanceRecord, from_seq: int, docs: ExecutionDocuments
+    ) -> list[RegisteredState]:
         """Protocol entries of states a previous run registered, from `StateRegistered` events."""
         found = logs.events(
             self.contract.address, "StateRegistered", [record.key], from_block=self.contract.deployment_block()
@@ -291,6 +319,7 @@ class TrackingRun:
                 transaction_hash=event.transaction_hash,
                 timestamp=times[event.block_number],
                 client_address=senders[event.transaction_hash],
+                task_id=docs.task_id(int(event.args["seq"])),
             )
             for event in wanted
         }
@@ -351,12 +380,21 @@ class TrackingRun:
                         self.sender,
                         root,
                         proof,
+                        docs.task_id(seq),
                     )
                 )
             for step in item.steps:
                 for seq, state_id in step.states:
                     checkpoint.states.append(
-                        RegisteredState(state_id, seq, sent.block_number, sent.transaction_hash, when, self.sender)
+                        RegisteredState(
+                            state_id,
+                            seq,
+                            sent.block_number,
+                            sent.transaction_hash,
+                            when,
+                            self.sender,
+                            task_id=docs.task_id(seq),
+                        )
                     )
                 if step.registers_instance:
                     checkpoint.instance_registered = True
@@ -480,6 +518,7 @@ class TrackingRun:
                     seq=state.seq,
                     merkle_root=state.merkle_root,
                     merkle_proof=state.merkle_proof,
+                    task_data=url_for(publisher, document_path(state.task_id)) if state.task_id else None,
                 )
                 for state in checkpoint.states
             ],
@@ -512,7 +551,8 @@ def chain_identity(contract: TrackerContract) -> str:
 
 def _documents_of(docs: ExecutionDocuments) -> list[Document]:
     """Published before any transaction is sent, so every registered id already resolves."""
-    return [docs.model, docs.instance, *docs.states, *(attempt.end for attempt in docs.attempts)]
+    tasks = [task for task in docs.tasks if task is not None]
+    return [docs.model, docs.instance, *tasks, *docs.states, *(attempt.end for attempt in docs.attempts)]
 
 
 def _hex(value: Any) -> str:
@@ -526,9 +566,10 @@ def track(
     publisher: Publisher,
     on_progress: Callable[[TrackSummary], None] | None = None,
     stop: threading.Event | None = None,
+    tasks: TaskReader | None = None,
 ) -> TrackSummary:
     """Tracks the source's executions into the contract and the publisher (see the module docstring)."""
-    run = TrackingRun(config, source, contract, publisher, on_progress)
+    run = TrackingRun(config, source, contract, publisher, on_progress, tasks=tasks)
     try:
         return run.run(stop)
     finally:

@@ -252,7 +252,9 @@ class AnchorSender:
                 proof = [p.hex() for p in tree.proof(index)]
                 proofs[(plan.execution_arn, seq)] = proof
                 journal.setdefault(plan.execution_arn, []).append(
-                    RegisteredState(state_id, seq, 0, "", 0, context.sender_address, root, proof)
+                    RegisteredState(
+                        state_id, seq, 0, "", 0, context.sender_address, root, proof, plan.documents.task_id(seq)
+                    )
                 )
             # Journalled before sending: a run that dies before its checkpoint asks the chain later.
             context.journal(PendingAnchor(root, context.sender_address, len(leaves), journal))

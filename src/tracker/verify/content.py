@@ -10,13 +10,25 @@ bytes, so nothing is hidden in whitespace, duplicate keys or escapes. Readers ne
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from tracker.documents.canonical import canonical_json
-from tracker.documents.facts import execution_id
+from tracker.documents.facts import STATE_DOCUMENT_VERSION_WITH_TASK, execution_id
 from tracker.documents.ids import ID_PATTERN, DocumentError
+from tracker.documents.tasks import (
+    CODE_NOT_APPLICABLE,
+    CODE_NOT_AVAILABLE,
+    CODE_READ_AFTER_THE_FACT,
+    CODE_RECORDED,
+    CODE_STATUSES,
+    DATA_ITEM_READER,
+    DATA_PARAMETERS,
+    TASK_DOCUMENT_VERSION,
+    describe_code,
+)
 from tracker.verify import safejson
 
 END_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
@@ -44,6 +56,22 @@ class StateContent:
     seq: int
     previous_state_id: str
     attempt: int
+    task_id: str | None = None
+    state_name: str | None = None
+    event_id: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskContent:
+    """What a task document says, every field checked: the state it belongs to, what ran (`ran`,
+    one line), and the code facts for comparing with the services today."""
+
+    instance_id: str
+    state_name: str
+    event_id: int
+    code_identity: str
+    ran: str
+    code: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +94,15 @@ class InstanceContent:
         return execution_id(self.execution_arn, self.start_date_ms)
 
 
-Content = StateContent | EndContent | InstanceContent | Foreign | Malformed
+@dataclass(frozen=True)
+class ModelContent:
+    """What the verifier reads of a model document: the states that run a task (Task states, and
+    Map states that read their items from S3), whose state documents must name a task document."""
+
+    task_states: frozenset[str]
+
+
+Content = StateContent | EndContent | InstanceContent | TaskContent | ModelContent | Foreign | Malformed
 
 
 class _Wrong(Exception):
@@ -126,11 +162,24 @@ def read_state(data: bytes, max_depth: int = 64, max_values: int = 100_000) -> S
     if not isinstance(value, dict):
         return value
     try:
+        task_id = None
+        version = value.get("version")
+        if "task_id" in value:
+            task_id = _identifier(value, "task_id")
+            if version != STATE_DOCUMENT_VERSION_WITH_TASK:
+                raise _Wrong(f"names a task document but has version {str(version)[:20]!r}, not 3")
+        elif version == STATE_DOCUMENT_VERSION_WITH_TASK:
+            raise _Wrong("has version 3 but names no task document (task_id)")
+        name = value.get("state_name")
+        event_id = value.get("event_id")
         return StateContent(
             _identifier(value, "instance_id"),
             _count(value, "seq"),
             _identifier(value, "previous_state_id", empty_allowed=True),
             _count(value, "attempt"),
+            task_id,
+            sys.intern(name) if isinstance(name, str) else None,
+            event_id if isinstance(event_id, int) and not isinstance(event_id, bool) else None,
         )
     except _Wrong as wrong:
         return Malformed(str(wrong))
@@ -165,3 +214,217 @@ def read_instance(data: bytes, max_depth: int = 64, max_values: int = 100_000) -
         )
     except _Wrong as wrong:
         return Malformed(str(wrong))
+
+
+# ---------------------------------------------------------------------- task documents
+
+LAMBDA_ARN = re.compile(r"^arn:[a-z-]+:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,140}$")
+LAMBDA_VERSION = re.compile(r"^(\$LATEST|[0-9]{1,20})$")
+# Lambda's CodeSha256: base64 of the SHA-256 of a zip package; for a container image, the image
+# digest in hex
+CODE_SHA256 = re.compile(r"^([A-Za-z0-9+/]{43}=|[0-9a-f]{64})$")
+IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+TASK_DEFINITION_ARN = re.compile(
+    r"^arn:[a-z-]+:ecs:[a-z0-9-]+:\d{12}:task-definition/([A-Za-z0-9_-]{1,255}):([0-9]{1,10})$"
+)
+MAX_TEXT = 2048
+TASK_FIELDS = {
+    "kind", "version", "instance_id", "state_name", "event_id", "state_type", "service", "code_identity",
+    "resource", "integration", "parameters_sha256", "code", "code_note", "data", "child",
+}  # fmt: skip
+LAMBDA_FIELDS = {
+    "kind", "function_arn", "invoked", "version", "version_source", "code_sha256", "code_source",
+    "package_type", "image_digest", "read_after_the_fact",
+}  # fmt: skip
+ECS_FIELDS = {"kind", "task_definition_arn", "family", "revision", "containers", "source", "task_arn"}
+CONTAINER_FIELDS = {"name", "image", "image_digest"}
+OBJECT_FIELDS = {
+    "bucket", "key", "role", "versioned", "source", "version_id", "etag", "checksum_algorithm", "checksum",
+    "read_after_the_fact", "note",
+}  # fmt: skip
+
+
+def _only(data: dict[str, Any], allowed: set[str], what: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise _Wrong(f"has {what} fields this format does not define: {', '.join(k[:40] for k in unknown[:5])}")
+
+
+def _short_text(data: dict[str, Any], key: str, required: bool = True) -> str | None:
+    if key not in data:
+        if required:
+            raise _Wrong(f"lacks {key}")
+        return None
+    value = data[key]
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
+        raise _Wrong(f"has a malformed {key}: {str(value)[:80]!r}")
+    return value
+
+
+def _matching(data: dict[str, Any], key: str, pattern: re.Pattern[str], required: bool = True) -> str | None:
+    value = _short_text(data, key, required)
+    if value is not None and not pattern.match(value):
+        raise _Wrong(f"has a malformed {key}: {value[:80]!r}")
+    return value
+
+
+def _true_flag(data: dict[str, Any], key: str) -> bool:
+    """Flags are written only when true (false is left out)."""
+    if key not in data:
+        return False
+    if data[key] is not True:
+        raise _Wrong(f"has {key} {str(data[key])[:20]!r}: a flag is written only as true")
+    return True
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Wrong(f"has a {what} that is not an object")
+    return value
+
+
+def _lambda_code(code: dict[str, Any], status: str) -> None:
+    _only(code, LAMBDA_FIELDS, "code")
+    _matching(code, "function_arn", LAMBDA_ARN)
+    _short_text(code, "invoked")
+    version = _matching(code, "version", LAMBDA_VERSION)
+    _short_text(code, "version_source")
+    _short_text(code, "code_source")
+    sha = _matching(code, "code_sha256", CODE_SHA256, required=False)
+    if code.get("package_type", "Zip") not in ("Zip", "Image"):
+        raise _Wrong(f"has package_type {str(code.get('package_type'))[:20]!r}, not Zip or Image")
+    _matching(code, "image_digest", IMAGE_DIGEST, required=False)
+    after = _true_flag(code, "read_after_the_fact")
+    if version == "$LATEST" and not after:
+        raise _Wrong("records $LATEST without marking it read after the fact")
+    if status == CODE_RECORDED and (after or sha is None):
+        raise _Wrong("says its code identity is recorded, but it was read after the fact or has no code_sha256")
+    if status == CODE_READ_AFTER_THE_FACT and not after:
+        raise _Wrong("says its code was read after the fact, but its code is not marked so")
+
+
+def _ecs_code(code: dict[str, Any], status: str) -> None:
+    _only(code, ECS_FIELDS, "code")
+    arn = _matching(code, "task_definition_arn", TASK_DEFINITION_ARN)
+    assert arn is not None
+    match = TASK_DEFINITION_ARN.match(arn)
+    assert match is not None
+    if code.get("family") != match.group(1) or code.get("revision") != int(match.group(2)):
+        raise _Wrong(f"has family and revision that are not those of {arn[:120]}")
+    _short_text(code, "source")
+    _short_text(code, "task_arn", required=False)
+    containers = code.get("containers")
+    if not isinstance(containers, list) or not containers or len(containers) > 100:
+        raise _Wrong("has no list of containers (1 to 100)")
+    for item in containers:
+        container = _object(item, "container")
+        _only(container, CONTAINER_FIELDS, "container")
+        _short_text(container, "name")
+        _short_text(container, "image")
+        digest = _matching(container, "image_digest", IMAGE_DIGEST, required=False)
+        if status == CODE_RECORDED and digest is None:
+            raise _Wrong("says its code identity is recorded, but a container has no image digest")
+
+
+def _data_object(item: Any) -> None:
+    data = _object(item, "data entry")
+    _only(data, OBJECT_FIELDS, "data entry")
+    _short_text(data, "bucket")
+    _short_text(data, "key")
+    _short_text(data, "source")
+    if data.get("role") not in (DATA_PARAMETERS, DATA_ITEM_READER):
+        raise _Wrong(f"has a data entry of role {str(data.get('role'))[:40]!r}")
+    versioned = _true_flag(data, "versioned")
+    after = _true_flag(data, "read_after_the_fact")
+    for key in ("version_id", "etag", "checksum_algorithm", "checksum", "note"):
+        _short_text(data, key, required=False)
+    if not versioned and "note" not in data:
+        raise _Wrong("has an object of an unversioned bucket that is not flagged (no note)")
+    if not versioned and "version_id" in data and after:
+        raise _Wrong("has an object of an unversioned bucket with a version id")
+
+
+def read_task(data: bytes, max_depth: int = 64, max_values: int = 100_000) -> TaskContent | Foreign | Malformed:
+    """A task document, every field checked (unknown fields, wrong types and facts that contradict
+    each other make it malformed)."""
+    value = _ours(data, "task", max_depth, max_values)
+    if not isinstance(value, dict):
+        return Malformed(value.reason) if isinstance(value, Foreign) else value  # a task document is always ours
+    try:
+        _only(value, TASK_FIELDS, "task")
+        if value.get("version") != TASK_DOCUMENT_VERSION:
+            raise _Wrong(f"has version {str(value.get('version'))[:20]!r}, not {TASK_DOCUMENT_VERSION}")
+        instance = _identifier(value, "instance_id")
+        name = _short_text(value, "state_name")
+        event_id = _count(value, "event_id")
+        if value.get("state_type") not in ("Task", "Map"):
+            raise _Wrong(f"has state_type {str(value.get('state_type'))[:40]!r}, not Task or Map")
+        service = _short_text(value, "service")
+        status = value.get("code_identity")
+        if status not in CODE_STATUSES:
+            raise _Wrong(f"has code_identity {str(status)[:40]!r}")
+        for key in ("resource", "integration", "code_note"):
+            _short_text(value, key, required=False)
+        if "parameters_sha256" in value:
+            _identifier(value, "parameters_sha256")
+        if "child" in value:
+            raise _Wrong("has a child workflow, which this version of the format does not define yet")
+        code = value.get("code")
+        if code is not None:
+            code = _object(code, "code")
+            if code.get("kind") == "lambda" and service == "lambda":
+                _lambda_code(code, str(status))
+            elif code.get("kind") == "ecs" and service == "ecs":
+                _ecs_code(code, str(status))
+            else:
+                raise _Wrong(f"has code of kind {str(code.get('kind'))[:20]!r} for service {str(service)[:40]!r}")
+        if status in (CODE_NOT_AVAILABLE, CODE_NOT_APPLICABLE) and code is not None:
+            raise _Wrong(f"says its code identity is {status} but records code")
+        if status in (CODE_RECORDED, CODE_READ_AFTER_THE_FACT) and code is None:
+            raise _Wrong(f"says its code identity is {status} but records no code")
+        if (status == CODE_NOT_APPLICABLE) != (value.get("state_type") == "Map"):
+            raise _Wrong("says 'not applicable' for a Task state, or something else for a Map state")
+        items = value.get("data")
+        if not isinstance(items, list) or len(items) > 100:
+            raise _Wrong("has no data list (at most 100 objects)")
+        for item in items:
+            _data_object(item)
+        assert name is not None
+        ran = describe_code(code, str(status), value.get("code_note"))
+        if items:
+            shown = ", ".join(_describe_object(item) for item in items[:3]) + (" …" if len(items) > 3 else "")
+            ran += f"; read {shown}"
+        return TaskContent(instance, name, event_id, str(status), ran, code)
+    except _Wrong as wrong:
+        return Malformed(str(wrong))
+
+
+def _describe_object(item: dict[str, Any]) -> str:
+    text = f"s3://{item['bucket']}/{item['key']}"
+    if item.get("version_id"):
+        text += f" version {item['version_id']}"
+    if not item.get("versioned"):
+        text += " (unversioned bucket)"
+    return text
+
+
+def read_model(data: bytes, max_depth: int = 64, max_values: int = 100_000) -> ModelContent | Foreign | Malformed:
+    """The names of a model's states that run a task (its bytes are checked by hash elsewhere)."""
+    try:
+        value = safejson.loads(data, max_depth, max_values)
+    except safejson.JsonRefused as refused:
+        return Foreign(f"the model is not read ({refused})")
+    names: set[str] = set()
+    machines = [value]
+    while machines:
+        machine = machines.pop()
+        if not isinstance(machine, dict) or not isinstance(machine.get("States"), dict):
+            continue
+        for name, state in machine["States"].items():
+            if not isinstance(state, dict):
+                continue
+            reader = state.get("ItemReader")
+            if state.get("Type") == "Task" or (state.get("Type") == "Map" and isinstance(reader, dict)):
+                names.add(name)
+            machines += [state.get("Iterator"), state.get("ItemProcessor"), *(state.get("Branches") or [])]
+    return ModelContent(frozenset(names))

@@ -195,7 +195,7 @@ def status_of(trace: Trace, view: ChainView | None, in_progress: bool) -> tuple[
 
 def model_check(
     trace: Trace,
-    model_document: Fetched[None],
+    model_document: Fetched[Content],
     instance_document: Fetched[Content],
     end_documents: dict[str, Fetched[Content]],
     view: ChainView | None,

@@ -50,9 +50,10 @@ class StateResult:
     state_id: str
     ok: bool | None
     reason: str
+    ran: str | None = None  # what the state's task ran, from its checked task document
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "check": CHECK_STATE,
             "position": self.position,
             "seq": self.seq,
@@ -60,6 +61,9 @@ class StateResult:
             "ok": self.ok,
             "reason": self.reason,
         }
+        if self.ran is not None:
+            data["ran"] = self.ran
+        return data
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ class VerificationReport:
     chain_id: int | None = None
     contract: str | None = None
     contract_is_canonical: bool | None = None
+    # `verify --aws`: each recorded code identity against the services today (never in the verdict)
+    code_today: list[Any] = field(default_factory=list)
 
     def _items(self) -> list[CheckResult | StateResult | AttemptResult]:
         return [*self.checks, *self.states, *self.attempts]
@@ -145,7 +151,10 @@ class VerificationReport:
         return "canonical" if self.contract_is_canonical else "given"
 
     def to_json(self) -> dict[str, Any]:
-        return {**self._summary(), "results": [item.to_json() for item in self._items()]}
+        data = {**self._summary(), "results": [item.to_json() for item in self._items()]}
+        if self.code_today:
+            data["code_today"] = [drift.to_json() for drift in self.code_today]
+        return data
 
     def json_chunks(self) -> Iterator[str]:
         """`to_json()` as indented JSON text, a result at a time: a report of thousands of states
@@ -155,6 +164,10 @@ class VerificationReport:
         for index, item in enumerate(self._items()):
             text = json.dumps(item.to_json(), indent=2).replace("\n", "\n    ")
             yield ("," if index else "") + "\n    " + text
+        if self.code_today:
+            yield '\n  ],\n  "code_today": ['
+            for index, drift in enumerate(self.code_today):
+                yield ("," if index else "") + "\n    " + json.dumps(drift.to_json())
         yield "\n  ]\n}\n"
 
     def _summary(self) -> dict[str, Any]:

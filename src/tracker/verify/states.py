@@ -3,7 +3,7 @@ as a whole against the chain's count, head and pins."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eth_utils import keccak
 
@@ -13,7 +13,7 @@ from tracker.documents.facts import start_head
 from tracker.documents.ids import id_to_bytes32
 from tracker.documents.protocol import InstanceProtocol, ProtocolEntry
 from tracker.verify.chain import Anchoring, ChainView, EndEvent, Transfer
-from tracker.verify.content import Content, Foreign, Malformed, StateContent
+from tracker.verify.content import Content, Foreign, Malformed, StateContent, TaskContent
 from tracker.verify.download import Fetched
 from tracker.verify.report import CHECK_STATES, CheckResult, StateResult, short
 
@@ -33,6 +33,8 @@ class Trace:
     protocol: InstanceProtocol
     documents: list[Fetched[Content]]
     execution_id: str | None
+    tasks: dict[str, Fetched[Content]] = field(default_factory=dict)  # task documents by URL
+    task_states: frozenset[str] | None = None  # the model's states that run a task, when it was read
 
     def __post_init__(self) -> None:
         self.ids = [entry.state_hash for entry in self.protocol.instance_protocol]
@@ -78,6 +80,7 @@ class StateJudge:
         problems: list[str] = []
         notes: list[str] = []
         self._document(position, entry, problems, notes)
+        task = self._task(position, entry, problems, notes)
         if entry.seq is not None and entry.seq != position:
             problems.append(f"listed at position {position} but its seq is {entry.seq}")
         first = self.trace.first_position[entry.state_hash]
@@ -90,15 +93,70 @@ class StateJudge:
                 where = self._direct(position, entry, problems)
             else:
                 where = self._anchored(position, entry, problems)
+        ran = f"{task.state_name}: {task.ran}" if task is not None else None
         if problems:
-            return StateResult(position, position, entry.state_hash, False, "; ".join(problems))
-        reason = "document ok" + (f", {where}" if where else "")
+            return StateResult(position, position, entry.state_hash, False, "; ".join(problems), ran)
+        reason = "document ok" + (", task document ok" if task is not None else "") + (f", {where}" if where else "")
         if notes:
-            return StateResult(position, position, entry.state_hash, None, f"{reason}; " + "; ".join(notes))
+            return StateResult(position, position, entry.state_hash, None, f"{reason}; " + "; ".join(notes), ran)
         if self.chain is None:
             reason += "; on-chain registration not checked"
-            return StateResult(position, position, entry.state_hash, None, reason)
-        return StateResult(position, position, entry.state_hash, True, reason)
+            return StateResult(position, position, entry.state_hash, None, reason, ran)
+        return StateResult(position, position, entry.state_hash, True, reason, ran)
+
+    def task_content(self, position: int) -> TaskContent | None:
+        """The checked task document of the state at `position`, when it has one."""
+        state = self.trace.content(position)
+        entry = self.trace.protocol.instance_protocol[position]
+        if state is None or state.task_id is None or not entry.task_data:
+            return None
+        fetched = self.trace.tasks.get(entry.task_data)
+        if fetched is None or not fetched.ok or fetched.sha256 != state.task_id:
+            return None
+        return fetched.content if isinstance(fetched.content, TaskContent) else None
+
+    def _task(self, position: int, entry: ProtocolEntry, problems: list[str], notes: list[str]) -> TaskContent | None:
+        """The task document the state document names: it hashes to that id and says it belongs
+        to this state (instance, state name, entered event)."""
+        state = self.trace.content(position)
+        if state is None or state.task_id is None:
+            if entry.task_data and state is not None:
+                problems.append("listed with task_data, but its state document names no task document")
+            tasks = self.trace.task_states
+            if state is not None and tasks is not None and state.state_name in tasks:
+                notes.append(
+                    "what ran not checked: the model's state runs a task, but its state document names no task "
+                    "document (tracked before task documents, or left out)"
+                )
+            return None
+        if not entry.task_data:
+            problems.append(f"its state document names task document {short(state.task_id)}, the protocol lists none")
+            return None
+        fetched = self.trace.tasks.get(entry.task_data)
+        if fetched is None or not fetched.ok:
+            problems.append(f"task document: {fetched.error if fetched is not None else 'not fetched'}")
+            return None
+        if fetched.sha256 != state.task_id:
+            problems.append(
+                f"task document hashes to {short(fetched.sha256)}, not to the {short(state.task_id)} its state names"
+            )
+            return None
+        task = fetched.content
+        if isinstance(task, Malformed | Foreign):
+            problems.append(f"task document {task.reason}")
+            return None
+        if not isinstance(task, TaskContent):
+            problems.append("task document could not be read")
+            return None
+        instance = self.trace.protocol.instance_hash
+        if task.instance_id != instance:
+            problems.append(f"task document names instance {short(task.instance_id)}, not {short(instance)}")
+        if task.state_name != state.state_name or task.event_id != state.event_id:
+            problems.append(
+                f"task document is of state {task.state_name[:60]!r} (event {task.event_id}), not of "
+                f"{str(state.state_name)[:60]!r} (event {state.event_id})"
+            )
+        return task
 
     # ------------------------------------------------------------------ the document and what it says
 

@@ -35,11 +35,20 @@ from tracker.chain.contract import Mode, TrackerContract
 from tracker.documents.protocol import InstanceProtocol
 from tracker.verify.chain import ChainView, read_chain
 from tracker.verify.checks import certificate_check, ens_check, fetch_protocol, not_checked_after_fetch
-from tracker.verify.content import Content, InstanceContent, read_end, read_instance, read_state
+from tracker.verify.content import (
+    Content,
+    InstanceContent,
+    ModelContent,
+    read_end,
+    read_instance,
+    read_model,
+    read_state,
+    read_task,
+)
 from tracker.verify.download import Deadline, DownloadBatch, Downloader, Fetched, HostPolicy, Job, origin_of
 from tracker.verify.ends import model_check
 from tracker.verify.report import CHECK_ENS, CheckResult, VerificationReport, VerifyOptions
-from tracker.verify.states import Trace, judge_states, states_check
+from tracker.verify.states import StateJudge, Trace, judge_states, states_check
 
 NO_CHAIN = "no chain reachable"
 
@@ -48,10 +57,11 @@ NO_CHAIN = "no chain reachable"
 class _Downloads:
     """The documents of one protocol, fetched once per distinct URL."""
 
-    model: Fetched[None]
+    model: Fetched[Content]
     instance: Fetched[Content]
     states: list[Fetched[Content]]
     ends: dict[str, Fetched[Content]]
+    tasks: dict[str, Fetched[Content]]
 
 
 def _owner_of(protocol: InstanceProtocol) -> str | None:
@@ -81,9 +91,16 @@ class _Fetcher:
         if key in self.index:
             return
         options = self.options
-        readers = {"state": read_state, "end": read_end, "instance": read_instance}
+        readers = {
+            "state": read_state,
+            "end": read_end,
+            "instance": read_instance,
+            "task": read_task,
+            "model": read_model,
+        }
         parse = partial(readers[kind], max_depth=options.max_depth) if kind in readers else None
-        keep = options.content_limit if parse is not None else 0
+        # the model is read only for its Task states: within the size of any document, never refused for its size
+        keep = (options.max_document_bytes if kind == "model" else options.content_limit) if parse is not None else 0
         self.index[key] = len(self.jobs)
         self.jobs.append(Job(key[0], options.max_document_bytes, parse, keep))
 
@@ -121,8 +138,10 @@ def verify_protocol(
     connected: bool = True,
     url_given_by_user: bool = True,
     no_contract: str | None = None,
+    aws_session: Any = None,
 ) -> VerificationReport:
-    """Runs the five checks on the protocol at `url` against `tracker`.
+    """Runs the five checks on the protocol at `url` against `tracker`; with `aws_session`, also
+    compares each state's recorded code with what Lambda and ECS say today (`tracker.verify.drift`).
 
     `tracker` None: no contract is known (`no_contract` says why) and, unless `connected` is
     False, the chain is still reached for ENS. `url_given_by_user`: the URL's own origin may be a
@@ -159,6 +178,8 @@ def verify_protocol(
         fetcher.add(protocol.model_data, "model")
         for entry in entries:
             fetcher.add(entry.state_data, "state")
+            if entry.task_data:
+                fetcher.add(entry.task_data, "task")
         for attempt in protocol.attempts:
             fetcher.add(attempt.end_data, "end")
         batch = fetcher.start()
@@ -186,8 +207,11 @@ def verify_protocol(
             fetcher.result(protocol.instance_data, "instance"),
             [fetcher.result(entry.state_data, "state") for entry in entries],
             {attempt.end_data: fetcher.result(attempt.end_data, "end") for attempt in protocol.attempts},
+            {entry.task_data: fetcher.result(entry.task_data, "task") for entry in entries if entry.task_data},
         )
-    trace = Trace(protocol, downloads.states, execution_id)
+    model_content = downloads.model.content if downloads.model.sha256 == protocol.model_hash else None
+    task_states = model_content.task_states if isinstance(model_content, ModelContent) else None
+    trace = Trace(protocol, downloads.states, execution_id, downloads.tasks, task_states)
     say("checking the states, ENS and the certificate")
     rows = judge_states(trace, view)
     contract = tracker.address.lower().removeprefix("0x") if tracker is not None else None
@@ -217,8 +241,23 @@ def verify_protocol(
         contract=contract,
         contract_is_canonical=tracker.is_canonical if tracker is not None else None,
     )
+    if aws_session is not None:
+        report.code_today = _code_today(trace, view, aws_session)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _code_today(trace: Trace, view: ChainView | None, session: Any) -> list[Any]:
+    from tracker.verify.drift import CodeToday
+
+    judge = StateJudge(trace, view)
+    today = CodeToday(session)
+    results = []
+    for position in range(len(trace.ids)):
+        task = judge.task_content(position)
+        if task is not None:
+            results.append(today.compare(position, task))
+    return results
 
 
 def _mode(view: ChainView | None) -> str | None:

@@ -1,0 +1,114 @@
+"""Task documents into the analysis tables: the code identity of each state (`state_task`).
+
+The chain holds state ids only; what a state ran is in its published state and task documents.
+`load_task_documents` reads a publish directory's `documents/` (the tracker's own output, or a
+copy of a publisher's), keeps a document only when its bytes hash to the id it is named by, and
+a task document only when its state document names it and it names that state (instance, state
+name, entered event). Loading again replaces nothing that is already there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tracker.documents.ids import ID_PATTERN, sha256_hex
+from tracker.errors import ConfigurationError
+
+INSERT_STATE_TASK = """
+INSERT INTO state_task (state_id, task_id, instance_document, state_name, entered_at, state_type, service, integration,
+    code_identity, function_arn, function_version, code_sha256, image_digest, task_definition_arn, containers, data)
+VALUES (%(state_id)s, %(task_id)s, %(instance)s, %(state_name)s, to_timestamp(%(entered_ms)s / 1000.0), %(state_type)s, %(service)s, %(integration)s,
+    %(code_identity)s, %(function_arn)s, %(function_version)s, %(code_sha256)s, %(image_digest)s,
+    %(task_definition_arn)s, %(containers)s, %(data)s)
+ON CONFLICT (state_id) DO NOTHING
+"""
+
+
+@dataclass
+class TaskLoad:
+    """What a load found: state documents naming a task, rows added, documents refused (and why)."""
+
+    states_with_tasks: int = 0
+    added: int = 0
+    refused: int = 0
+    first_refusal: str | None = None
+
+    def refuse(self, reason: str) -> None:
+        self.refused += 1
+        self.first_refusal = self.first_refusal or reason
+
+
+def _document(directory: Path, identifier: str) -> Any:
+    path = directory / f"{identifier}.json"
+    data = path.read_bytes()
+    if sha256_hex(data) != identifier:
+        raise ValueError(f"{path.name} does not hash to its name")
+    return json.loads(data)
+
+
+def task_rows(directory: Path, load: TaskLoad) -> list[dict[str, Any]]:
+    """The `state_task` rows of every state document in `directory` that names a task document."""
+    rows = []
+    for path in sorted(directory.glob("*.json")):
+        identifier = path.stem
+        if not ID_PATTERN.match(identifier):
+            continue
+        try:
+            state = _document(directory, identifier)
+        except (OSError, ValueError) as error:
+            load.refuse(str(error))
+            continue
+        if not isinstance(state, dict) or state.get("kind") != "state" or "task_id" not in state:
+            continue
+        load.states_with_tasks += 1
+        try:
+            task = _document(directory, str(state["task_id"]))
+        except (OSError, ValueError) as error:
+            load.refuse(f"state {identifier[:12]}…: task document {str(state['task_id'])[:12]}…: {error}")
+            continue
+        same_state = all(task.get(key) == state.get(key) for key in ("instance_id", "state_name", "event_id"))
+        if task.get("kind") != "task" or not same_state:
+            load.refuse(f"state {identifier[:12]}…: its task document is not of that state")
+            continue
+        code = task.get("code") or {}
+        rows.append(
+            {
+                "state_id": bytes.fromhex(identifier),
+                "task_id": bytes.fromhex(str(state["task_id"])),
+                "instance": bytes.fromhex(str(state["instance_id"])),
+                "state_name": str(task["state_name"]),
+                "entered_ms": int(state.get("timestamp_ms") or 0),
+                "state_type": str(task.get("state_type")),
+                "service": str(task.get("service")),
+                "integration": task.get("integration"),
+                "code_identity": str(task.get("code_identity")),
+                "function_arn": code.get("function_arn"),
+                "function_version": code.get("version"),
+                "code_sha256": code.get("code_sha256"),
+                "image_digest": code.get("image_digest"),
+                "task_definition_arn": code.get("task_definition_arn"),
+                "containers": json.dumps(code["containers"]) if "containers" in code else None,
+                "data": json.dumps(task.get("data") or []),
+            }
+        )
+    return rows
+
+
+def load_task_documents(connection: psycopg.Connection, publish_dir: Path) -> TaskLoad:
+    """Loads the code identity of every state in `publish_dir` (the schema must be migrated and on
+    the connection's search path)."""
+    directory = Path(publish_dir) / "documents"
+    if not directory.is_dir():
+        raise ConfigurationError(f"--documents {publish_dir}: no documents/ directory (a tracker's publish directory)")
+    load = TaskLoad()
+    rows = task_rows(directory, load)
+    with connection.transaction(), connection.cursor() as cursor:
+        for row in rows:
+            cursor.execute(INSERT_STATE_TASK, row)
+            load.added += cursor.rowcount
+    return load
