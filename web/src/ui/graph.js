@@ -68,7 +68,7 @@ export function drawGraph(definition, visited = new Set(), path = new Set()) {
     row.forEach((name, i) => place.set(name, { x: (total - rowWidth) / 2 + i * (width + gap), y, h: heightOf(name) }));
     y += tallest + rowGap;
   }
-  const svg = element("svg", { viewBox: `0 0 ${total} ${y}`, role: "img", "aria-label": "state machine graph", class: "graph" });
+  const svg = element("svg", { viewBox: `0 0 ${total} ${y}`, width: total, height: y, role: "img", "aria-label": "state machine graph", class: "graph" });
   const defs = element("defs");
   for (const [id, cls] of [["arrow", "edge"], ["arrow-taken", "edge taken"]]) {
     const marker = element("marker", { id, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" });

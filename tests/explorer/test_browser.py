@@ -1,0 +1,114 @@
+"""The explorer in a real browser: Debian's Chromium, headless, opens the page served by
+`ape run serve`'s server over TLS on loopback, reads anvil (ENS installed as Sepolia has it) and
+the protocol server, and must reach the verdict `ape run verify` reaches; a tampered document is
+named by its state and its check.
+
+Needs anvil (ENS via anvil_setCode): `ape test tests/explorer --network ethereum:local:foundry`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracker.dev import ens as dev_ens
+from tracker.identity import ens
+from tracker.publish.server import serve_in_thread
+from tracker.verify.report import VerifyOptions
+from tracker.verify.verifier import verify_protocol
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "verify"))
+import browser  # noqa: E402
+from verify_fixtures import publish_execution, register_certificate, serve  # noqa: E402, F401
+
+NAME = "explorer-client.eth"
+pytestmark = pytest.mark.anvil
+
+
+@pytest.fixture(scope="module", autouse=True)
+def on_anvil(chain):
+    if chain.provider.name != "foundry":
+        pytest.skip("needs anvil (ENS via anvil_setCode): ape test tests/explorer --network ethereum:local:foundry")
+    reason = browser.missing()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def local_ens(on_anvil, accounts):
+    return dev_ens.install_local_ens(accounts[0])
+
+
+@pytest.fixture(scope="module")
+def driver(on_anvil):
+    started = browser.start_browser()
+    yield started
+    started.quit()
+
+
+@pytest.fixture
+def explorer(tmp_path):
+    """The explorer served by a server of its own (another origin than the protocol's: the page
+    may be hosted anywhere)."""
+    empty = tmp_path / "explorer-root"
+    empty.mkdir()
+    server = serve_in_thread(empty, "127.0.0.1", 0, tls_dir=tmp_path / "explorer-tls", explorer=browser.WEB_DIST)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def linked(publish_execution, accounts, local_ens):
+    client = accounts[6]
+    published = publish_execution(client, states=6)
+    if ens.name_holding(NAME).holder is None:
+        dev_ens.register_name(client, NAME)
+    ens.link_identity(client, NAME, published.server.origin)
+    return published
+
+
+def page_url(explorer, chain, published) -> str:
+    return (
+        f"{explorer.url('explorer/')}?rpc={chain.provider.uri}&contract={published.tracker.address}#{published.url}"
+    )
+
+
+def test_the_page_verifies_what_ape_run_verify_verifies(driver, explorer, linked, chain, tmp_path):
+    python = verify_protocol(linked.url, linked.tracker, VerifyOptions(timeout=3.0))
+    assert python.verdict == "passed"
+    driver.get(page_url(explorer, chain, linked))
+    assert browser.wait_for_verdict(driver) == "passed in this browser"
+    checks = browser.checks(driver)
+    for name in ("protocol_tls", "states", "model_instance", "ens"):
+        assert checks[name]["ok"] == "true", checks[name]
+    # Checks 2 to 4 in the same words as the command.
+    assert checks["states"]["reason"] == python.check("states").reason
+    assert checks["model_instance"]["reason"] == python.check("model_instance").reason
+    assert checks["ens"]["reason"] == python.check("ens").reason
+    # Check 5: what the chain says is checked, the presented certificate is not, and it says so.
+    assert checks["certificate"]["ok"] == "null"
+    assert "fingerprint not comparable here: run `ape run verify` for check 5" in checks["certificate"]["reason"]
+    states = browser.rows(driver, "#timeline tbody tr")
+    assert [row["ok"] for row in states] == ["true"] * 6
+    for row, result in zip(states, python.states):
+        assert result.reason in row["text"]
+    driver.save_screenshot(str(tmp_path / "explorer.png"))
+
+
+def test_a_tampered_state_document_is_named_by_state_and_check(driver, explorer, linked, chain):
+    documents = Path(linked.root) / "documents"
+    target = documents / f"{linked.execution.state_ids[3]}.json"
+    target.write_bytes(target.read_bytes().replace(b'"seq":3', b'"seq":3 '))
+    python = verify_protocol(linked.url, linked.tracker, VerifyOptions(timeout=3.0))
+    driver.get(page_url(explorer, chain, linked))
+    assert browser.wait_for_verdict(driver) == "failed"
+    verdict = driver.find_element("id", "verdict").text
+    assert "state 3" in verdict and "2. states registered in order" in verdict
+    states = browser.rows(driver, "#timeline tbody tr")
+    assert [row["ok"] for row in states] == ["true", "true", "true", "false", "true", "true"]
+    assert python.states[3].reason in states[3]["text"]
+    assert browser.checks(driver)["states"]["reason"] == python.check("states").reason
