@@ -54,7 +54,9 @@ def wait_for_verdict(driver: Any, timeout: float = 60.0) -> str:
         if done:
             return str(done)
         time.sleep(0.05)
-    raise TimeoutError(f"no verdict within {timeout:.0f} s; the page says: {driver.find_element('tag name', 'main').text[:2000]}")
+    raise TimeoutError(
+        f"no verdict within {timeout:.0f} s; the page says: {driver.find_element('tag name', 'main').text[:2000]}"
+    )
 
 
 def rows(driver: Any, selector: str) -> list[dict[str, str]]:

@@ -8,9 +8,9 @@ Needs anvil (ENS via anvil_setCode): `ape test tests/explorer --network ethereum
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import browser
 import pytest
 
 from tracker.dev import ens as dev_ens
@@ -18,12 +18,6 @@ from tracker.identity import ens
 from tracker.publish.server import serve_in_thread
 from tracker.verify.report import VerifyOptions
 from tracker.verify.verifier import verify_protocol
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "verify"))
-import browser  # noqa: E402
-from verify_fixtures import publish_execution, register_certificate, serve  # noqa: E402, F401
 
 NAME = "explorer-client.eth"
 pytestmark = pytest.mark.anvil
@@ -72,9 +66,7 @@ def linked(publish_execution, accounts, local_ens):
 
 
 def page_url(explorer, chain, published) -> str:
-    return (
-        f"{explorer.url('explorer/')}?rpc={chain.provider.uri}&contract={published.tracker.address}#{published.url}"
-    )
+    return f"{explorer.url('explorer/')}?rpc={chain.provider.uri}&contract={published.tracker.address}#{published.url}"
 
 
 def test_the_page_verifies_what_ape_run_verify_verifies(driver, explorer, linked, chain, tmp_path):

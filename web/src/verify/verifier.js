@@ -131,7 +131,7 @@ export async function verifyProtocol({ url, rpcUrl, contract, contractIsCanonica
   const instanceJob = add(protocol.instance_data, "instance");
   const modelJob = add(protocol.model_data, "model");
   const stateJobs = entries.map((entry) => add(entry.state_data, "state"));
-  const endJobs = protocol.attempts.map((attempt) => add(attempt.end_data, "end"));
+  for (const attempt of protocol.attempts) add(attempt.end_data, "end");
   const results = new Array(jobs.length);
   const positionsOf = new Map();
   stateJobs.forEach((job, position) => positionsOf.set(job, [...(positionsOf.get(job) ?? []), position]));
@@ -173,22 +173,43 @@ export async function verifyProtocol({ url, rpcUrl, contract, contractIsCanonica
   say("chain", { view, notRead, chainId });
   await downloads;
 
-  const heads = execution !== null ? chainHeads(execution, protocol.model_hash, protocol.instance_hash, entries.map((e) => e.state_hash)) : null;
-  const trace = makeTrace(protocol, stateJobs.map((i) => results[i]), execution, heads);
-  report.documents = { model: results[modelJob], instance: results[instanceJob], states: trace.documents };
-  report.states = judgeStates(trace, view);
-  const states = statesCheck(trace, report.states, view, chainId, report.contract, notRead);
-  const endDocuments = new Map(protocol.attempts.map((attempt, i) => [attempt.end_data, results[endJobs[i]]]));
-  const ends = modelCheck(trace, results[modelJob], results[instanceJob], endDocuments, view, notRead, states.inProgress);
-  report.attempts = ends.attempts;
-  report.status = ends.status;
-  report.statusText = ends.statusText;
-  report.checks.push(states.check, ends.check);
+  const judged = judgeDocuments(protocol, (link, kind) => results[index.get(`${kind} ${absolute(link, url)}`)], execution, view, chainId, report.contract, notRead);
+  report.documents = judged.documents;
+  report.states = judged.states;
+  report.attempts = judged.attempts;
+  report.status = judged.status;
+  report.statusText = judged.statusText;
+  report.checks.push(judged.statesCheck, judged.modelCheck);
   say("check", { checks: report.checks, states: report.states, attempts: report.attempts });
   const gateways = [];
   report.checks.push(client !== null ? await ensCheck(client, owner, url, undefined, gateways) : checkResult(CHECK_ENS, null, "not checked: no chain reachable"));
   report.checks.push(await certificateCheck(view, owner, notRead));
   return finish();
+}
+
+/**
+ * Checks 2 and 3 with every state and attempt row, from the downloads (`fetched(link, kind)`) and
+ * the chain view: what the shared cases (tests/explorer/verify_cases.json) compare with Python.
+ */
+export function judgeDocuments(protocol, fetched, execution, view, chainId, contract, notRead) {
+  const entries = protocol.instance_protocol;
+  const heads = execution !== null ? chainHeads(execution, protocol.model_hash, protocol.instance_hash, entries.map((e) => e.state_hash)) : null;
+  const trace = makeTrace(protocol, entries.map((entry) => fetched(entry.state_data, "state")), execution, heads);
+  const states = judgeStates(trace, view);
+  const check2 = statesCheck(trace, states, view, chainId, contract, notRead);
+  const endDocuments = new Map(protocol.attempts.map((attempt) => [attempt.end_data, fetched(attempt.end_data, "end")]));
+  const model = fetched(protocol.model_data, "model");
+  const instance = fetched(protocol.instance_data, "instance");
+  const check3 = modelCheck(trace, model, instance, endDocuments, view, notRead, check2.inProgress);
+  return {
+    documents: { model, instance, states: trace.documents },
+    states,
+    attempts: check3.attempts,
+    status: check3.status,
+    statusText: check3.statusText,
+    statesCheck: check2.check,
+    modelCheck: check3.check,
+  };
 }
 
 function notCheckedAfterFetch(reason) {
