@@ -14,6 +14,7 @@ import browser
 import pytest
 
 from tracker.dev import ens as dev_ens
+from tracker.dev import explorer as page
 from tracker.identity import ens
 from tracker.publish.server import serve_in_thread
 from tracker.verify.report import VerifyOptions
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.anvil
 def on_anvil(chain):
     if chain.provider.name != "foundry":
         pytest.skip("needs anvil (ENS via anvil_setCode): ape test tests/explorer --network ethereum:local:foundry")
-    reason = browser.missing()
+    reason = page.missing(browser.PROJECT_ROOT)
     if reason:
         pytest.skip(reason)
 
@@ -39,7 +40,7 @@ def local_ens(on_anvil, accounts):
 
 @pytest.fixture(scope="module")
 def driver(on_anvil):
-    started = browser.start_browser()
+    started = page.start_browser()
     yield started
     started.quit()
 
@@ -50,7 +51,9 @@ def explorer(tmp_path):
     may be hosted anywhere)."""
     empty = tmp_path / "explorer-root"
     empty.mkdir()
-    server = serve_in_thread(empty, "127.0.0.1", 0, tls_dir=tmp_path / "explorer-tls", explorer=browser.WEB_DIST)
+    server = serve_in_thread(
+        empty, "127.0.0.1", 0, tls_dir=tmp_path / "explorer-tls", explorer=page.built_explorer(browser.PROJECT_ROOT)
+    )
     yield server
     server.stop()
 
@@ -73,7 +76,7 @@ def test_the_page_verifies_what_ape_run_verify_verifies(driver, explorer, linked
     python = verify_protocol(linked.url, linked.tracker, VerifyOptions(timeout=3.0))
     assert python.verdict == "passed"
     driver.get(page_url(explorer, chain, linked))
-    assert browser.wait_for_verdict(driver) == "passed in this browser"
+    assert page.wait_for_verdict(driver).verdict == "passed in this browser"
     checks = browser.checks(driver)
     for name in ("protocol_tls", "states", "model_instance", "ens"):
         assert checks[name]["ok"] == "true", checks[name]
@@ -97,7 +100,7 @@ def test_a_tampered_state_document_is_named_by_state_and_check(driver, explorer,
     target.write_bytes(target.read_bytes().replace(b'"seq":3', b'"seq":3 '))
     python = verify_protocol(linked.url, linked.tracker, VerifyOptions(timeout=3.0))
     driver.get(page_url(explorer, chain, linked))
-    assert browser.wait_for_verdict(driver) == "failed"
+    assert page.wait_for_verdict(driver).verdict == "failed"
     verdict = driver.find_element("id", "verdict").text
     assert "state 3" in verdict and "2. states registered in order" in verdict
     states = browser.rows(driver, "#timeline tbody tr")
