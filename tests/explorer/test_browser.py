@@ -107,3 +107,32 @@ def test_a_tampered_state_document_is_named_by_state_and_check(driver, explorer,
     assert [row["ok"] for row in states] == ["true", "true", "true", "false", "true", "true"]
     assert python.states[3].reason in states[3]["text"]
     assert browser.checks(driver)["states"]["reason"] == python.check("states").reason
+
+
+def test_an_instance_id_and_the_publishers_ens_name_find_the_protocol(driver, explorer, linked, chain):
+    query = (
+        f"instance={linked.execution.instance_id}&ens={NAME}&rpc={chain.provider.uri}&contract={linked.tracker.address}"
+    )
+    driver.get(f"{explorer.url('explorer/')}?{query}")
+    assert page.wait_for_verdict(driver).verdict == "passed in this browser"
+    assert driver.find_element("id", "protocol-url").get_attribute("value") == linked.url
+
+
+def test_the_page_fits_a_phone_width(driver, explorer, linked, chain, tmp_path):
+    # A phone as Chromium's device emulation makes one: a 390 px wide layout viewport.
+    metrics = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        driver.get(page_url(explorer, chain, linked))
+        assert page.wait_for_verdict(driver).verdict == "passed in this browser"
+        # Only the tables and the graph scroll sideways, inside their own boxes; the page does not.
+        overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        wide = driver.execute_script(
+            "return Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > "
+            "window.innerWidth + 1 && !e.parentElement.closest('.table, .graph-box')).slice(0, 5)"
+            ".map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"
+        )
+        driver.save_screenshot(str(tmp_path / "phone.png"))
+        assert overflow <= 0, f"the page is {overflow} px wider than the window: {wide}"
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

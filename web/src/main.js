@@ -165,6 +165,9 @@ async function locate(ens, instance, rpc) {
 }
 
 async function run(address) {
+  delete document.body.dataset.done;
+  delete document.body.dataset.timings;
+  delete document.body.dataset.seconds;
   setVerdict("running", "Verifying…");
   drawChecks([]);
   let url = address.protocol;
@@ -228,6 +231,7 @@ async function run(address) {
   $("progress").textContent = `${seconds} s`;
   document.body.dataset.done = report.browserVerdict;
   document.body.dataset.seconds = seconds;
+  document.body.dataset.timings = JSON.stringify(report.timings ?? {});
   $("browser-note").textContent = `Chain: ${address.rpc}; contract ${contract}${canonical ? " (canonical)" : " (given, not the canonical one)"}.`;
 }
 
@@ -243,5 +247,10 @@ $("open").addEventListener("submit", (event) => {
   const next = { protocol: $("protocol-url").value.trim(), instance: $("instance-id").value.trim(), ens: $("ens-name").value.trim(), rpc, contract: $("contract").value.trim() || TRACKER.canonical };
   if (next.protocol) history.replaceState(null, "", `${location.pathname}${location.search}#${next.protocol}`);
   run(next);
+});
+// A new protocol in the address (#<url>) is a new verification, without reloading the page.
+window.addEventListener("hashchange", () => {
+  const next = readAddress();
+  if (next.protocol && next.protocol !== $("protocol-url").value) run(next);
 });
 if (address.protocol || (address.instance && address.ens)) run(address);

@@ -44,7 +44,10 @@ export async function fetchDocument(url, kind, maxBytes = LIMITS.maxDocumentByte
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), LIMITS.timeoutMs);
   try {
-    const response = await fetcher(url, { credentials: "omit", cache: "no-cache", signal: controller.signal, redirect: "error" });
+    // A protocol grows, so it is revalidated; a document is immutable and hashed here whatever a
+    // cache hands back, so the browser's cache may serve it as the server allows (a year).
+    const cache = kind === "protocol" ? "no-cache" : "default";
+    const response = await fetcher(url, { credentials: "omit", cache, signal: controller.signal, redirect: "error" });
     if (response.status !== 200) return { url, ok: false, sha256: null, error: `HTTP ${response.status} ${response.statusText} for ${url}`.replace("  ", " ") };
     const bytes = await bodyOf(response, maxBytes, url);
     const digest = await sha256Hex(bytes);
@@ -78,11 +81,17 @@ const absolute = (link, base) => new URL(link, base).href;
  */
 export async function verifyProtocol({ url, rpcUrl, contract, contractIsCanonical = true, abi, deploymentBlock = 0, onEvent = () => {}, fetcher = fetch }) {
   const started = performance.now();
+  const timings = {};
+  const mark = (name) => {
+    timings[name] = Math.round(performance.now() - started);
+  };
   const say = (type, detail) => onEvent({ type, ...detail });
   const report = { url, checks: [], states: [], attempts: [], verdict: "incomplete", contract: contract?.slice(2).toLowerCase() ?? null, contractIsCanonical };
   const finish = () => {
     report.verdict = verdictOf([...report.checks, ...report.states, ...report.attempts]);
     report.browserVerdict = browserVerdict(report);
+    mark("done");
+    report.timings = timings;
     report.seconds = (performance.now() - started) / 1000;
     say("report", { report });
     return report;
@@ -115,6 +124,7 @@ export async function verifyProtocol({ url, rpcUrl, contract, contractIsCanonica
   report.protocol = protocol;
   const owner = ownerOf(protocol);
   report.owner = owner;
+  mark("protocol");
   say("protocol", { protocol, owner, check: report.checks[0] });
 
   // Each distinct (URL, kind) once, the instance document first (it may give the execution id).
@@ -170,8 +180,10 @@ export async function verifyProtocol({ url, rpcUrl, contract, contractIsCanonica
   } else notRead = "no chain reachable (no JSON-RPC endpoint given)";
   report.chainId = chainId;
   report.view = view;
+  mark("chain");
   say("chain", { view, notRead, chainId });
   await downloads;
+  mark("documents");
 
   const judged = judgeDocuments(protocol, (link, kind) => results[index.get(`${kind} ${absolute(link, url)}`)], execution, view, chainId, report.contract, notRead);
   report.documents = judged.documents;
@@ -180,9 +192,11 @@ export async function verifyProtocol({ url, rpcUrl, contract, contractIsCanonica
   report.status = judged.status;
   report.statusText = judged.statusText;
   report.checks.push(judged.statesCheck, judged.modelCheck);
+  mark("checks_2_3");
   say("check", { checks: report.checks, states: report.states, attempts: report.attempts });
   const gateways = [];
   report.checks.push(client !== null ? await ensCheck(client, owner, url, undefined, gateways) : checkResult(CHECK_ENS, null, "not checked: no chain reachable"));
+  mark("check_4");
   report.checks.push(await certificateCheck(view, owner, notRead));
   return finish();
 }
