@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tracker.chain.contract import AnchorRecord, InstanceRecord, Mode, Status, instance_key
+from tracker.chain.merkle import MerkleTree, state_leaf
 from tracker.documents.facts import EndFacts, InstanceFacts, StateFacts, chain_head, model_document
 from tracker.documents.ids import sha256_hex
 from tracker.documents.protocol import InstanceProtocol
@@ -243,6 +244,40 @@ def _foreign(case: dict[str, Any]) -> None:
     case["chain"] = None
 
 
+def _anchor(case: dict[str, Any]) -> None:
+    """The same execution in anchored mode: its 4 states under one Merkle root, anchored by the
+    owner in block 11, pinned by the termination in block 12."""
+    chain, protocol = case["chain"], case["protocol"]
+    execution = chain["execution_id"]
+    ids = [entry["state_hash"] for entry in protocol["instance_protocol"]]
+    tree = MerkleTree.build([state_leaf(execution, state_id, seq) for seq, state_id in enumerate(ids)])
+    root = tree.root.hex()
+    protocol["mode"] = "anchored"
+    for seq, entry in enumerate(protocol["instance_protocol"]):
+        entry.update(
+            merkle_root=root,
+            merkle_proof=[p.hex() for p in tree.proof(seq)],
+            block_nr=11,
+            transaction_hash=_tx("b"),
+            timestamp=1_700_000_011,
+        )
+    chain["instance"].update(mode="anchored", head=None)
+    chain["registration"]["mode"] = "anchored"
+    chain["states"] = []
+    chain["anchorings"] = {
+        root: [
+            {"submitter": OWNER, "root": root, "leaf_count": 4, "block": 11, "log_index": 0, "transaction": _tx("b")}
+        ]
+    }
+    chain["anchor_records"] = [{"submitter": OWNER, "root": root, "anchored_at": 11, "leaf_count": 4}]
+
+
+def _anchor_with_a_wrong_proof(case: dict[str, Any]) -> None:
+    _anchor(case)
+    entry = _entry(case, 1)
+    entry["merkle_proof"] = list(reversed(entry["merkle_proof"]))
+
+
 def cases() -> list[dict[str, Any]]:
     def sender(case: dict[str, Any]) -> None:
         case["chain"]["senders"][_tx("b")] = STRANGER
@@ -327,6 +362,12 @@ def cases() -> list[dict[str, Any]]:
             "protocol names another chain",
             {"states": False, "contains": "protocol names chain id 1, verified on chain id 31337"},
             lambda c: c["protocol"].update(chain_id=1),
+        ),
+        _tampered("anchored under one root", {"states": True, "rows": "all true"}, _anchor),
+        _tampered(
+            "anchored, a proof that does not lead to the root",
+            {"row": 1, "ok": False, "contains": "Merkle proof does not lead from (execution, state, seq 1)"},
+            _anchor_with_a_wrong_proof,
         ),
         _tampered(
             "the chain not read",
