@@ -45,5 +45,9 @@ def cli(work_dir, executions):
     console.print(table)
     console.print(result.sql_hint)
     console.print(f"Logs of every step: {config.work_dir / 'logs'}")
+    # Whole, unwrapped, so it can be copied into a browser (it also verifies there).
+    if "explorer" in result.figures:
+        console.print(f"Explorer: {result.figures['explorer']}", soft_wrap=True)
+        console.print(f"Screenshot: {result.figures.get('explorer screenshot')}", soft_wrap=True)
     if result.verdict != "passed":
         raise SystemExit(1)

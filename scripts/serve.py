@@ -10,6 +10,8 @@ from tracker.cli.boundary import command_boundary
 from tracker.publish.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TLS_DIR, ServerLimits, serve_in_thread
 
 DEFAULTS = ServerLimits()
+# The explorer as bin/setup builds it (web/build.mjs), served unless --explorer-dir names another.
+BUILT_EXPLORER = Path(__file__).resolve().parent.parent / "web" / "dist"
 
 
 @click.command()
@@ -29,7 +31,8 @@ DEFAULTS = ServerLimits()
     "--explorer-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Directory of the browser explorer's static files, served under /explorer/.",
+    help="Directory of the browser explorer's static files, served under /explorer/ "
+    "[default: this repository's web/dist, when bin/setup has built it].",
 )
 @click.option(
     "--head-timeout",
@@ -83,6 +86,8 @@ def cli(
         max_connections_per_client=max_connections_per_client,
     )
     log = None if quiet else click.echo
+    if explorer_dir is None and BUILT_EXPLORER.is_dir():
+        explorer_dir = BUILT_EXPLORER
     server = serve_in_thread(directory, host, port, cert, key, tls_dir, log, explorer=explorer_dir, limits=limits)
     try:
         origin = "generated self-signed" if server.tls.generated else "certificate"

@@ -14,7 +14,10 @@
    `ape run serve` publishes over HTTPS; `ape run index` loads Postgres; `ape run verify` proves
    the redriven execution, final, one trace across both attempts, and shows what each Task
    state ran (the Lambda version and its code sha256).
-5. A summary, with the code identity per state of the verified execution; every background process is stopped, also on Ctrl-C or failure.
+5. The explorer page (served by `ape run serve` under /explorer/) opened on the verified protocol in
+   headless Chromium, when it is installed: its verdict, and a screenshot in the work directory.
+6. A summary, with the code identity per state of the verified execution; every background
+   process is stopped, also on Ctrl-C or failure.
 
 Each step runs the same `ape run` command an operator would run in production, with
 `--network`, AWS settings and DATABASE_URL pointing at the local stand-ins.
@@ -33,6 +36,7 @@ from typing import Any
 
 from rich.console import Console
 
+from tracker.dev import explorer
 from tracker.dev.services import ServiceStack, free_port
 from tracker.errors import TrackerError, one_line
 
@@ -376,6 +380,7 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
             stdin=subprocess.DEVNULL,
         )
         result.verdict = "passed" if verification.returncode == 0 else f"failed (exit {verification.returncode})"
+        result.figures |= explore(config, origin, protocol_url, demo.env["APE_FOUNDRY_HOST"], console)
         states = int(tracked.get("states_registered", 0)) + int(retracked.get("states_registered", 0))
         gas = int(tracked.get("gas_used", 0)) + int(retracked.get("gas_used", 0))
         failed = sum(status != "SUCCEEDED" for status in executions.values())
@@ -389,6 +394,7 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
             "events indexed": indexed.get("summary", {}).get("events", "?"),
             "protocols published": len(protocols),
             "verified": protocol_url,
+            **result.figures,
         }
         ran = code_identity_per_state(redriven_protocol)
         shown = sorted(set(ran), key=ran.index)
@@ -399,6 +405,27 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
             demo.env["DATABASE_URL"], stack_embedded=demo.env["DATABASE_URL"] != os.environ.get("DATABASE_URL")
         )
     return result
+
+
+def explore(config: DemoConfig, origin: str, protocol_url: str, rpc_url: str, console: Console) -> dict[str, Any]:
+    """The explorer page on the verified protocol, opened in headless Chromium when it is here:
+    its URL, the verdict it reached in the browser and a screenshot in the work directory."""
+    url = explorer.page_url(origin, protocol_url, rpc_url)
+    figures: dict[str, Any] = {"explorer": url}
+    console.print(f"[bold]> The explorer page[/bold] {url}")
+    reason = explorer.missing(config.project_root)
+    if reason is not None:
+        figures["explorer screenshot"] = f"not taken: {reason}"
+        return figures
+    path = config.work_dir / "explorer.png"
+    try:
+        found = explorer.screenshot(url, path)
+    except Exception as error:  # the browser or its driver failed: the demo's verdict stands without it
+        figures["explorer screenshot"] = f"not taken: {one_line(error)}"
+        return figures
+    figures["explorer verdict"] = f"{found.verdict} ({found.seconds:.2f} s in the browser)"
+    figures["explorer screenshot"] = str(path)
+    return figures
 
 
 def redriven_protocol_of(publish_dir: Path, protocols: list[str]) -> Path:
