@@ -676,7 +676,11 @@ class _ArraySlices:
 
     START = re.compile(rb'"result"\s*:\s*\[')
     BOUNDARY = re.compile(rb"\}\s*,\s*\{")
-    END = re.compile(rb"\}\s*\]|^\s*\]")
+    # The array's end: after its last item, or at once (an empty array). Two patterns, not one
+    # alternation: a pattern that starts with a literal is searched at C speed, `|^...` is tried
+    # at every position (35 times slower, most of the reading time of a large backfill).
+    END = re.compile(rb"\}\s*\]")
+    EMPTY = re.compile(rb"\s*\]")
     OVERLAP = 8
 
     def __init__(self, what: str) -> None:
@@ -702,7 +706,9 @@ class _ArraySlices:
             self.started = True
             self.buffer = self.buffer[found.end() :]
             fresh = 0
-        end = self.END.search(self.buffer, fresh)
+        end = self.EMPTY.match(self.buffer) if fresh == 0 else None
+        if end is None:
+            end = self.END.search(self.buffer, fresh)
         if end is not None:  # the array closes in this chunk: the rest of the answer is not needed
             self.ended = True
             items = self.buffer[: end.start() + 1].strip() if end.group().lstrip().startswith(b"}") else b""
