@@ -292,6 +292,10 @@ class JsonRpc:
         self._pacer = _Pacer(budget.per_second, budget.burst) if budget is not None else None
         self._batch_cap: int | None = None
         self._batches_refused = False
+        # A batch larger than any the provider accepted so far goes alone (a probe), so that threads
+        # reading at once learn a batch cap or a refusal from one refusal, not one each.
+        self._probe = threading.RLock()
+        self._accepted = 1
 
     @classmethod
     def from_provider(cls, provider: Any, options: RpcOptions | None = None) -> JsonRpc:
@@ -379,6 +383,23 @@ class JsonRpc:
         if len(chunk) == 1:
             method, params = chunk[0]
             return [self._call(method, params, result_type, policy)]
+        if len(chunk) <= self._accepted:
+            return self._run_batch(chunk, result_type, policy)
+        with self._probe:  # what the probe before this one learned decides how this chunk goes
+            if self._batches_refused:
+                return self._singles(chunk, result_type)
+            cap = self._batch_cap
+            if cap is not None and len(chunk) > cap:
+                return [
+                    r
+                    for start in range(0, len(chunk), cap)
+                    for r in self._run_chunk(chunk[start : start + cap], result_type, policy)
+                ]
+            return self._run_batch(chunk, result_type, policy)
+
+    def _run_batch(
+        self, chunk: Sequence[tuple[str, Sequence[Any]]], result_type: Any, policy: RetryPolicy
+    ) -> list[Any]:
         started = time.monotonic()
         answers: dict[int, Any] = {}
         shape = list[_Response[result_type]]
@@ -405,6 +426,7 @@ class JsonRpc:
             decoded = _decode(body, shape, what)
             if len(decoded) == 1 and len(pending) > 1 and decoded[0].error is not None:
                 self._whole_batch_refused(decoded[0], what, len(pending))
+            self._accepted = max(self._accepted, len(pending))
             by_id = {a.id: a for a in decoded}
             limited: list[_RateLimited] = []
             for request_id, i in zip(ids, pending):
