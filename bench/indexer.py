@@ -1,12 +1,24 @@
-"""Benchmark: index 100,000 InstanceTracker events from anvil into Postgres, against the prototype.
+"""Benchmark: the indexer from anvil into Postgres, into an empty schema and into one holding
+millions of state rows, against the prototype.
 
     .venv/bin/python bench/indexer.py [--events 100000] [--states-per-tx 400] [--baseline-events 2000]
+                                      [--fill-states 5000000]
 
 Starts its own anvil on a free port, deploys InstanceTracker, produces the events with
 registerExecution transactions of a few hundred states each, then:
 
-* ours: `tracker.indexer.engine.engine.index` over the whole range (batched eth_getLogs, batched headers and
-  receipts, COPY into staging, set-based upserts, one commit per batch);
+* into an empty schema: `tracker.indexer.engine.index` over the whole range in a process of its
+  own (`--child`), whose peak RSS is the indexer's alone;
+* a second schema is filled with `--fill-states` state registrations of another contract (with
+  their instances, models, terminations and accounts) through the loader itself
+  (`tracker.indexer.store.Store.load`, the statements a real run uses, rollups included), in
+  batches of about 10,000 events shaped like the chain's: 16 instances of 25 states and their
+  terminations per transaction, a transaction per block, 50 models, 20 accounts, blocks four
+  minutes apart; the loading rate of the first and the last million is kept;
+* into that schema: the same anvil events indexed again (`events_per_s_at_5m`); then, on the
+  filled contract, a 1-block rollback (median of five, each the newest block: 416 events), every
+  report view (`tracker.indexer.report.read_report`, median of three) and one instance's protocol
+  (median of twenty); and the schema's bytes per state row (tables, indexes and TOAST);
 * the published prototype's approach on a slice of the same events: per event, fetch its block,
   its transaction and its receipt (for the gas), then one INSERT per row and a commit per event
   (raw JSON-RPC and the indexer's decoder, so that only the approach differs).
@@ -19,14 +31,18 @@ from __future__ import annotations
 
 # ruff: noqa: E402
 import argparse
+import hashlib
 import json
 import os
+import resource
 import socket
+import statistics
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 # Run as a script, this file's folder comes first on sys.path, where bench/tracker.py would shadow the package.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
@@ -35,17 +51,28 @@ import psycopg
 from psycopg import sql
 from web3 import HTTPProvider, Web3
 
-from tracker.chain.events import EventDecoder
-from tracker.chain.reader import ChainReader
+from tracker.chain.events import DecodedEvent, EventDecoder
+from tracker.chain.reader import BlockHeader, ChainReader, RawLog, Receipt
 from tracker.chain.rpc import JsonRpc
 from tracker.documents.ids import sha256_hex
 from tracker.indexer.engine import IndexConfig, index
-from tracker.indexer.store import drop_schema, migrate
+from tracker.indexer.report import read_report
+from tracker.indexer.rows import Batch
+from tracker.indexer.store import Cursor, Store, connect, drop_schema, migrate, named_query, use_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "indexer.json"
 SCHEMA = "bench_indexer"
+FILLED_SCHEMA = "bench_indexer_filled"
 BASELINE_SCHEMA = "bench_indexer_baseline"
+# The filled contract: not on anvil (its rows come through the loader, not from a chain).
+FILLED_CONTRACT = bytes.fromhex("f111ed" + "00" * 17)
+FILL_STATES_PER_INSTANCE = 25
+FILL_INSTANCES_PER_BLOCK = 16
+FILL_BLOCKS_PER_BATCH = 24
+FILL_MODELS = 50
+FILL_ACCOUNTS = 20
+FILL_BLOCK_SECONDS = 240
 
 # The prototype's loading: one INSERT per row, one commit per event (into the same v2 tables).
 BASELINE_INSERT_CONTRACT = (
@@ -260,11 +287,206 @@ def baseline(
     return done, seconds
 
 
+def _h(*parts: object) -> bytes:
+    return hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+
+
+class Filler:
+    """Synthetic batches of the filled contract, loaded with `Store.load` (see the module docstring)."""
+
+    def __init__(self, store: Store, abi: list[Any]):
+        self.store = store
+        self.cursor = store.cursor(0)
+        self.instances = 0
+        self.states = 0
+        self.events = 0
+        self.block = 0
+        self.started_at = 1_700_000_000
+        self.accounts = [_h("account", a)[:20] for a in range(FILL_ACCOUNTS)]
+        self.models_seen: set[tuple[int, int]] = set()
+        selectors = {entry["name"]: entry for entry in abi if entry.get("type") == "function"}
+        assert "registerExecution" in selectors
+        from eth_utils import keccak
+
+        self.input = keccak(text="registerExecution(address,bytes32,bytes32,bytes32,bytes32[])")[:4]
+
+    def batch(self) -> Batch:
+        events: list[DecodedEvent] = []
+        headers: dict[int, BlockHeader] = {}
+        receipts: dict[bytes, Receipt] = {}
+        inputs: dict[bytes, bytes] = {}
+        for _ in range(FILL_BLOCKS_PER_BATCH):
+            number = self.block
+            self.block += 1
+            header = BlockHeader(
+                number, _h("block", number), _h("block", number - 1), self.started_at + number * FILL_BLOCK_SECONDS
+            )
+            headers[number] = header
+            sender = self.accounts[number % FILL_ACCOUNTS]
+            tx_hash = _h("tx", number)
+            receipts[tx_hash] = Receipt(tx_hash, header.hash, sender, FILLED_CONTRACT, 9_000_000, 1_000_000_000)
+            inputs[tx_hash] = self.input
+            log_index = 0
+
+            def event(
+                name: str, args: dict[str, Any], number: int = number, block: bytes = header.hash, tx: bytes = tx_hash
+            ) -> None:
+                nonlocal log_index
+                log = RawLog(FILLED_CONTRACT, (), b"", number, block, tx, log_index)
+                events.append(DecodedEvent(name, log, args))
+                log_index += 1
+
+            for _ in range(FILL_INSTANCES_PER_BLOCK):
+                serial = self.instances
+                self.instances += 1
+                model_number = serial % FILL_MODELS
+                model = _h("model", model_number)
+                if (number % FILL_ACCOUNTS, model_number) not in self.models_seen:
+                    self.models_seen.add((number % FILL_ACCOUNTS, model_number))
+                    event("ModelRegistered", {"publisher": sender, "model": model})
+                key, execution = _h("key", serial), _h("execution", serial)
+                event(
+                    "InstanceRegistered",
+                    {
+                        "key": key,
+                        "owner": sender,
+                        "execution": execution,
+                        "model": model,
+                        "instanceDocument": _h("document", serial),
+                        "mode": 0,
+                    },
+                )
+                for seq in range(FILL_STATES_PER_INSTANCE):
+                    event("StateRegistered", {"key": key, "state": _h("state", serial, seq), "seq": seq})
+                event(
+                    "InstanceTerminated",
+                    {
+                        "key": key,
+                        "endDocument": _h("end", serial),
+                        "attempt": 0,
+                        "stateCount": FILL_STATES_PER_INSTANCE,
+                        "head": _h("head", serial),
+                    },
+                )
+                self.states += FILL_STATES_PER_INSTANCE
+        self.events += len(events)
+        return Batch(events, headers, receipts, inputs, headers[self.block - 1])
+
+    def load_next(self) -> int:
+        batch = self.batch()
+        if not self.store.load(batch, self.cursor):
+            raise SystemExit("the filled schema's cursor moved under the bench")
+        self.cursor = Cursor(batch.end.number, batch.end.hash)
+        return len(batch.events)
+
+
+def fill(database_url: str, chain_id: int, states: int, abi: list[Any]) -> dict[str, Any]:
+    """Fills FILLED_SCHEMA with `states` state registrations of the filled contract; returns rates."""
+    connection = connect(database_url, FILLED_SCHEMA)
+    migrate(connection, FILLED_SCHEMA)
+    filler = Filler(Store(connection, FILLED_SCHEMA, chain_id, FILLED_CONTRACT, abi), abi)
+    started = time.perf_counter()
+    marks: list[tuple[int, float]] = [(0, started)]
+    step = max(1, states // 5)
+    while filler.states < states:
+        filler.load_next()
+        if filler.states >= len(marks) * step:
+            marks.append((filler.events, time.perf_counter()))
+            print(
+                f"  filled {filler.states:,} states ({filler.events:,} events) in {marks[-1][1] - started:.0f} s",
+                file=sys.stderr,
+            )
+    seconds = time.perf_counter() - started
+    connection.close()
+    rates = [
+        round((b_events - a_events) / (b_time - a_time), 1)
+        for (a_events, a_time), (b_events, b_time) in zip(marks, marks[1:])
+    ]
+    return {
+        "fill_states": filler.states,
+        "fill_events": filler.events,
+        "fill_instances": filler.instances,
+        "fill_seconds": round(seconds, 1),
+        "fill_events_per_s": round(filler.events / seconds, 1),
+        "fill_events_per_s_by_fifth": rates,
+        "fill_last_block": filler.block - 1,
+    }
+
+
+def measure_filled(database_url: str, chain_id: int, last_block: int, instances: int) -> dict[str, Any]:
+    """Rollback, reports, one protocol and bytes per state row, on the filled contract."""
+    connection = connect(database_url, FILLED_SCHEMA)
+    store = Store(connection, FILLED_SCHEMA, chain_id, FILLED_CONTRACT)
+    use_schema(connection, FILLED_SCHEMA)
+    connection.execute("ANALYZE")
+    connection.commit()
+    rollbacks = []
+    for number in range(last_block - 1, last_block - 6, -1):
+        started = time.perf_counter()
+        store.roll_back(Cursor(number, _h("block", number)))
+        rollbacks.append((time.perf_counter() - started) * 1000)
+    reports = []
+    for _ in range(3):
+        started = time.perf_counter()
+        result = read_report(connection, FILLED_SCHEMA, chain_id, FILLED_CONTRACT)
+        reports.append(time.perf_counter() - started)
+    assert len(result.models) == FILL_MODELS and len(result.clients) == FILL_ACCOUNTS, result.models[:1]
+    protocols = []
+    key = {"contract_id": store.contract_id}
+    for serial in range(20):
+        execution = _h("execution", serial * 9973 % max(1, instances - 200))
+        started = time.perf_counter()
+        found = [r[0] for r in connection.execute(named_query("find_instances"), {**key, "id": execution})]
+        rows = connection.execute(named_query("report_protocol"), {"instances": found}).fetchall()
+        connection.commit()
+        protocols.append((time.perf_counter() - started) * 1000)
+        assert len(rows) == FILL_STATES_PER_INSTANCE + 1, (serial, len(rows))
+    states = connection.execute("SELECT count(*) FROM state").fetchone()[0]
+    sizes = connection.execute(
+        "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY 2 DESC",
+        [FILLED_SCHEMA],
+    ).fetchall()
+    connection.commit()
+    connection.close()
+    total = sum(size for _, size in sizes)
+    return {
+        "rollback_1_block_ms_at_5m": round(statistics.median(rollbacks), 1),
+        "rollback_1_block_ms_all": [round(v, 1) for v in rollbacks],
+        "report_seconds_at_5m": round(statistics.median(reports), 3),
+        "instance_protocol_ms_at_5m": round(statistics.median(protocols), 2),
+        "state_rows_at_measure": states,
+        "schema_bytes": total,
+        "bytes_per_state_row": round(total / states, 1),
+        "bytes_per_state_row_by_table": {name: round(size / states, 1) for name, size in sizes if size > 16_384},
+    }
+
+
+def index_in_child(address: str, database_url: str, schema: str, first_block: int, url: str) -> dict[str, Any]:
+    """`index` in a process of its own: its summary and its peak RSS."""
+    command = [sys.executable, __file__, "--child", address, database_url, schema, str(first_block), url]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def child(address: str, database_url: str, schema: str, first_block: int, url: str) -> None:
+    os.chdir(ROOT)
+    config = IndexConfig(contract_address=address, database_url=database_url, schema=schema, from_block=first_block)
+    summary = index(config, JsonRpc.from_uri(url))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+    print(json.dumps({**summary.as_dict(), "peak_rss_mb": round(peak, 1)}))
+
+
 def main() -> None:
+    if len(sys.argv) == 7 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--states-per-tx", type=int, default=400)
     parser.add_argument("--baseline-events", type=int, default=2_000)
+    parser.add_argument("--fill-states", type=int, default=5_000_000)
     options = parser.parse_args()
     database_url = (
         os.environ.get("BENCH_DATABASE_URL")
@@ -272,44 +494,69 @@ def main() -> None:
         or "postgresql://postgres@127.0.0.1:5432/test"
     )
     os.chdir(ROOT)
+    from ape import project
+
+    abi = project.InstanceTracker.contract_type.model_dump(mode="json", by_alias=True)["abi"]
     process, url = start_anvil()
     try:
         web3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 120}))
+        chain_id = web3.eth.chain_id
         print(f"producing {options.events:,} events on anvil ({url})", file=sys.stderr)
         contract, first_block, last_block, produce_s = produce(web3, options.events, options.states_per_tx)
         with psycopg.connect(database_url) as connection:
             drop_schema(connection, SCHEMA)
-        print("indexing with tracker.indexer", file=sys.stderr)
-        config = IndexConfig(
-            contract_address=contract.address, database_url=database_url, schema=SCHEMA, from_block=first_block
-        )
-        summary = index(config, JsonRpc.from_uri(url))
+            drop_schema(connection, FILLED_SCHEMA)
+        print("indexing into an empty schema (a process of its own)", file=sys.stderr)
+        empty = index_in_child(contract.address, database_url, SCHEMA, first_block, url)
+        print(f"filling a schema with {options.fill_states:,} state registrations", file=sys.stderr)
+        filled = fill(database_url, chain_id, options.fill_states, abi)
+        print("indexing into the filled schema", file=sys.stderr)
+        at_fill = index_in_child(contract.address, database_url, FILLED_SCHEMA, first_block, url)
+        print("rollback, reports, protocol and sizes on the filled contract", file=sys.stderr)
+        measured = measure_filled(database_url, chain_id, filled["fill_last_block"], filled["fill_instances"])
         print(f"prototype approach on {options.baseline_events:,} events", file=sys.stderr)
         baseline_events, baseline_s = baseline(
             web3, url, contract, database_url, first_block, last_block, options.baseline_events
         )
         with psycopg.connect(database_url) as connection:
             drop_schema(connection, SCHEMA)
+            drop_schema(connection, FILLED_SCHEMA)
             drop_schema(connection, BASELINE_SCHEMA)
     finally:
         process.terminate()
         process.wait(timeout=10)
 
-    ours = summary.events / summary.seconds
+    ours = empty["events_per_s"]
     theirs = baseline_events / baseline_s
     result = {
-        "events": summary.events,
+        "events": empty["events"],
         "blocks": last_block - first_block + 1,
-        "batches": summary.batches,
-        "seconds": round(summary.seconds, 3),
-        "events_per_s": round(ours, 1),
+        "batches": empty["batches"],
+        "seconds": round(empty["seconds"], 3),
+        "events_per_s": ours,
+        "peak_rss_mb": empty["peak_rss_mb"],
+        "fill_states": filled["fill_states"],
+        "events_at_5m": at_fill["events"],
+        "seconds_at_5m": round(at_fill["seconds"], 3),
+        "events_per_s_at_5m": at_fill["events_per_s"],
+        "peak_rss_mb_at_5m": at_fill["peak_rss_mb"],
+        **{k: v for k, v in filled.items() if k != "fill_states"},
+        **measured,
         "baseline_events": baseline_events,
         "baseline_seconds": round(baseline_s, 3),
         "events_per_s_per_event_baseline": round(theirs, 1),
         "speedup": round(ours / theirs, 1),
         "baseline": "per event: eth_getBlockByNumber, eth_getTransactionByHash, eth_getTransactionReceipt "
         "(raw JSON-RPC), single-row INSERTs, one commit per event; logs fetched per block",
-        "targets": {"events_per_s": 5000, "speedup": 20},
+        "targets": {
+            "events_per_s": 20_000,
+            "events_per_s_at_5m": 15_000,
+            "rollback_1_block_ms_at_5m": 100,
+            "report_seconds_at_5m": 1,
+            "instance_protocol_ms_at_5m": 10,
+            "peak_rss_mb": 300,
+            "speedup": 20,
+        },
         "produce_seconds": round(produce_s, 1),
         "states_per_tx": options.states_per_tx,
         "cpus": os.cpu_count(),
@@ -318,18 +565,26 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    fill_label = f"{filled['fill_states'] / 1e6:g}M states"
     table = Table(title="indexer: anvil -> Postgres")
-    for column in ("approach", "events", "seconds", "events/s", "target"):
+    for column in ("figure", "measured", "target"):
         table.add_column(column)
+    table.add_row("events/s, empty schema", f"{ours:,.0f}", ">= 20,000")
+    table.add_row(f"events/s, schema of {fill_label}", f"{at_fill['events_per_s']:,.0f}", ">= 15,000")
     table.add_row(
-        "tracker.indexer.engine.engine (batched)",
-        f"{summary.events:,}",
-        f"{summary.seconds:.2f}",
-        f"{ours:,.0f}",
-        ">= 5,000",
+        f"loader events/s by fifth of the {fill_label}",
+        ", ".join(f"{r:,.0f}" for r in filled["fill_events_per_s_by_fifth"]),
+        "",
     )
-    table.add_row("prototype (per event)", f"{baseline_events:,}", f"{baseline_s:.2f}", f"{theirs:,.0f}", "")
-    table.add_row("speedup", "", "", f"{ours / theirs:,.1f}x", ">= 20x")
+    table.add_row(f"1-block rollback at {fill_label}, ms", f"{measured['rollback_1_block_ms_at_5m']:,.1f}", "<= 100")
+    table.add_row(f"every report view at {fill_label}, s", f"{measured['report_seconds_at_5m']:.3f}", "<= 1")
+    table.add_row(
+        f"one instance's protocol at {fill_label}, ms", f"{measured['instance_protocol_ms_at_5m']:.2f}", "<= 10"
+    )
+    table.add_row("peak RSS of the 100k run, MB", f"{empty['peak_rss_mb']:,.0f}", "<= 300")
+    table.add_row("bytes per state row", f"{measured['bytes_per_state_row']:,.1f}", "")
+    table.add_row("prototype (per event), events/s", f"{theirs:,.0f}", "")
+    table.add_row("speedup", f"{ours / theirs:,.1f}x", ">= 20x")
     Console().print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

@@ -46,6 +46,11 @@ rule imitates, and where its numbers and wording come from:
   "error" it is refused with -32602 "block range extends beyond current head block" as current
   clients do (ethereum/execution-apis#875). A block hash it does not have is refused with geth's
   "unknown block" (-32000).
+* `after_range_logs`: called with (first, last) after a ranged eth_getLogs was answered upstream
+  and before the answer goes out: a test runs a reorganisation there, so that the logs come from
+  one chain and every later read (headers, receipts) from another, as happens when a
+  load-balanced provider's log node and header node sit on two sides of a reorg, or when the
+  chain reorganises between two requests of the indexer.
 
 Loopback only and bounded: the server binds 127.0.0.1, and `counters` records what it saw.
 """
@@ -58,6 +63,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -146,6 +152,7 @@ class Rules:
     hang_batches: bool = False
     log_lag: int = 0
     lag_answer: str = "silent"
+    after_range_logs: Callable[[int, int], None] | None = None
 
     def cost(self, method: str) -> int:
         return self.costs.get(method, DEFAULT_COST)
@@ -449,6 +456,8 @@ class HostedProvider:
                 end = min(last, max(cutoff, first + rules.wide_range - 1))
                 raise _ProviderError(-32602, ALCHEMY_LOG_SIZE.format(first=hex(first), last=hex(end)))
         self._record_range(first, last, len(logs))
+        if rules.after_range_logs is not None:
+            rules.after_range_logs(first, last)
         return logs
 
     def _record_range(self, first: int, last: int, count: int) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -78,8 +78,9 @@ class Receipt:
         return self.gas_used * self.effective_gas_price
 
 
-@dataclass(frozen=True)
-class RawLog:
+class RawLog(NamedTuple):
+    """One log as eth_getLogs gives it (a named tuple: cheap to build, a batch holds thousands)."""
+
     address: bytes
     topics: tuple[bytes, ...]
     data: bytes
@@ -126,14 +127,15 @@ def _bytes(value: str) -> bytes:
 
 
 def _log(entry: _LogEntry) -> RawLog:
+    fromhex = bytes.fromhex
     return RawLog(
-        address=_bytes(entry.address),
-        topics=tuple(_bytes(t) for t in entry.topics),
-        data=_bytes(entry.data),
-        block_number=int(entry.blockNumber, 16),
-        block_hash=_bytes(entry.blockHash),
-        tx_hash=_bytes(entry.transactionHash),
-        log_index=int(entry.logIndex, 16),
+        fromhex(entry.address[2:]),
+        tuple([fromhex(t[2:]) for t in entry.topics]),
+        fromhex(entry.data[2:]),
+        int(entry.blockNumber, 16),
+        fromhex(entry.blockHash[2:]),
+        fromhex(entry.transactionHash[2:]),
+        int(entry.logIndex, 16),
     )
 
 
@@ -205,7 +207,11 @@ class ChainReader:
     def headers(self, numbers: Iterable[int]) -> dict[int, BlockHeader]:
         """Headers by number (blocks past the head are left out)."""
         wanted = sorted(set(numbers))
-        known = {n: self._known_headers.pop(n) for n in wanted if n in self._known_headers}
+        known: dict[int, BlockHeader] = {}
+        for number in wanted:  # pop(), not `in` then pop(): the next logs() may run on another thread
+            header = self._known_headers.pop(number, None)
+            if header is not None:
+                known[number] = header
         missing = [n for n in wanted if n not in known]
         if missing:
             results = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in missing], _HeaderEntry)

@@ -20,7 +20,7 @@ away it reconnects with backoff, saying so through `on_status`. Reading runs one
 loading, on a thread of its own. `report(config, chain_id, instance_id)` reads the analysis views
 (a `tracker.indexer.report.Report`).
 
-A batch is read against a pinned block: the header of the target block is read before the logs
+A batch is read against a pinned block: the header of the target block is read before its logs
 and again after them, with the headers of the blocks the logs came from. If the target's hash
 changed, or any block or receipt disagrees with the logs, the chain moved while the batch was
 read (a reorganisation in progress) and the batch is read again; a batch is never stored against
@@ -46,7 +46,7 @@ from typing import Any
 import psycopg
 
 from tracker.chain.events import EventDecoder
-from tracker.chain.reader import BlockHeader, ChainMovedError, ChainReader
+from tracker.chain.reader import BlockHeader, ChainMovedError, ChainReader, RawLog
 from tracker.chain.rpc import ProviderUnavailableError, Rpc
 from tracker.documents.ids import normalize_address
 from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError, one_line
@@ -251,8 +251,9 @@ def _catch_up(
 ) -> None:
     """Indexes batch after batch until the cursor reaches the target block.
 
-    Reading runs one batch ahead of loading, on a thread of its own (`_Prefetch`): while Postgres
-    stores batch k, the node is already answering for batch k + 1.
+    Reading runs ahead of loading, on threads of its own (`_Prefetch`): while Postgres stores
+    batch k, the node is already answering for batch k + 1 (its blocks and transactions) and k + 2
+    (its logs).
     """
     while True:
         cursor = store.cursor(config.from_block)
@@ -301,11 +302,26 @@ class _ReadBatch:
     started: float
 
 
-class _Prefetch:
-    """Reads consecutive batches from `cursor` to `target` on a thread, at most two ahead.
+@dataclass
+class _ReadLogs:
+    """The logs of one batch, and the target's header read just before them."""
 
-    Iterating yields them in order; it ends early (without an error) when the chain moved under
-    the reader, so that the caller re-checks the cursor. Errors of the reader are raised here.
+    first: int
+    end: int
+    logs: list[RawLog]
+    pin: BlockHeader
+    started: float
+
+
+class _Prefetch:
+    """Reads consecutive batches from `cursor` to `target` on two threads, at most two ahead.
+
+    One thread reads the logs, batch after batch (each after pinning the target block); the other
+    completes each batch in order (decoding, headers, receipts, inputs, and the checks that the
+    chain did not move), so that the node answers the next batch's logs while this batch's blocks
+    and transactions are read. Iterating yields the batches in order; it ends early (without an
+    error) when the chain moved under the reader, so that the caller re-checks the cursor. Errors
+    of the reader are raised here.
     """
 
     def __init__(self, reader: ChainReader, decoder: EventDecoder, cursor: Cursor, target: int):
@@ -337,59 +353,93 @@ class _Prefetch:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stopping.set()
-        while self.thread.is_alive():
-            try:
-                self.queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        self.thread.join()
+        _drain_until_done(self.queue, self.thread)
 
-    def _put(self, item: object) -> bool:
-        while not self.stopping.is_set():
+    def _put(self, target: queue.Queue, item: object, stop: threading.Event) -> bool:
+        while not stop.is_set():
             try:
-                self.queue.put(item, timeout=0.05)
+                target.put(item, timeout=0.05)
                 return True
             except queue.Full:
                 continue
         return False
 
     def _run(self) -> None:
+        """Completes the batches the logs thread reads, in order, and hands them on."""
+        logs: queue.Queue = queue.Queue(maxsize=1)
+        stop = threading.Event()
+        reading = threading.Thread(target=self._read_logs, args=(logs, stop), name="indexer-logs", daemon=True)
+        reading.start()
         previous = self.cursor
         try:
-            pin = _pin(self.reader, self.target)
-            while previous.block_number < self.target and not self.stopping.is_set():
-                started = time.perf_counter()
-                first = previous.block_number + 1
-                batch, foreign, pin = _read_batch(self.reader, self.decoder, previous, first, self.target, pin)
-                if not self._put(_ReadBatch(previous, first, batch, foreign, started)):
+            while not self.stopping.is_set():
+                try:
+                    item = logs.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    self._put(self.queue, None, self.stopping)
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                batch, foreign = _complete_batch(self.reader, self.decoder, previous, item)
+                if not self._put(
+                    self.queue, _ReadBatch(previous, item.first, batch, foreign, item.started), self.stopping
+                ):
                     return
                 previous = Cursor(batch.end.number, batch.end.hash)
-            self._put(None)
         except BaseException as error:  # handed to the consumer, which raises it
-            self._put(error)
+            self._put(self.queue, error, self.stopping)
+        finally:
+            # The reader is not shared between threads beyond this batch: the logs thread ends first.
+            stop.set()
+            _drain_until_done(logs, reading)
+
+    def _read_logs(self, out: queue.Queue, stop: threading.Event) -> None:
+        first = self.cursor.block_number + 1
+        try:
+            while first <= self.target and not stop.is_set():
+                started = time.perf_counter()
+                pin = _pin(self.reader, self.target)
+                end, logs = self.reader.logs(first, self.target)
+                if not self._put(out, _ReadLogs(first, end, logs, pin, started), stop):
+                    return
+                first = end + 1
+            self._put(out, None, stop)
+        except BaseException as error:  # handed to the completing thread, which hands it on
+            self._put(out, error, stop)
+
+
+def _drain_until_done(items: queue.Queue, thread: threading.Thread) -> None:
+    """Empties `items` until `thread` (which may be waiting to put one more) has ended."""
+    while thread.is_alive():
+        try:
+            items.get(timeout=0.05)
+        except queue.Empty:
+            pass
+    thread.join()
 
 
 def _pin(reader: ChainReader, target: int) -> BlockHeader:
-    """The target block's header, read before any log of the batches that lead to it."""
+    """The target block's header, read before the logs of a batch that leads to it."""
     header = reader.headers([target]).get(target)
     if header is None:
         raise ChainMovedError(f"block {target} is gone")
     return header
 
 
-def _read_batch(
-    reader: ChainReader, decoder: EventDecoder, cursor: Cursor, first: int, target: int, pin: BlockHeader
-) -> tuple[Batch, int, BlockHeader]:
-    """One batch, read against `pin` (the target's header read before the logs): returns the
-    batch, the number of foreign logs, and the target's header read after them (the next pin)."""
-    end, logs = reader.logs(first, target)
-    outcome = decoder.decode(logs)
+def _complete_batch(reader: ChainReader, decoder: EventDecoder, cursor: Cursor, read: _ReadLogs) -> tuple[Batch, int]:
+    """One batch from its logs, read against `read.pin` (the target's header read before the
+    logs): the batch and the number of foreign logs. Raises `ChainMovedError` when the chain
+    moved since the pin was read."""
+    first, end, target = read.first, read.end, read.pin.number
+    outcome = decoder.decode(read.logs)
     numbers = {e.log.block_number for e in outcome.events} | {end, target}
     if cursor.block_hash is not None:
         numbers.add(first)  # its parent hash must be the cursor's block
     headers = reader.headers(numbers)
     after = headers.get(target)
-    if after is None or after.hash != pin.hash:
+    if after is None or after.hash != read.pin.hash:
         # The target block changed between the two reads: the logs may be of another chain than
         # the headers, even when there were none. Read again from the cursor.
         raise ChainMovedError(f"block {target} changed while blocks {first}-{end} were read")
@@ -406,8 +456,7 @@ def _read_batch(
     if any(r.block_hash != headers[e.log.block_number].hash for e in outcome.events for r in [receipts[e.log.tx_hash]]):
         raise ChainMovedError("a transaction moved to another block while it was read")
     inputs = reader.transactions(hashes)
-    batch = Batch(outcome.events, headers, receipts, inputs, headers[end])
-    return batch, outcome.foreign, after
+    return Batch(outcome.events, headers, receipts, inputs, headers[end]), outcome.foreign
 
 
 def _fork_point(config: IndexConfig, reader: ChainReader, store: Store, cursor: Cursor) -> Cursor:

@@ -310,8 +310,12 @@ class RowBuilder:
             tables["block"].append(
                 (self.contract_id, number, header.hash, header.parent_hash, self._time(number, header))
             )
+        handlers: dict[str, Any] = {}
         for event in batch.events:
-            getattr(self, f"_on_{event.name}")(event, event.args)
+            handler = handlers.get(event.name)
+            if handler is None:
+                handler = handlers[event.name] = getattr(self, f"_on_{event.name}")
+            handler(event, event.args)
         self._transactions(batch)
         tables["account"] = [(self.contract_id, a, b) for a, b in sorted(self.new_accounts.items())]
         return self.rows

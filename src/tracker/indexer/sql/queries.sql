@@ -526,11 +526,12 @@ SELECT
         SELECT DISTINCT i.model_sk FROM instance i WHERE i.instance_sk = ANY(%(instances)s::bigint[]) AND i.model_sk IS NOT NULL
     ),
     ARRAY(
+        -- = ANY(ARRAY(...)): probes the primary key per key (IN (...) hash-joined a scan of every key)
         SELECT DISTINCT k.owner FROM instance_key k
-        WHERE k.key_sk IN (
+        WHERE k.key_sk = ANY(ARRAY(
             SELECT key_sk FROM state WHERE contract_id = %(contract_id)s AND block_number > %(fork)s
             UNION SELECT key_sk FROM attempt_end WHERE contract_id = %(contract_id)s AND block_number > %(fork)s
-        ) AND k.owner IS NOT NULL
+        )) AND k.owner IS NOT NULL
     )
 
 -- name: delete_facts_after
