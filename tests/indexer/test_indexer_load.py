@@ -142,7 +142,14 @@ def test_migrations_are_recorded_and_run_once(anvil, deployed, database_url, sch
     second = index(config, anvil.rpc())
     assert first.migrations_applied == [1, 2, 3, 4, 5, 15]
     assert second.migrations_applied == []
-    assert [row[0] for row in db.execute("SELECT version FROM schema_migration ORDER BY version")] == [1, 2, 3, 4, 5, 15]
+    assert [row[0] for row in db.execute("SELECT version FROM schema_migration ORDER BY version")] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        15,
+    ]
 
 
 def test_a_v1_schema_with_rows_migrates(anvil, deployed, register_execution, database_url, schema, db):
