@@ -133,9 +133,15 @@ class TransactionPipeline:
         return chain.provider
 
     def _fees(self) -> tuple[int, int]:
-        """(max fee, priority fee) per gas: twice the next base fee plus the tip, as wallets do."""
+        """(max fee, priority fee) per gas: twice the next base fee plus the tip, as wallets do.
+
+        The next base fee is the pending block's (the one the transaction competes for): after a
+        rise the latest block's is already too low for the node to accept a replacement."""
         provider = self._provider()
-        block = provider.web3.eth.get_block("latest")
+        try:
+            block = provider.web3.eth.get_block("pending")
+        except Exception:  # nodes without a pending block: the latest one
+            block = provider.web3.eth.get_block("latest")
         base = int(block.get("baseFeePerGas") or 0)
         try:
             tip = int(provider.web3.eth.max_priority_fee)
@@ -262,8 +268,14 @@ class TransactionPipeline:
         try:
             self._send(entry)
         except ChainError as error:
-            if "nonce too low" in one_line(error).lower():
+            text = one_line(error).lower()
+            if "nonce too low" in text:
                 entry.sent_at = self.clock()  # a version got mined meanwhile: its receipt comes next
+                return
+            if any(phrase in text for phrase in UNDERPRICED_PHRASES):
+                # the base fee rose again before the replacement arrived: try again, at the fees
+                # of then, after half the bound (the version already sent stays valid meanwhile)
+                entry.sent_at = self.clock() - self.stuck_after_s / 2
                 return
             raise
 

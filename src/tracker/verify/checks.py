@@ -6,7 +6,7 @@ from __future__ import annotations
 import urllib.parse
 from dataclasses import dataclass
 
-from tracker.chain.contract import TrackerContract
+from tracker.chain.contract import CertificateRecord, TrackerContract
 from tracker.documents.ids import DocumentError, normalize_address, sha256_hex
 from tracker.documents.protocol import InstanceProtocol
 from tracker.errors import TrackerError, one_line
@@ -24,6 +24,8 @@ from tracker.verify.report import (
     VerifyOptions,
     short,
 )
+
+UNREAD = object()  # `certificate_check`'s record not read yet
 
 
 def _origin(url: str) -> str:
@@ -142,10 +144,15 @@ def ens_check(
 
 
 def certificate_check(
-    tracker: TrackerContract | None, owner: str | None, presented: bytes | None, not_read: str = "no chain reachable"
+    tracker: TrackerContract | None,
+    owner: str | None,
+    presented: bytes | None,
+    not_read: str = "no chain reachable",
+    registered: CertificateRecord | object | None = UNREAD,
 ) -> CheckResult:
     """Check 5: presented certificate fingerprint = the owner's registered one, signed by the owner
-    (`not_read`: why there is no contract to read it from, when `tracker` is None)."""
+    (`not_read`: why there is no contract to read it from, when `tracker` is None; `registered`:
+    the owner's record when it was read already, with the rest of the chain's facts)."""
     if presented is None:
         return CheckResult(CHECK_CERTIFICATE, False, "the server presented no certificate")
     try:
@@ -156,8 +163,8 @@ def certificate_check(
         return CheckResult(CHECK_CERTIFICATE, None, f"not checked: {not_read} (presented sha256 {fingerprint})")
     if owner is None:
         return CheckResult(CHECK_CERTIFICATE, None, "not checked: the owner is unknown (the protocol names none)")
-    record = tracker.certificate(owner)
-    if record is None:
+    record = tracker.certificate(owner) if registered is UNREAD else registered
+    if not isinstance(record, CertificateRecord):
         return CheckResult(CHECK_CERTIFICATE, False, f"0x{owner} has registered no certificate fingerprint")
     if record.fingerprint != fingerprint:
         return CheckResult(
