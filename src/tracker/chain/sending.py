@@ -93,6 +93,7 @@ class TransactionPipeline:
         self.stats = PipelineStats()
         self._pending: list[InFlight] = []
         self._next_nonce: int | None = None
+        self._last_head: int | None = None
 
     # ------------------------------------------------------------------ sending
 
@@ -211,8 +212,14 @@ class TransactionPipeline:
     def _poll_once(self, wait: bool) -> Iterator[tuple[Any, SentTransaction]]:
         provider = self._provider()
         head = int(provider.web3.eth.block_number)
+        # Receipts only come with a new block: between blocks, only a transaction due for
+        # replacement is looked at. (At 12 s blocks and a poll every half second, looking at
+        # every transaction on every poll would spend a free-tier budget on polling alone.)
+        new_block = head != self._last_head
+        self._last_head = head
         for entry in self._pending:
-            self._check(entry)
+            if new_block or (entry.mined is None and self.clock() - entry.sent_at > self.stuck_after_s):
+                self._check(entry)
         confirmed = []
         while self._pending and self._pending[0].mined is not None:
             entry = self._pending[0]
