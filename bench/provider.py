@@ -315,8 +315,8 @@ def measure_verify() -> dict:
 
 class Disturbance(threading.Thread):
     """What a public network does to pending transactions, straight on anvil while the tracker runs:
-    every `every` seconds, alternately, the newest pending transaction is dropped from the pool
-    (`anvil_dropTransaction`) and the next block's base fee is raised (`anvil_setNextBlockBaseFeePerGas`)
+    every `every` seconds, alternately, the newest pending transaction (of a nonce not dropped
+    before) is dropped from the pool (`anvil_dropTransaction`) and the next block's base fee is raised (`anvil_setNextBlockBaseFeePerGas`)
     to `FEE_RISE` times the chain's first base fee: far past the 12.5% a block EIP-1559 allows, so
     that a transaction pending at the old fees is really priced out and has to be replaced."""
 
@@ -328,6 +328,7 @@ class Disturbance(threading.Thread):
         self.drops = 0
         self.fee_rises = 0
         self.base_fee: int | None = None  # each rise is from the first base fee: spikes, not a spiral
+        self.dropped: set[int] = set()  # each nonce once: a network that drops every try is censoring
 
     def run(self) -> None:
         turn = 0
@@ -336,9 +337,16 @@ class Disturbance(threading.Thread):
             try:
                 if turn % 2:
                     pool = node_call(self.url, "txpool_content", [])
-                    pending = [tx["hash"] for by_nonce in pool["pending"].values() for tx in by_nonce.values()]
+                    pending = [
+                        (int(tx["nonce"], 16), tx["hash"])
+                        for by_nonce in pool["pending"].values()
+                        for tx in by_nonce.values()
+                        if int(tx["nonce"], 16) not in self.dropped
+                    ]
                     if pending:
-                        node_call(self.url, "anvil_dropTransaction", [pending[-1]])
+                        nonce, tx_hash = max(pending)
+                        node_call(self.url, "anvil_dropTransaction", [tx_hash])
+                        self.dropped.add(nonce)
                         self.drops += 1
                 else:
                     if self.base_fee is None:
@@ -357,6 +365,7 @@ class Disturbance(threading.Thread):
 def measure_track(executions: int, block_time: int) -> dict:
     from ape import accounts, networks, project
 
+    from tracker.chain import logs
     from tracker.chain.contract import TrackerContract
     from tracker.dev.synthetic import SyntheticExecutions
     from tracker.publish.targets import DirectoryPublisher
@@ -389,9 +398,9 @@ def measure_track(executions: int, block_time: int) -> dict:
                 seconds = time.perf_counter() - started
                 disturbance.stop()
             counters = provider.counters
-        with networks.parse_network_choice(url):
-            logs = project.InstanceTracker.at(address).StateRegistered.query("*", start_block=0)
-            seen = [(bytes(a["key"]).hex(), int(a["seq"])) for a in logs["event_arguments"]]
+        with networks.parse_network_choice(url):  # straight to anvil: what the chain holds
+            registered_events = logs.events(address, "StateRegistered")
+            seen = [(bytes(e.args["key"]).hex(), int(e.args["seq"])) for e in registered_events]
     finally:
         stop(anvil)
     registered = summary.states_registered
@@ -424,6 +433,7 @@ def measure_track(executions: int, block_time: int) -> dict:
         "track_rate_limited": counters.rate_limited,
         "track_requests": counters.requests,
         "track_compute_units": counters.compute_units,
+        "track_calls": dict(counters.calls),
         "track_max_in_flight": TRACK_IN_FLIGHT,
         "track_measured_at": now(),
     }
