@@ -100,3 +100,26 @@ def test_wrong_chain(node_uri):
         "Error: cannot connect to ethereum:sepolia:node: Provider connected to chain ID '31337', "
         "which does not match network chain ID '11155111'. Are you connected to 'sepolia'?"
     )
+
+
+def test_deploy_through_a_hosted_provider_at_its_limits(node_uri, client, give_name, make_certificate):
+    """The whole identity set up through the hosted-provider emulator at a free tier's limits
+    (60 ms a request, 330 compute units per second, HTTP 429 past them): every step done, the
+    provider's refusals waited out by ape's and web3's retries instead of ending the run."""
+    from support.hosted_provider import HostedProvider, Rules
+
+    name = give_name("hosted.eth", client, resolver=None)
+    rules = Rules(latency=0.06, compute_units_per_second=330, log_rules=True, max_batch=1000)
+    with HostedProvider(node_uri, rules) as provider:
+        result = ape_run(
+            "deploy", "--network", provider.url, "--account", "TEST::3", "--client-id", "hosted",
+            "--ens-name", name, "--uri", URI, "--cert", str(make_certificate().path), "--json",
+        )  # fmt: skip
+        counters = provider.counters
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    statuses = [step["status"] for step in report["steps"]]
+    # the contract itself may be deployed already by an earlier test; everything of the new name is done
+    assert statuses[0] in ("done", "skipped") and statuses[1:] == ["done"] * 6, report["steps"]
+    assert ens.resolve_address(name) == client.address
+    assert counters.calls["eth_sendRawTransaction"] >= 6  # it really went through the emulator

@@ -115,3 +115,24 @@ def test_the_tracker_at_block_times_registers_everything_once(interval_mining, t
         docs = build_documents(source.load(ref))
         assert tracker.instance(str(tracker.sender.address), docs.execution_id).final
     assert len(registered_seqs(contract)) == 15
+
+
+def test_a_send_the_provider_turns_away_keeps_its_nonce(interval_mining, chain, tracker, contract):
+    """A hosted provider refuses a raw transaction with its rate limit (HTTP 429, after web3's
+    own retries): the nonce stays taken and the transaction goes out again from the polls. Given
+    up, it would leave a gap that holds every later transaction in the pool's queue for good."""
+    from ape import networks
+    from support.hosted_provider import ALCHEMY_THROUGHPUT_CU, HostedProvider, Rules
+
+    # a raw transaction costs more than the budget ever holds: every one is turned away
+    refusing = {**ALCHEMY_THROUGHPUT_CU, "eth_sendRawTransaction": 10**6}
+    rules = Rules(compute_units_per_second=330, costs=refusing)
+    with HostedProvider(chain.provider.uri, rules) as provider, networks.parse_network_choice(provider.url):
+        pipeline = TransactionPipeline(tracker, poll_s=0.2)
+        list(pipeline.submit(call(tracker, "turned away"), "turned away"))
+        list(pipeline.submit(call(tracker, "behind it"), "behind it"))
+        assert provider.counters.rate_limited >= 2 and pipeline.in_flight == 2
+        rules.costs = dict(ALCHEMY_THROUGHPUT_CU)  # the budget admits them again
+        confirmed = list(pipeline.drain())
+    assert [token for token, _ in confirmed] == ["turned away", "behind it"]
+    assert len(registered_seqs(contract)) == 2

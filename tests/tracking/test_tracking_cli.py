@@ -314,3 +314,54 @@ def test_a_restarted_chain_with_the_contract_at_the_same_address_gets_everything
     assert summary["states_registered"] == len(SUCCEEDING_STATES) and summary["instances_terminated"] == 1
     warnings = [line for line in after.stderr.splitlines() if line.startswith("Warning: ")]
     assert len(warnings) == 1 and "described another chain or contract" in warnings[0]
+
+
+def test_through_a_hosted_provider_with_dropped_transactions_every_state_once(aws_server, anvil, tmp_path):
+    """`ape run track_execution` through the hosted-provider emulator at a free tier's limits
+    (60 ms a request, 330 compute units per second, HTTP 429 past them) while transactions are
+    dropped from anvil's pool as a public network drops them: everything registered, nothing
+    twice. (The drops are made straight on anvil, which the emulator stands in front of.)"""
+    import threading
+
+    from support.hosted_provider import HostedProvider, Rules
+
+    anvil_url, contract = anvil
+    machine = create_machine(aws_server, "orders-hosted")
+    arns = [run_execution(aws_server, machine, f"hosted-{i}", {"ok": True}) for i in range(4)]
+    stopping, dropped = threading.Event(), []
+
+    def drop_some() -> None:
+        while not stopping.wait(0.05) and len(dropped) < 2:
+            answer = requests.post(anvil_url, json={"jsonrpc": "2.0", "id": 1, "method": "txpool_content"}, timeout=5)
+            pending = [tx["hash"] for by in answer.json()["result"]["pending"].values() for tx in by.values()]
+            for tx_hash in pending[:1]:
+                requests.post(
+                    anvil_url,
+                    json={"jsonrpc": "2.0", "id": 1, "method": "anvil_dropTransaction", "params": [tx_hash]},
+                    timeout=5,
+                ).raise_for_status()
+                dropped.append(tx_hash)
+
+    rules = Rules(latency=0.06, compute_units_per_second=330, log_rules=True, max_batch=1000)
+    dropper = threading.Thread(target=drop_some, daemon=True)
+    first_block = contract.w3.eth.block_number + 1  # the module's other tests register on this chain too
+    with HostedProvider(anvil_url, rules) as provider:
+        command = tracker_command(
+            provider.url, contract.address, tmp_path, machine, "--max-instances-per-tx", "1", "--json"
+        )
+        dropper.start()
+        try:
+            result = subprocess.run(command, cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=300)
+        finally:
+            stopping.set()
+            dropper.join(timeout=10)
+        counters = provider.counters
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["executions"] == len(arns)
+    assert summary["states_registered"] == len(arns) * len(SUCCEEDING_STATES)
+    assert dropped, "no transaction was pending long enough to be dropped"
+    assert counters.calls["eth_sendRawTransaction"] > summary["transactions"]  # the dropped ones went out again
+    registered = contract.events.StateRegistered.get_logs(from_block=first_block)
+    seen = [(log["args"]["key"].hex(), log["args"]["seq"]) for log in registered]
+    assert len(seen) == len(set(seen)) == len(arns) * len(SUCCEEDING_STATES)

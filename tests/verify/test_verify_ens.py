@@ -9,6 +9,8 @@ with `--network ethereum:local:foundry`).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from eth_abi import encode
 from eth_utils import keccak
@@ -149,3 +151,61 @@ def test_anchored_execution_passes_all_five_checks_over_json_rpc(publish_executi
     report = verify_protocol(published.url, published.tracker, FAST)
     assert report.passed, [c.to_json() for c in report.checks if not c.ok]
     assert all("anchored under" in state.reason for state in report.states)
+
+
+HOSTED_STATES = 120
+
+
+def test_the_command_through_a_hosted_provider_in_a_few_round_trips(publish_execution, client, local_ens):
+    """`ape run verify` through the hosted-provider emulator at a free tier's limits (60 ms a
+    request, 330 compute units per second, HTTP 429 past them): every check passes, and the
+    verification takes a fixed handful of round trips however many states (a verifier reading
+    per state would need more than a hundred here, and trip over the budget)."""
+    from click.testing import CliRunner
+    from support.hosted_provider import HostedProvider, Rules
+
+    from tracker.chain.contract import TrackerContract
+
+    published = publish_execution(client, states=HOSTED_STATES, label="hosted")
+    if ens.name_holding(NAME).holder is None:
+        dev_ens.register_name(client, NAME)
+    ens.link_identity(client, NAME, published.server.origin)
+    rules = Rules(latency=0.06, compute_units_per_second=330, log_rules=True, max_batch=1000)
+    with HostedProvider(chain_uri(), rules) as provider:
+        arguments = [published.url, "--json", "--network", f"ethereum:local:{provider.url}"]
+        arguments += ["--contract", published.tracker.address]
+        result = CliRunner(mix_stderr=False).invoke(verify_script().cli, arguments, catch_exceptions=False)
+        command_trips = provider.counters.requests
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["verdict"] == "passed"
+
+        from ape import networks
+
+        with networks.parse_network_choice(provider.url):
+            tracker = TrackerContract.at(published.tracker.address)
+            tracker.deployment_block()
+            before = provider.counters.requests
+            report = verify_protocol(published.url, tracker, FAST)
+            trips = provider.counters.requests - before
+    assert report.verdict == "passed", [c.to_json() for c in report.checks]
+    assert len(report.states) == HOSTED_STATES
+    assert trips <= 15, f"{trips} round trips for one verification"
+    assert command_trips <= 30, f"the command took {command_trips} round trips"
+
+
+def chain_uri() -> str:
+    from ape import chain
+
+    return chain.provider.uri
+
+
+def verify_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "verify.py"
+    spec = importlib.util.spec_from_file_location("verify_script_hosted", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

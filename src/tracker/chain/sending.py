@@ -51,6 +51,7 @@ class InFlight:
     mined_block_hash: str | None = None
     replacements: int = 0
     resends: int = 0
+    last_error: str | None = None  # why the node last refused to take it
 
     @property
     def labels(self) -> str:
@@ -93,6 +94,7 @@ class TransactionPipeline:
         self.stats = PipelineStats()
         self._pending: list[InFlight] = []
         self._next_nonce: int | None = None
+        self._last_head: int | None = None
 
     # ------------------------------------------------------------------ sending
 
@@ -118,7 +120,17 @@ class TransactionPipeline:
         while len(self._pending) >= self.max_in_flight:
             yield from self._poll_once(wait=True)
         entry = self._prepare(list(calls), token)
-        self._send(entry)
+        try:
+            self._send(entry)
+        except ChainError as error:
+            if not _worth_sending_again(error):
+                self._next_nonce = entry.nonce  # nothing went out under it: the next one takes it
+                raise
+            # Refused for now (a rate limit, a base fee that rose meanwhile, a lost answer): the
+            # nonce is taken, so it stays pending and goes out again from the polls, as a dropped
+            # transaction does. Giving the nonce up would leave a gap that holds every later one.
+            entry.sent_at = self.clock()
+            entry.last_error = one_line(error)
         self._pending.append(entry)
         self.stats.sent += 1
 
@@ -133,9 +145,15 @@ class TransactionPipeline:
         return chain.provider
 
     def _fees(self) -> tuple[int, int]:
-        """(max fee, priority fee) per gas: twice the next base fee plus the tip, as wallets do."""
+        """(max fee, priority fee) per gas: twice the next base fee plus the tip, as wallets do.
+
+        The next base fee is the pending block's (the one the transaction competes for): after a
+        rise the latest block's is already too low for the node to accept a replacement."""
         provider = self._provider()
-        block = provider.web3.eth.get_block("latest")
+        try:
+            block = provider.web3.eth.get_block("pending")
+        except Exception:  # nodes without a pending block: the latest one
+            block = provider.web3.eth.get_block("latest")
         base = int(block.get("baseFeePerGas") or 0)
         try:
             tip = int(provider.web3.eth.max_priority_fee)
@@ -205,8 +223,14 @@ class TransactionPipeline:
     def _poll_once(self, wait: bool) -> Iterator[tuple[Any, SentTransaction]]:
         provider = self._provider()
         head = int(provider.web3.eth.block_number)
+        # Receipts only come with a new block: between blocks, only a transaction due for
+        # replacement is looked at. (At 12 s blocks and a poll every half second, looking at
+        # every transaction on every poll would spend a free-tier budget on polling alone.)
+        new_block = head != self._last_head
+        self._last_head = head
         for entry in self._pending:
-            self._check(entry)
+            if new_block or (entry.mined is None and self.clock() - entry.sent_at > self.stuck_after_s):
+                self._check(entry)
         confirmed = []
         while self._pending and self._pending[0].mined is not None:
             entry = self._pending[0]
@@ -221,9 +245,11 @@ class TransactionPipeline:
         if wait and not confirmed and self._pending:
             oldest = min(entry.sent_at for entry in self._pending)
             if self.clock() - oldest > self.timeout_s:
+                oldest_entry = self._pending[0]
+                refused = f" (last refused: {oldest_entry.last_error})" if oldest_entry.last_error else ""
                 raise ChainError(
-                    f"{self._pending[0].labels}: transaction nonce {self._pending[0].nonce} not mined within "
-                    f"{self.timeout_s:.0f}s"
+                    f"{oldest_entry.labels}: transaction nonce {oldest_entry.nonce} not mined within "
+                    f"{self.timeout_s:.0f}s{refused}"
                 )
             self.sleep(self.poll_s)
 
@@ -262,8 +288,16 @@ class TransactionPipeline:
         try:
             self._send(entry)
         except ChainError as error:
-            if "nonce too low" in one_line(error).lower():
+            text = one_line(error).lower()
+            if "nonce too low" in text:
                 entry.sent_at = self.clock()  # a version got mined meanwhile: its receipt comes next
+                return
+            if any(phrase in text for phrase in UNDERPRICED_PHRASES) or _rate_limited(text) or _lost_answer(text):
+                # the base fee rose again before the replacement arrived (or the provider turned
+                # it away): try again, at the fees of then, after half the bound (a version
+                # already sent stays valid meanwhile)
+                entry.sent_at = self.clock() - self.stuck_after_s / 2
+                entry.last_error = text
                 return
             raise
 
@@ -279,6 +313,9 @@ class TransactionPipeline:
             if any(phrase in text for phrase in UNDERPRICED_PHRASES):
                 # dropped because the base fee rose past it: the same nonce at today's fees
                 self._replace(entry)
+                return
+            if _rate_limited(text) or _lost_answer(text):
+                entry.last_error = one_line(error)  # tried again at the next block
                 return
             if "already known" not in text and "nonce too low" not in text:
                 raise ChainError(
@@ -299,6 +336,21 @@ class TransactionPipeline:
         entry.sent_at = self.clock()
         self.stats.reorged += 1
         return False
+
+
+def _rate_limited(text: str) -> bool:
+    return "429" in text or "too many requests" in text or "rate limit" in text or "exceeded its compute units" in text
+
+
+def _lost_answer(text: str) -> bool:
+    """A request whose answer never came: it may have been taken (a re-send then says so)."""
+    return any(phrase in text for phrase in ("timed out", "timeout", "connection aborted", "connection reset"))
+
+
+def _worth_sending_again(error: ChainError) -> bool:
+    """Whether a refused send may be taken later as it is (versus a refusal of the transaction itself)."""
+    text = one_line(error).lower()
+    return any(phrase in text for phrase in UNDERPRICED_PHRASES) or _rate_limited(text) or _lost_answer(text)
 
 
 def _block_hash(receipt: Any) -> str | None:

@@ -6,9 +6,14 @@ never under whoever registered the execution first: the instance key is
 its earlier owners are followed back (`InstanceTransferred` events of the execution), because the
 states registered before a transfer were emitted under the earlier key, by the earlier owner.
 
-Batched (the default): four `eth_getLogs` (the execution's registrations and transfers; the
-keys' states and attempt ends; the owners' operator changes; the anchors of the listed roots), one `multicall` `eth_call` for the instance, the model and the
-anchors, and one JSON-RPC batch each for the transactions' senders and the blocks' times.
+Batched (the default), three JSON-RPC round trips, however many states: the execution's
+registrations and transfers (`eth_getLogs`); then, in one batch, the keys' states and attempt
+ends, the owners' operator changes and the listed roots' anchors (three `eth_getLogs`) with one
+`multicall` `eth_call` for the instance, the model under each owner and the owner's certificate;
+then one batch of the transactions' senders and the blocks' times. (Anchored states add one
+`multicall` of the anchors' records, whose submitters only their events name.) Through a hosted
+provider 60 ms away each round trip costs that much again, so their number, not the states',
+sets the time.
 `batched=False` makes one request per state instead, the baseline of bench/verify.py.
 """
 
@@ -22,7 +27,15 @@ from typing import Any
 from eth_abi import decode
 
 from tracker.chain import logs
-from tracker.chain.contract import AnchorRecord, InstanceRecord, Mode, Status, TrackerContract, instance_key
+from tracker.chain.contract import (
+    AnchorRecord,
+    CertificateRecord,
+    InstanceRecord,
+    Mode,
+    Status,
+    TrackerContract,
+    instance_key,
+)
 from tracker.documents.ids import checksum_address, id_to_bytes32, normalize_address
 
 Position = tuple[int, int]  # (block number, log index): the order of everything on chain
@@ -175,6 +188,7 @@ class ChainView:
     senders: dict[str, str]
     block_times: dict[int, int]
     duplicate_seqs: list[int] = field(default_factory=list)
+    certificate: CertificateRecord | None = None  # the owner's registered certificate fingerprint
 
     @property
     def keys(self) -> list[str]:
@@ -258,6 +272,13 @@ def _decode_instance(owner: str, execution_id: str, data: bytes) -> InstanceReco
     )
 
 
+def _decode_certificate(owner: str, data: bytes) -> CertificateRecord | None:
+    fingerprint, signature, registered_at = decode(["bytes32", "bytes", "uint64"], data)
+    if bytes(fingerprint) == bytes(32):
+        return None
+    return CertificateRecord(owner, bytes(fingerprint).hex(), bytes(signature), int(registered_at))
+
+
 def read_chain(
     tracker: TrackerContract,
     owner: str,
@@ -266,6 +287,7 @@ def read_chain(
     roots: Sequence[str] = (),
     listed_states: Sequence[str] = (),
     batched: bool = True,
+    chain_id: int | None = None,
 ) -> ChainView:
     """Reads every chain fact the checks need about `owner`'s instance of `execution_id`."""
     from ape import chain
@@ -314,9 +336,25 @@ def read_chain(
     ends: list[EndEvent] = []
     # Nothing is recorded under a key before the instance is registered there.
     registered_from = registration.block if registration is not None else since
+    wanted_roots = sorted(set(roots))
+    contract = tracker.contract
+    # The instance, the model under each owner and the owner's certificate, in one multicall.
+    calls = [contract.instanceOf.encode_input(checksum_address(owner), id_to_bytes32(execution_id))]
+    calls += [contract.modelOf.encode_input(checksum_address(h.owner), id_to_bytes32(model_id)) for h in holders]
+    calls.append(contract.certificateOf.encode_input(checksum_address(owner)))
     if batched:
-        kinds = ["StateRegistered", "AttemptEnded", "InstanceTerminated"]
-        for event in logs.iter_events_of_kinds(address, kinds, [keys], registered_from):
+        # One round trip for everything that depends only on the lineage: the keys' states and
+        # ends, the owners' operator changes, the listed roots' anchors, and the multicall.
+        queries = [
+            logs.LogQuery(["StateRegistered", "AttemptEnded", "InstanceTerminated"], [keys], registered_from),
+            logs.LogQuery(["OperatorSet"], [sorted(owners)], since),
+            logs.LogQuery(["StatesAnchored"] if wanted_roots else [], [None, wanted_roots], since),
+        ]
+        (state_events, operator_events, anchor_events), (multicall_data,) = logs.read_together(
+            address, queries, [contract.multicall.encode_input(calls)]
+        )
+        results = [bytes(r) for r in decode(["bytes[]"], multicall_data)[0]]
+        for event in state_events:
             if event.name == "StateRegistered":
                 state = _state_event(event)
                 if state.seq in states_by_seq:
@@ -324,6 +362,8 @@ def read_chain(
                 states_by_seq.setdefault(state.seq, state)
             else:
                 ends.append(_end_event(event))
+        operators = OperatorHistory(list(operator_events))
+        anchored = list(anchor_events)
     else:
         for state_id in dict.fromkeys(listed_states):  # what a per-state verifier asks: that state's log
             for event in logs.events(address, "StateRegistered", [keys, state_id], registered_from):
@@ -332,39 +372,40 @@ def read_chain(
         ends = [
             _end_event(e) for e in logs.events_of_kinds(address, ["AttemptEnded", "InstanceTerminated"], [keys], since)
         ]
+        operators = OperatorHistory(logs.events(address, "OperatorSet", [sorted(owners)], since))
+        anchored = logs.events(address, "StatesAnchored", [None, wanted_roots], since) if wanted_roots else []
+        results = tracker.read_many(calls)
     ends.sort(key=lambda end: end.position)
     seqs_by_state: dict[str, int] = {}
     for seq in sorted(states_by_seq):
         seqs_by_state.setdefault(states_by_seq[seq].state_id, seq)
 
-    operators = OperatorHistory(logs.events(address, "OperatorSet", [sorted(owners)], since))
     anchorings: dict[str, list[Anchoring]] = {}
-    wanted_roots = sorted(set(roots))
-    if wanted_roots:
-        for e in logs.events(address, "StatesAnchored", [None, wanted_roots], since):
-            anchoring = Anchoring(
-                _hex(e.args["submitter"]),
-                _hex(e.args["root"]),
-                int(e.args["leafCount"]),
-                e.block_number,
-                e.log_index,
-                e.transaction_hash,
-            )
-            anchorings.setdefault(anchoring.root, []).append(anchoring)
+    for e in anchored:
+        anchoring = Anchoring(
+            _hex(e.args["submitter"]),
+            _hex(e.args["root"]),
+            int(e.args["leafCount"]),
+            e.block_number,
+            e.log_index,
+            e.transaction_hash,
+        )
+        anchorings.setdefault(anchoring.root, []).append(anchoring)
 
-    # One multicall: the instance, the model under each owner, each anchor under its submitter.
-    contract = tracker.contract
-    pairs = sorted({(a.submitter, a.root) for found in anchorings.values() for a in found})
-    calls = [contract.instanceOf.encode_input(checksum_address(owner), id_to_bytes32(execution_id))]
-    calls += [contract.modelOf.encode_input(checksum_address(h.owner), id_to_bytes32(model_id)) for h in holders]
-    calls += [contract.anchorOf.encode_input(checksum_address(s), id_to_bytes32(r)) for s, r in pairs]
-    results = tracker.read_many(calls)
     instance = _decode_instance(owner, execution_id, results[0])
     model_registered_at = {
         h.owner: int(decode(["uint64"], data)[0]) or None for h, data in zip(holders, results[1 : 1 + len(holders)])
     }
+    certificate = _decode_certificate(owner, results[1 + len(holders)])
+    # Each anchor under its submitter: known only once the anchors' events are read.
+    pairs = sorted({(a.submitter, a.root) for found in anchorings.values() for a in found})
+    anchor_results = (
+        tracker.read_many(contract.anchorOf.encode_input(checksum_address(s), id_to_bytes32(r)) for s, r in pairs)
+        if pairs
+        else []
+    )
     anchor_records: dict[tuple[str, str], AnchorRecord | None] = {}
-    for (submitter, root), data in zip(pairs, results[1 + len(holders) :]):
+    for (submitter, root), data in zip(pairs, anchor_results):
         anchored_at, leaf_count = decode(["uint64", "uint32"], data)
         anchor_records[(submitter, root)] = (
             AnchorRecord(submitter, root, int(anchored_at), int(leaf_count)) if anchored_at else None
@@ -375,8 +416,7 @@ def read_chain(
     blocks = [s.block for s in states_by_seq.values()] + [e.block for e in ends]
     blocks += [a.block for found in anchorings.values() for a in found]
     if batched:
-        senders = logs.transaction_senders(transactions)
-        block_times = logs.block_timestamps(blocks)
+        senders, block_times = logs.senders_and_times(transactions, blocks)
     else:  # one request per state, as a verifier without batching makes them
         web3 = chain.provider.web3
         senders, block_times = {}, {}
@@ -385,7 +425,7 @@ def read_chain(
         for number in blocks:
             block_times[number] = int(web3.eth.get_block(number)["timestamp"])
     return ChainView(
-        chain_id=int(chain.provider.web3.eth.chain_id),
+        chain_id=chain_id if chain_id is not None else int(chain.provider.web3.eth.chain_id),
         contract_address=normalize_address(address),
         canonical=tracker.is_canonical,
         owner=owner,
@@ -406,4 +446,5 @@ def read_chain(
         senders=senders,
         block_times=block_times,
         duplicate_seqs=duplicate_seqs,
+        certificate=certificate,
     )

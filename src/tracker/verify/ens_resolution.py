@@ -20,6 +20,7 @@ resolved. So the calls are made here, and CCIP-Read runs under the verifier's bo
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,13 +78,19 @@ def universal_resolver_address() -> str:
 
 def available() -> str | None:
     """None when this chain can resolve ENS names, else why not."""
-    if not ens.ens_available():
-        return "no ENS registry on this network"
     from ape import chain
 
-    if not chain.provider.get_code(universal_resolver_address()):
+    # Both at once: through a distant provider each is a round trip of its own.
+    universal = _pool.submit(lambda: bool(chain.provider.get_code(universal_resolver_address())))
+    if not ens.ens_available():
+        return "no ENS registry on this network"
+    if not universal.result():
         return f"no UniversalResolver at {universal_resolver_address()} on this network"
     return None
+
+
+# Reads that go out beside the one waited for (a few at a time, each a short eth_call).
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ens-read")
 
 
 class EnsResolution:
@@ -128,10 +135,20 @@ class EnsResolution:
 
         universal = ens.at("UniversalResolver", universal_resolver_address())
         dns_name = bytes(dns_encode_name(name))
-        resolver, _node, offset = universal.findResolver(dns_name)
-        route, via = ROUTE_ONCHAIN, ""
-        if int(offset):
-            route, via = ROUTE_WILDCARD, f"(resolver of {_dns_suffix(dns_name, int(offset))})"
+        # Where the resolver was found (for the report's route) is read while the name resolves.
+        found_resolver = _pool.submit(universal.findResolver, dns_name)
+        try:
+            return self._resolve_with(name, dns_name, calldata, found_resolver)
+        finally:
+            found_resolver.cancel()
+
+    def _resolve_with(self, name: str, dns_name: bytes, calldata: bytes, found_resolver: Future) -> Resolved | None:
+        def where() -> tuple[str, str, str]:
+            resolver, _node, offset = found_resolver.result()
+            if int(offset):
+                return str(resolver), ROUTE_WILDCARD, f"(resolver of {_dns_suffix(dns_name, int(offset))})"
+            return str(resolver), ROUTE_ONCHAIN, ""
+
         data = function_signature_to_4byte_selector("resolve(bytes,bytes)") + encode(
             ["bytes", "bytes"], [dns_name, calldata]
         )
@@ -141,6 +158,7 @@ class EnsResolution:
             outcome = _eth_call(to, data)
             if isinstance(outcome, bytes):
                 result, answered_by = decode(["bytes", "address"], outcome)
+                _resolver, route, via = where()
                 if gateways:
                     route, via = ROUTE_OFFCHAIN, ", ".join(sorted(set(gateways)))
                 return Resolved(bytes(result), checksum_address(answered_by), route, via)
@@ -155,7 +173,7 @@ class EnsResolution:
                     ["bytes", "bytes"], [response, bytes(lookup["extraData"])]
                 )
                 continue
-            self._raise_unless_missing(name, outcome[1], str(resolver), gateways)
+            self._raise_unless_missing(name, outcome[1], _resolver_of(found_resolver), gateways)
             return None
         raise ResolutionError(f"{name}: more than {MAX_LOOKUPS} offchain lookups in one resolution")
 
@@ -224,6 +242,13 @@ class EnsResolution:
                 )
             raise ResolutionError(f"the resolver of {name} ({resolver}) reverted: {cause}")
         raise ResolutionError(f"resolving {name} failed: {_describe(data)}")
+
+
+def _resolver_of(found_resolver: Future) -> str:
+    try:
+        return str(found_resolver.result()[0])
+    except Exception:  # the UniversalResolver's own revert: the resolve call's error says more
+        return "unknown"
 
 
 def _raw(body: bytes) -> bytes:

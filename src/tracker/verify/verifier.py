@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -51,6 +52,7 @@ from tracker.verify.report import CHECK_ENS, CheckResult, VerificationReport, Ve
 from tracker.verify.states import StateJudge, Trace, judge_states, states_check
 
 NO_CHAIN = "no chain reachable"
+_background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify-ens")
 
 
 @dataclass
@@ -183,6 +185,9 @@ def verify_protocol(
         for attempt in protocol.attempts:
             fetcher.add(attempt.end_data, "end")
         batch = fetcher.start()
+        # Check 4 reads ENS only (names, not documents): it runs while the documents download and
+        # the contract is read, so its round trips to a distant provider add no time.
+        ens_result = _background.submit(_ens_check, connected, owner, url, options, policy)
         view: ChainView | None = None
         if tracker is not None and owner is not None and execution_id is not None:
             roots = [entry.merkle_root for entry in entries if entry.merkle_root]
@@ -194,6 +199,7 @@ def verify_protocol(
                 roots,
                 [entry.state_hash for entry in entries],
                 batched=options.batched,
+                chain_id=chain_id,
             )
         elif tracker is not None:
             not_read = (
@@ -221,10 +227,14 @@ def verify_protocol(
         fetched.check,
         states.check,
         ends.check,
-        ens_check(owner, url, options.timeout, policy)
-        if connected
-        else CheckResult(CHECK_ENS, None, f"not checked: {NO_CHAIN}"),
-        certificate_check(tracker, owner, fetched.certificate, not_read),
+        ens_result.result(),
+        certificate_check(
+            tracker,
+            owner,
+            fetched.certificate,
+            not_read,
+            **({"registered": view.certificate} if view is not None else {}),
+        ),
     ]
     report = VerificationReport(
         url,
@@ -258,6 +268,12 @@ def _code_today(trace: Trace, view: ChainView | None, session: Any) -> list[Any]
         if task is not None:
             results.append(today.compare(position, task))
     return results
+
+
+def _ens_check(connected: bool, owner: str | None, url: str, options: VerifyOptions, policy: HostPolicy) -> CheckResult:
+    if not connected:
+        return CheckResult(CHECK_ENS, None, f"not checked: {NO_CHAIN}")
+    return ens_check(owner, url, options.timeout, policy)
 
 
 def _mode(view: ChainView | None) -> str | None:
