@@ -26,6 +26,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
 from tracker.chain.contract import GAS_HEADROOM, PreparedCall, SentTransaction, TrackerContract, _receipt_quantity
 from tracker.chain.revert import describe_revert
 from tracker.errors import ChainError, one_line
@@ -164,17 +167,12 @@ class TransactionPipeline:
     def _prepare(self, calls: list[PreparedCall], token: Any) -> InFlight:
         provider = self._provider()
         labels = ", ".join(sorted({c.label for c in calls}))
-        contract = self.contract.contract
-        if len(calls) == 1:
-            handler = getattr(contract, calls[0].label)
-            arguments = list(handler.decode_input(calls[0].data)[1].values())
-        else:
-            handler, arguments = contract.multicall, [[c.data for c in calls]]
         if self._next_nonce is None:
             self._next_nonce = int(provider.web3.eth.get_transaction_count(str(self.sender.address), "pending"))
         try:
-            transaction = handler.as_transaction(*arguments, sender=self.sender, nonce=self._next_nonce)
-            estimate = int(provider.estimate_gas_cost(transaction))
+            # One estimate (the node's), on the calldata as it is: no decoding and encoding again,
+            # and none of ape's own estimates and fee reads for a transaction it would not send.
+            estimate = int(provider.estimate_gas_cost(self._transaction(_calldata(calls), self._next_nonce)))
         except Exception as error:  # ape and the node raise many error types; each becomes one line
             raise ChainError(f"{labels} failed: {describe_revert(error)}") from error
         max_fee, tip = self._fees()
@@ -189,17 +187,23 @@ class TransactionPipeline:
         self._next_nonce += 1
         return entry
 
+    def _transaction(self, data: bytes, nonce: int, **fields: int) -> Any:
+        """An EIP-1559 transaction to the contract with this calldata, built by ape's ecosystem."""
+        provider = self._provider()
+        return provider.network.ecosystem.create_transaction(
+            chain_id=provider.chain_id,
+            to=self.contract.address,
+            sender=str(self.sender.address),
+            data=data,
+            nonce=nonce,
+            type=2,
+            **fields,
+        )
+
     def _sign(self, entry: InFlight) -> bytes:
-        contract = self.contract.contract
-        if len(entry.calls) == 1:
-            handler = getattr(contract, entry.calls[0].label)
-            arguments = list(handler.decode_input(entry.calls[0].data)[1].values())
-        else:
-            handler, arguments = contract.multicall, [[c.data for c in entry.calls]]
-        transaction = handler.as_transaction(
-            *arguments,
-            sender=self.sender,
-            nonce=entry.nonce,
+        transaction = self._transaction(
+            _calldata(entry.calls),
+            entry.nonce,
             gas_limit=entry.gas_limit,
             max_fee=entry.max_fee,
             max_priority_fee=entry.priority_fee,
@@ -336,6 +340,16 @@ class TransactionPipeline:
         entry.sent_at = self.clock()
         self.stats.reorged += 1
         return False
+
+
+MULTICALL_SELECTOR = keccak(text="multicall(bytes[])")[:4]
+
+
+def _calldata(calls: Sequence[PreparedCall]) -> bytes:
+    """The calldata of one transaction: the call itself, or several through the contract's multicall."""
+    if len(calls) == 1:
+        return calls[0].data
+    return MULTICALL_SELECTOR + abi_encode(["bytes[]"], [[call.data for call in calls]])
 
 
 def _rate_limited(text: str) -> bool:
