@@ -97,6 +97,7 @@ class HistorySource:
             events=tuple(events),
             held_events=held,
             state_machine_version_arn=version_arn,
+            state_machine_alias_arn=described.get("stateMachineAliasArn"),
             role_arn=role_arn,
             redrive_status=described.get("redriveStatus"),
             redrive_count=int(described.get("redriveCount") or 0),

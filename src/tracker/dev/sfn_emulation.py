@@ -9,6 +9,9 @@ server (`python -m tracker.dev.sfn_emulation -H HOST -p PORT`, for the demo):
 * An execution of a version ARN is an execution of the machine: ListExecutions of the machine
   lists it and DescribeExecution names the unqualified machine ARN plus `stateMachineVersionArn`
   (moto keeps it on the version and cannot describe it afterwards).
+* StartExecution of an alias ARN (moto: StateMachineDoesNotExist) starts one of the alias's
+  versions, chosen by its routing weights, and DescribeExecution and ListExecutions report both
+  `stateMachineAliasArn` and `stateMachineVersionArn`.
 * DescribeStateMachineForExecution answers with the definition the execution started on, not the
   machine's current one (moto: the current one), as AWS does with the execution's `revisionId`.
 * DescribeExecution and ListExecutions report `redriveCount`, and DescribeExecution
@@ -54,6 +57,11 @@ def install() -> None:
     swapping = threading.Lock()
 
     def start_execution(self: Any, state_machine_arn: str, *args: Any, **kwargs: Any) -> Any:
+        alias_arn = None
+        if _is_alias(state_machine_arn):
+            # AWS starts one of the alias's versions, chosen by the routing weights.
+            alias = self.describe_state_machine_alias(state_machine_arn)
+            alias_arn, state_machine_arn = alias.arn, _routed_version(alias.routing_configuration)
         target = self.describe_state_machine(state_machine_arn)
         source_arn = getattr(target, "source_arn", None)
         execution: Any
@@ -73,6 +81,7 @@ def install() -> None:
                     source.definition = current
             execution.emulated_version_arn = target.arn
         execution.emulated_definition = target.definition
+        execution.emulated_alias_arn = alias_arn
         return execution
 
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
@@ -90,6 +99,8 @@ def install() -> None:
         if version_arn:
             body["stateMachineVersionArn"] = version_arn
             body["stateMachineArn"] = version_arn.rsplit(":", 1)[0]
+        if getattr(execution, "emulated_alias_arn", None):
+            body["stateMachineAliasArn"] = execution.emulated_alias_arn
         attempts = _attempts(execution)
         current = _current(execution)
         if attempts:
@@ -122,6 +133,8 @@ def install() -> None:
                 item["redriveDate"] = _current(execution).start_date
             if getattr(execution, "emulated_version_arn", None):
                 item["stateMachineVersionArn"] = execution.emulated_version_arn
+            if getattr(execution, "emulated_alias_arn", None):
+                item["stateMachineAliasArn"] = execution.emulated_alias_arn
         return _with_body(result, body)
 
     def describe_state_machine_for_execution(self: Any) -> Any:
@@ -159,6 +172,20 @@ def install() -> None:
     response_class.describe_state_machine_for_execution = describe_state_machine_for_execution  # type: ignore[method-assign]
     response_class.list_state_machine_versions = list_state_machine_versions  # type: ignore[attr-defined]
     _INSTALLED = True
+
+
+def _is_alias(arn: str) -> bool:
+    """An alias ARN (stateMachine:NAME:ALIAS) rather than a version's (stateMachine:NAME:7)."""
+    parts = arn.split(":")
+    return len(parts) == 8 and parts[5] == "stateMachine" and not parts[7].isdigit()
+
+
+def _routed_version(routing: list[dict[str, Any]]) -> str:
+    import random
+
+    versions = [entry["stateMachineVersionArn"] for entry in routing]
+    weights = [int(entry.get("weight", 0)) for entry in routing]
+    return random.choices(versions, weights=weights)[0] if sum(weights) else versions[0]
 
 
 def _attempts(execution: Any) -> list[Any]:

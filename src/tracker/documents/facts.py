@@ -50,6 +50,7 @@ class InstanceFacts:
     model_id: str
     input_sha256: str
     state_machine_version_arn: str | None = None
+    state_machine_alias_arn: str | None = None
     account_id: str | None = None
     role_arn: str | None = None
 

@@ -86,6 +86,7 @@ def build_documents(execution: Execution, include_data: bool = False, now_ms: in
         model_id=model.id,
         input_sha256=sha256_hex(execution.input or ""),
         state_machine_version_arn=execution.state_machine_version_arn,
+        state_machine_alias_arn=execution.state_machine_alias_arn,
         account_id=execution.account_id,
         role_arn=execution.role_arn,
     )
