@@ -22,7 +22,9 @@ class HistorySource:
         self.sfn = AwsService(session, "stepfunctions", policy)
         self.region = session.region_name
         self.selection = selection
+        self.session, self.policy = session, policy
         self._definitions: dict[str, str] = {}
+        self._logs: dict[str, Any] = {}
 
     def state_machines(self) -> list[str]:
         if self.selection.state_machine_arns:
@@ -71,6 +73,41 @@ class HistorySource:
             "describe_state_machine_for_execution", f"execution {execution_arn}", executionArn=execution_arn
         )
         return check_definition(described["definition"], described.get("stateMachineArn", execution_arn))
+
+    def map_run_children(self, map_run_arn: str) -> tuple[list[ExecutionRef], int]:
+        """A Map Run's child executions and how many it started (DescribeMapRun's count): Standard
+        children through ListExecutions with `mapRunArn`, Express ones from the parent machine's
+        CloudWatch Logs group (Express executions are never listed)."""
+        run = self.sfn.call("describe_map_run", f"Map Run {map_run_arn}", mapRunArn=map_run_arn)
+        total = int((run.get("executionCounts") or {}).get("total", 0))
+        workflow = map_run_arn.replace(":mapRun:", ":stateMachine:").rsplit(":", 1)[0]
+        described = self.sfn.call("describe_state_machine", f"state machine {workflow}", stateMachineArn=workflow)
+        if described.get("type") != "EXPRESS":
+            refs = [
+                ExecutionRef(item["executionArn"], workflow, item.get("status"), item.get("redriveCount"))
+                for page in self.sfn.pages("list_executions", f"Map Run {map_run_arn}", mapRunArn=map_run_arn)
+                for item in page.get("executions", [])
+            ]
+            return refs, total
+        logs = self._logs_of(workflow.split("/", 1)[0])
+        prefix = workflow.replace(":stateMachine:", ":express:") + ":" + map_run_arn.rsplit(":", 1)[1] + ":"
+        return [ref for ref in logs.list_executions() if ref.execution_arn.startswith(prefix)], total
+
+    def _logs_of(self, machine_arn: str) -> Any:
+        from tracker.aws.logs import LogsSource
+
+        if machine_arn not in self._logs:
+            self._logs[machine_arn] = LogsSource(
+                self.session, Selection((machine_arn,)), policy=self.policy, map_run_children=True
+            )
+        return self._logs[machine_arn]
+
+    def load_child(self, ref: ExecutionRef) -> Execution:
+        """A child execution: Express ones from the logs read by `map_run_children`."""
+        if ":express:" in ref.execution_arn:
+            machine = ref.state_machine_arn.split("/", 1)[0]
+            return self._logs_of(machine).load(ref)
+        return self.load(ref)
 
     def load(self, ref: ExecutionRef) -> Execution:
         arn = ref.execution_arn

@@ -252,15 +252,16 @@ def _child_workflow(record: Any) -> _ChildWorkflow:
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
     labelled = record.map_state_machine_arn
-    if labelled in _CHILD_WORKFLOWS:
-        return _CHILD_WORKFLOWS[labelled]
     parts = record.execution_arn.split(":")
     backend = stepfunctions_parser_backends[parts[4]][parts[3]]
     parent = backend.describe_execution(record.execution_arn)
+    known = _CHILD_WORKFLOWS.get(labelled)
+    if known is not None and known.parent_machine.definition == parent.state_machine.definition:
+        return known
     definition = json.loads(parent.state_machine.definition)
     label = labelled.rsplit("/", 1)[1]
     maps = _distributed_maps(definition.get("States") or {})
-    name, state = next(((n, st) for n, st in maps if st.get("Label", n) == label), maps[0])
+    _name, state = next(((n, st) for n, st in maps if st.get("Label", n) == label), maps[0])
     processor = dict(state["ItemProcessor"])
     sm_type = str(processor.pop("ProcessorConfig").get("ExecutionType", "STANDARD"))
     if "QueryLanguage" in definition and "QueryLanguage" not in processor:

@@ -53,6 +53,13 @@ class InstanceFacts:
     state_machine_alias_arn: str | None = None
     account_id: str | None = None
     role_arn: str | None = None
+    # An execution another one started (a Map Run's child, a startExecution task's child): the
+    # parent instance and the visit (entered event id, name) of the state that started it.
+    parent_instance_id: str | None = None
+    parent_execution_arn: str | None = None
+    parent_event_id: int | None = None
+    parent_state_name: str | None = None
+    map_run_arn: str | None = None
 
     @property
     def execution_id(self) -> str:
@@ -80,9 +87,26 @@ class StateFacts:
     input: Any = None
     output: Any = None
     version: int = STATE_DOCUMENT_VERSION
+    children: str | None = None  # the id of the children document of what this visit started
 
     def document(self) -> Document:
         return Document(canonical_json(without_absent({"kind": "state", **asdict(self)})))
+
+
+@dataclass(frozen=True)
+class ChildrenFacts:
+    """The executions one visit of a Map or Task state started, as their instance ids (sorted):
+    each child's instance document names the parent instance and this visit back."""
+
+    instance_id: str
+    event_id: int
+    state_name: str
+    instances: tuple[str, ...]
+    map_run_arn: str | None = None
+
+    def document(self) -> Document:
+        fields = {**asdict(self), "instances": sorted(set(self.instances))}
+        return Document(canonical_json(without_absent({"kind": "children", **fields})))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ the end of every attempt."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ from tracker.aws.errors import InconsistentHistoryError
 from tracker.aws.events import state_visits
 from tracker.aws.executions import Execution, state_names
 from tracker.documents.facts import (
+    ChildrenFacts,
     Document,
     EndFacts,
     InstanceFacts,
@@ -29,6 +30,7 @@ class AttemptDocuments:
     status: str
     end: Document
     state_count: int
+    end_event_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class ExecutionDocuments:
     state_event_ids: tuple[int, ...]
     attempts: tuple[AttemptDocuments, ...]
     final: bool
+    children: tuple[Document, ...] = ()  # children documents its states name
 
     @property
     def model_id(self) -> str:
@@ -69,33 +72,71 @@ def _digest(value: Any) -> str | None:
     return None if value is None else sha256_hex(str(value))
 
 
-def build_documents(execution: Execution, include_data: bool = False, now_ms: int | None = None) -> ExecutionDocuments:
-    """Model, instance, hash-chained state documents and the end document of every attempt.
+@dataclass(frozen=True)
+class ParentOf:
+    """The parent of a child execution: its instance, execution and the visit that started the child."""
 
-    `now_ms` (default: now) decides whether an unsuccessful end is final: only once Step Functions
-    can no longer redrive the execution.
-    """
-    import time
+    instance_id: str
+    execution_arn: str
+    event_id: int
+    state_name: str
+    map_run_arn: str | None = None
 
-    model = model_document(execution.definition)
-    facts = InstanceFacts(
+
+def instance_facts(execution: Execution, parent: ParentOf | None = None) -> InstanceFacts:
+    return InstanceFacts(
         execution_arn=execution.execution_arn,
         state_machine_arn=execution.state_machine_arn,
         name=execution.name,
         start_date_ms=execution.start_date_ms,
-        model_id=model.id,
+        model_id=model_document(execution.definition).id,
         input_sha256=sha256_hex(execution.input or ""),
         state_machine_version_arn=execution.state_machine_version_arn,
         state_machine_alias_arn=execution.state_machine_alias_arn,
         account_id=execution.account_id,
         role_arn=execution.role_arn,
+        parent_instance_id=parent.instance_id if parent else None,
+        parent_execution_arn=parent.execution_arn if parent else None,
+        parent_event_id=parent.event_id if parent else None,
+        parent_state_name=parent.state_name if parent else None,
+        map_run_arn=parent.map_run_arn if parent else None,
     )
+
+
+def build_documents(
+    execution: Execution,
+    include_data: bool = False,
+    now_ms: int | None = None,
+    parent: ParentOf | None = None,
+    children: Mapping[int, ChildrenFacts | None] | None = None,
+) -> ExecutionDocuments:
+    """Model, instance, hash-chained state documents and the end document of every attempt.
+
+    `now_ms` (default: now) decides whether an unsuccessful end is final: only once Step Functions
+    can no longer redrive the execution. `children` maps the entered event id of each visit that
+    started executions to what it started; None while they are not all known, which holds the
+    trace back at that visit (its document names them, so it is written only once they are).
+    """
+    import time
+
+    model = model_document(execution.definition)
+    facts = instance_facts(execution, parent)
     instance = facts.document()
     states: list[Document] = []
     event_ids: list[int] = []
     previous = ""
     declared = state_names(execution.definition)
+    children = children or {}
+    children_documents: list[Document] = []
+    held_at: int | None = None  # the entered event id of the first visit whose children are not all known
     for seq, visit in enumerate(state_visits(execution.events)):
+        started = children.get(visit.entered.id, ())
+        if started is None:
+            held_at = visit.entered.id
+            break
+        children_document = started.document() if started else None
+        if children_document is not None:
+            children_documents.append(children_document)
         if visit.name not in declared:
             raise InconsistentHistoryError(
                 f"execution {execution.execution_arn} entered state {visit.name!r}, which the definition it ran "
@@ -118,11 +159,16 @@ def build_documents(execution: Execution, include_data: bool = False, now_ms: in
             output_sha256=_digest(raw_output),
             input=raw_input if include_data else None,
             output=raw_output if include_data else None,
+            children=children_document.id if children_document else None,
         ).document()
         states.append(document)
         event_ids.append(visit.entered.id)
         previous = document.id
-    attempts = tuple(_attempt_documents(instance.id, execution, states, event_ids))
+    attempts = tuple(
+        attempt
+        for attempt in _attempt_documents(instance.id, execution, states, event_ids)
+        if held_at is None or attempt.end_event_id < held_at
+    )
     now = int(time.time() * 1000) if now_ms is None else now_ms
     return ExecutionDocuments(
         execution,
@@ -132,7 +178,8 @@ def build_documents(execution: Execution, include_data: bool = False, now_ms: in
         tuple(states),
         tuple(event_ids),
         attempts,
-        execution.is_final(now),
+        execution.is_final(now) and held_at is None,
+        tuple(children_documents),
     )
 
 
@@ -154,5 +201,5 @@ def _attempt_documents(
             error=details.get("error"),
             cause=details.get("cause"),
         )
-        documents.append(AttemptDocuments(end.attempt, end.status, facts.document(), count))
+        documents.append(AttemptDocuments(end.attempt, end.status, facts.document(), count, end.event.id))
     return documents
