@@ -35,10 +35,19 @@ from tracker.chain.contract import Mode, TrackerContract
 from tracker.documents.protocol import InstanceProtocol
 from tracker.verify.chain import ChainView, read_chain
 from tracker.verify.checks import certificate_check, ens_check, fetch_protocol, not_checked_after_fetch
-from tracker.verify.content import Content, InstanceContent, read_end, read_instance, read_state
+from tracker.verify.content import (
+    ChildrenContent,
+    Content,
+    InstanceContent,
+    StateContent,
+    read_children,
+    read_end,
+    read_instance,
+    read_state,
+)
 from tracker.verify.download import Deadline, DownloadBatch, Downloader, Fetched, HostPolicy, Job, origin_of
 from tracker.verify.ends import model_check
-from tracker.verify.report import CHECK_ENS, CheckResult, VerificationReport, VerifyOptions
+from tracker.verify.report import CHECK_CHILDREN, CHECK_ENS, CheckResult, VerificationReport, VerifyOptions
 from tracker.verify.states import Trace, judge_states, states_check
 
 NO_CHAIN = "no chain reachable"
@@ -81,7 +90,7 @@ class _Fetcher:
         if key in self.index:
             return
         options = self.options
-        readers = {"state": read_state, "end": read_end, "instance": read_instance}
+        readers = {"state": read_state, "end": read_end, "instance": read_instance, "children": read_children}
         parse = partial(readers[kind], max_depth=options.max_depth) if kind in readers else None
         keep = options.content_limit if parse is not None else 0
         self.index[key] = len(self.jobs)
@@ -121,6 +130,7 @@ def verify_protocol(
     connected: bool = True,
     url_given_by_user: bool = True,
     no_contract: str | None = None,
+    ens_result: CheckResult | None = None,
 ) -> VerificationReport:
     """Runs the five checks on the protocol at `url` against `tracker`.
 
@@ -197,11 +207,24 @@ def verify_protocol(
         fetched.check,
         states.check,
         ends.check,
-        ens_check(owner, url, options.timeout, policy)
+        ens_result
+        if ens_result is not None
+        else ens_check(owner, url, options.timeout, policy)
         if connected
         else CheckResult(CHECK_ENS, None, f"not checked: {NO_CHAIN}"),
         certificate_check(tracker, owner, fetched.certificate, not_read),
     ]
+    linked = [
+        (entry.state_data, fetched_state.content)
+        for entry, fetched_state in zip(entries, downloads.states, strict=True)
+        if isinstance(fetched_state.content, StateContent) and fetched_state.content.links is not None
+    ]
+    if linked:
+        checks.append(
+            _children_check(
+                url, linked, tracker, options, checks[3], protocol.instance_hash, connected, no_contract, say
+            )
+        )
     report = VerificationReport(
         url,
         checks,
@@ -219,6 +242,91 @@ def verify_protocol(
     )
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _children_check(
+    url: str,
+    linked: list[tuple[str, StateContent]],
+    tracker: TrackerContract | None,
+    options: VerifyOptions,
+    ens: CheckResult,
+    instance_id: str,
+    connected: bool,
+    no_contract: str | None,
+    say: Callable[[str], None],
+) -> CheckResult:
+    """Walks to every execution a listed state started: its children document (which must name
+    this instance and the state's visit), then each child's protocol beside this one, verified
+    with all five checks (its ENS check is this protocol's: the same publisher and origin), and
+    each child's instance document, which must name this instance, the visit and the Map Run."""
+    problems: list[str] = []
+    verified = 0
+    policy = HostPolicy(options.allow_private_hosts)
+    origin = origin_of(url)
+    if origin is not None:
+        policy.trust(origin)
+    with Downloader(options.timeout, options.concurrency, Deadline(options.total_timeout), policy) as downloader:
+        for state_data, state in linked:
+            links = state.links
+            assert links is not None and links.children is not None
+            link = urllib.parse.urljoin(urllib.parse.urljoin(url, state_data), f"{links.children}.json")
+            listing = downloader.fetch(link, options.max_document_bytes, read_children, options.content_limit)
+            content = listing.content
+            where = f"state {links.state_name!r} (event {links.event_id})"
+            if not listing.ok or listing.sha256 != links.children:
+                problems.append(
+                    f"{where}: children document {links.children[:12]}… is missing or does not hash to its id"
+                )
+                continue
+            if not isinstance(content, ChildrenContent):
+                problems.append(f"{where}: {getattr(content, 'reason', 'children document unreadable')}")
+                continue
+            if (content.instance_id, content.event_id, content.state_name) != (
+                instance_id,
+                links.event_id,
+                links.state_name,
+            ):
+                problems.append(f"{where}: the children document names another instance or visit")
+                continue
+            say(f"verifying {len(content.instances)} executions started by {links.state_name}")
+            for child in content.instances:
+                child_url = urllib.parse.urljoin(url, f"{child}.json")
+                report = verify_protocol(
+                    child_url, tracker, options, connected=connected, no_contract=no_contract, ens_result=ens
+                )
+                instance_link = urllib.parse.urljoin(child_url, f"documents/{child}.json")
+                instance = downloader.fetch(
+                    instance_link, options.max_document_bytes, read_instance, options.content_limit
+                )
+                facts = instance.content
+                parent = facts.parent if isinstance(facts, InstanceContent) else None
+                # the child's ENS check is this protocol's, reported there: anything else must pass
+                every = [*report.checks, *report.states, *report.attempts]
+                unchecked = [item for item in every if item.ok is None and item is not ens]
+                if report.instance_id != child or report.verdict == "failed" or unchecked:
+                    what = ", ".join(report.failed_checks) or f"{len(unchecked)} items not checked"
+                    problems.append(f"child {child[:12]}…: {report.verdict} ({what})")
+                elif instance.sha256 != child or parent is None:
+                    problems.append(f"child {child[:12]}…: its instance document names no parent")
+                elif (parent.instance_id, parent.event_id, parent.state_name, parent.map_run_arn) != (
+                    instance_id,
+                    links.event_id,
+                    links.state_name,
+                    content.map_run_arn,
+                ):
+                    problems.append(
+                        f"child {child[:12]}…: its instance document names another parent, visit or Map Run"
+                    )
+                else:
+                    verified += 1
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        return CheckResult(CHECK_CHILDREN, False, shown)
+    return CheckResult(
+        CHECK_CHILDREN,
+        True,
+        f"{verified} child executions of {len(linked)} states verified; each names this instance and its visit",
+    )
 
 
 def _mode(view: ChainView | None) -> str | None:
