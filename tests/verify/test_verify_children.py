@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -23,7 +22,7 @@ from tracker.verify.report import CHECK_CHILDREN, CHECK_ENS, VerifyOptions
 from tracker.verify.verifier import verify_protocol
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tracking"))
-from test_tracking_children import NESTED_CHILD, create, fan_out, nested_parent, run  # noqa: E402
+from test_tracking_children import NESTED_CHILD, create, fan_out, nested_parent, run
 
 
 @pytest.fixture

@@ -54,7 +54,9 @@ def _child_arn(event: HistoryEvent) -> str | None:
     if not isinstance(output, dict):
         return None
     arn = output.get("ExecutionArn") or output.get("executionArn")
-    return arn if isinstance(arn, str) and EXECUTION_ARN.match(arn) else None
+    if isinstance(arn, str) and EXECUTION_ARN.match(arn):
+        return arn
+    return None
 
 
 def started_children(events: Sequence[HistoryEvent]) -> list[StartedChildren]:
@@ -64,11 +66,11 @@ def started_children(events: Sequence[HistoryEvent]) -> list[StartedChildren]:
     seen: set[str] = set()
     for event in events:
         if event.type == "MapRunStarted":
-            arn = str(event.details.get("mapRunArn", ""))
+            run = str(event.details.get("mapRunArn", ""))
             visit = _visit_of(event, by_id, "MapStateEntered")
-            if MAP_RUN_ARN.match(arn) and visit is not None and arn not in seen:
-                seen.add(arn)
-                found.append(StartedChildren(visit.id, str(visit.details.get("name", "")), map_run_arn=arn))
+            if MAP_RUN_ARN.match(run) and visit is not None and run not in seen:
+                seen.add(run)
+                found.append(StartedChildren(visit.id, str(visit.details.get("name", "")), map_run_arn=run))
         elif event.type in ("TaskSubmitted", "TaskSucceeded"):
             arn = _child_arn(event)
             visit = _visit_of(event, by_id, "TaskStateEntered")

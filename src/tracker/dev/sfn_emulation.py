@@ -254,7 +254,7 @@ def _child_workflow(record: Any) -> _ChildWorkflow:
     labelled = record.map_state_machine_arn
     parts = record.execution_arn.split(":")
     backend = stepfunctions_parser_backends[parts[4]][parts[3]]
-    parent = backend.describe_execution(record.execution_arn)
+    parent: Any = backend.describe_execution(record.execution_arn)
     known = _CHILD_WORKFLOWS.get(labelled)
     if known is not None and known.parent_machine.definition == parent.state_machine.definition:
         return known
@@ -288,9 +288,11 @@ def _run_child(record: Any, item: Any) -> Any:
     base = workflow.arn.replace(":stateMachine:", ":execution:" if workflow.sm_type != "EXPRESS" else ":express:")
     name = str(uuid.uuid4())
     arn = f"{base}:{name}" if workflow.sm_type != "EXPRESS" else f"{base}:{run_id}:{name}"
-    child = ParserExecution(
+    from moto.stepfunctions.parser.api import StateMachineType
+
+    child: Any = ParserExecution(
         name=name,
-        sm_type=workflow.sm_type,
+        sm_type=StateMachineType(workflow.sm_type),
         role_arn=machine.roleArn,
         exec_arn=arn,
         account_id=record.execution_arn.split(":")[4],
@@ -369,7 +371,7 @@ def _install_map_run_children() -> None:
                 counter.results_written.count()
         job.job_output = child.output if status == "SUCCEEDED" else None
 
-    worker_module.DistributedItemProcessorWorker._eval_job = eval_job
+    worker_module.DistributedItemProcessorWorker._eval_job = eval_job  # type: ignore[method-assign]
 
 
 def _install_express_children() -> None:
@@ -415,7 +417,7 @@ def _install_nested_start() -> None:
         response = env.stack.pop()
         env.stack.append({key[0].upper() + key[1:]: value for key, value in response.items()})
 
-    service._eval_service_task = eval_service_task
+    service._eval_service_task = eval_service_task  # type: ignore[method-assign]
 
 
 def _describe_child(child: Any) -> dict[str, Any]:

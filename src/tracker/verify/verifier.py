@@ -301,7 +301,7 @@ def _children_check(
                 facts = instance.content
                 parent = facts.parent if isinstance(facts, InstanceContent) else None
                 # the child's ENS check is this protocol's, reported there: anything else must pass
-                every = [*report.checks, *report.states, *report.attempts]
+                every: list[Any] = [*report.checks, *report.states, *report.attempts]
                 unchecked = [item for item in every if item.ok is None and item is not ens]
                 if report.instance_id != child or report.verdict == "failed" or unchecked:
                     what = ", ".join(report.failed_checks) or f"{len(unchecked)} items not checked"
