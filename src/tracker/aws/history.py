@@ -25,6 +25,7 @@ class HistorySource:
         self.session, self.policy = session, policy
         self._definitions: dict[str, str] = {}
         self._logs: dict[str, Any] = {}
+        self._map_run_of: dict[str, str] = {}  # Standard Map Run children: execution ARN -> Map Run
 
     def state_machines(self) -> list[str]:
         if self.selection.state_machine_arns:
@@ -64,6 +65,17 @@ class HistorySource:
         return self._definitions[arn]
 
     def definition_run_by(self, execution_arn: str, version_arn: str | None) -> str:
+        # Every child of one Map Run runs the same child workflow (the parent's definition, fixed
+        # when the parent started): it is asked for once per Map Run.
+        map_run = self._map_run_of.get(execution_arn)
+        if map_run is not None and map_run in self._definitions:
+            return self._definitions[map_run]
+        definition = self._definition_run_by(execution_arn, version_arn)
+        if map_run is not None:
+            self._definitions[map_run] = definition
+        return definition
+
+    def _definition_run_by(self, execution_arn: str, version_arn: str | None) -> str:
         """The definition the execution ran: its version's when it ran a published version, else the
         revision DescribeStateMachineForExecution reports for it (never the machine's current one,
         which an update may have changed since the execution started)."""
@@ -88,6 +100,7 @@ class HistorySource:
                 for page in self.sfn.pages("list_executions", f"Map Run {map_run_arn}", mapRunArn=map_run_arn)
                 for item in page.get("executions", [])
             ]
+            self._map_run_of.update((ref.execution_arn, map_run_arn) for ref in refs)
             return refs, total
         logs = self._logs_of(workflow.split("/", 1)[0])
         prefix = workflow.replace(":stateMachine:", ":express:") + ":" + map_run_arn.rsplit(":", 1)[1] + ":"
