@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -77,3 +78,21 @@ def test_verify_walks_a_distributed_map_and_a_nested_child(aws, tmp_path, serve,
     (root / f"{listing['instances'][0]}.json").unlink()
     failed = verify_protocol(server.url(name), tracker, VerifyOptions(timeout=5.0)).check(CHECK_CHILDREN)
     assert failed.ok is False and f"child {listing['instances'][0][:12]}" in failed.reason
+
+
+# Verifying costs about a second per child on ape's in-process chain (each child protocol is a
+# verification of its own): 1,000 Express children are tracked in bench/children.py, not verified here.
+@pytest.mark.parametrize(("execution_type", "count"), [("STANDARD", 200)])
+def test_verify_from_the_parent_of_a_large_map_run(
+    aws, tmp_path, serve, tracker, owner, register_certificate, execution_type, count
+):
+    machine = create(aws, "fan", fan_out(execution_type), logged=True)
+    parent_arn = run(aws, machine, "batch-1", {"items": list(range(count))}, timeout=900)
+    server, _root, name = tracked(aws, tmp_path, serve, tracker, owner, register_certificate, (machine,), parent_arn)
+    started = time.perf_counter()
+    report = verify_protocol(server.url(name), tracker, VerifyOptions(timeout=10.0, total_timeout=600.0))
+    seconds = time.perf_counter() - started
+    children = report.check(CHECK_CHILDREN)
+    assert children.ok is True and children.reason.startswith(f"{count} child executions of 1 states"), children
+    assert report.failed_checks == []
+    print(f"verified the parent and {count} {execution_type} children in {seconds:.1f} s")
