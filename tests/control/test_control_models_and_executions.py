@@ -224,3 +224,36 @@ def test_an_endpoint_that_does_not_run_state_machines_is_named(monkeypatch, trac
     assert summary.transactions == 0 and [s.execution_arn for s in summary.skipped] == [execution]
     assert summary.skipped[0].reason.startswith(f"execution {execution} entered state ")
     assert summary.skipped[0].reason.endswith("enable stepfunctions.execute_state_machine)")
+
+
+def test_an_alias_start_records_the_alias_and_the_version_it_routed_to(aws, tracker, publisher, tmp_path):
+    """StartExecution of an alias runs one of its versions: the instance document names both."""
+    from tracker.verify.content import InstanceContent, read_instance
+
+    first = deploy_model(aws, tracker, "flow", text(FLOW), ROLE)
+    deploy_model(aws, tracker, "flow", text({**FLOW, "Comment": "second version"}))
+    sfn = aws.client("stepfunctions")
+    alias = sfn.create_state_machine_alias(
+        name="PROD", routingConfiguration=[{"stateMachineVersionArn": first.version_arn, "weight": 100}]
+    )["stateMachineAliasArn"]
+    started = start_execution(aws, tracker, publisher, alias, "{}", "via-alias", expect_model=first.model_id)
+    assert (started.alias_arn, started.version_arn) == (alias, first.version_arn)
+    assert started.state_machine_arn == first.state_machine_arn and started.model_id == first.model_id
+    document = (tmp_path / "protocol" / "documents" / f"{started.instance_id}.json").read_bytes()
+    facts = json.loads(document)
+    assert facts["state_machine_alias_arn"] == alias and facts["state_machine_version_arn"] == first.version_arn
+    content = read_instance(document)
+    assert isinstance(content, InstanceContent) and content.alias_arn == alias
+    summary = wait_for_execution(started, aws, tracker, publisher, TrackConfig(state_dir=tmp_path / "s"), 30)
+    assert summary.states_registered == len(FLOW_STATES)
+    assert tracker.instance(me(tracker), started.execution_id).final
+
+
+def test_an_alias_routed_elsewhere_than_the_expected_model_is_refused_after_the_start(aws, tracker, publisher):
+    first = deploy_model(aws, tracker, "flow", text(FLOW), ROLE)
+    second = deploy_model(aws, tracker, "flow", text({**FLOW, "Comment": "second version"}))
+    alias = aws.client("stepfunctions").create_state_machine_alias(
+        name="NEXT", routingConfiguration=[{"stateMachineVersionArn": second.version_arn, "weight": 100}]
+    )["stateMachineAliasArn"]
+    with pytest.raises(ModelMismatchError, match=f"started on model {second.model_id}, not the expected"):
+        start_execution(aws, tracker, publisher, alias, "{}", "routed", expect_model=first.model_id)

@@ -365,3 +365,34 @@ def test_through_a_hosted_provider_with_dropped_transactions_every_state_once(aw
     registered = contract.events.StateRegistered.get_logs(from_block=first_block)
     seen = [(log["args"]["key"].hex(), log["args"]["seq"]) for log in registered]
     assert len(seen) == len(set(seen)) == len(arns) * len(SUCCEEDING_STATES)
+
+
+@pytest.mark.parametrize("execution_type", ["STANDARD", "EXPRESS"])
+def test_a_distributed_maps_children_through_the_command(aws_server, anvil, tmp_path, execution_type):
+    """`ape run track_execution` on the parent's machine tracks its Map Run's children too, against
+    the emulating moto server (Express children come from the parent's log group)."""
+    from test_tracking_children import create, fan_out, run
+
+    anvil_url, contract = anvil
+    machine = create(aws_server, f"fan-{execution_type.lower()}", fan_out(execution_type), logged=True)
+    parent_arn = run(aws_server, machine, "batch-1", {"items": list(range(20))})
+    command = tracker_command(anvil_url, contract.address, tmp_path, machine, "--json")
+    result = subprocess.run(command, cwd=ROOT, env=tracker_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["instances_terminated"], summary["states_registered"]) == (21, 3 + 20 * 2)
+    documents = tmp_path / "protocol" / "documents"
+    protocols = [json.loads(p.read_text()) for p in (tmp_path / "protocol").glob("*.json")]
+    facts = {p["instance_hash"]: json.loads((documents / f"{p['instance_hash']}.json").read_text()) for p in protocols}
+    (parent,) = [i for i, f in facts.items() if f["execution_arn"] == parent_arn]
+    children = {i for i, f in facts.items() if f.get("parent_instance_id") == parent}
+    fan = next(
+        json.loads((documents / f"{e['state_hash']}.json").read_text())
+        for p in protocols
+        if p["instance_hash"] == parent
+        for e in p["instance_protocol"]
+        if json.loads((documents / f"{e['state_hash']}.json").read_text())["state_name"] == "Fan"
+    )
+    listing = json.loads((documents / f"{fan['children']}.json").read_text())
+    assert set(listing["instances"]) == children and len(children) == 20
+    assert all(p["final"] for p in protocols)

@@ -6,12 +6,16 @@ import re
 
 from tracker.aws.errors import MalformedArnError
 
+_NAME = r"[A-Za-z0-9_.-]{1,80}"
+# A machine, one of its versions or aliases (NAME:QUALIFIER), or the child workflow of one of its
+# Distributed Map states (NAME/LABEL: the machine Map Run children run under).
 STATE_MACHINE_ARN = re.compile(
-    r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_.-]{1,80}(:[A-Za-z0-9_.$-]+)?$"
+    rf"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{{12}}:stateMachine:{_NAME}(/{_NAME}|:[A-Za-z0-9_.$-]+)?$"
 )
 EXECUTION_ARN = re.compile(
-    r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:(execution|express):[A-Za-z0-9_.-]{1,80}:[^:\s]+(:[^:\s]+)?$"
+    rf"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{{12}}:(execution|express):{_NAME}(/{_NAME})?:[^:\s]+(:[^:\s]+)?$"
 )
+MAP_RUN_ARN = re.compile(rf"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{{12}}:mapRun:{_NAME}/{_NAME}:[^:\s]+$")
 
 
 def check_state_machine_arn(arn: str) -> str:
@@ -30,8 +34,17 @@ def check_execution_arn(arn: str) -> str:
     return arn
 
 
+def check_map_run_arn(arn: str) -> str:
+    if not MAP_RUN_ARN.match(arn):
+        raise MalformedArnError(
+            f"malformed Map Run ARN {arn!r} (expected arn:aws:states:REGION:ACCOUNT:mapRun:MACHINE/LABEL:ID)"
+        )
+    return arn
+
+
 def state_machine_of(execution_arn: str) -> str:
-    """The state machine ARN an execution ARN (standard or express) belongs to."""
+    """The state machine ARN an execution ARN (standard or express) belongs to; for a Map Run's
+    child, the labelled ARN of the child workflow (`stateMachine:NAME/LABEL`)."""
     parts = execution_arn.split(":")
     return ":".join(parts[:5] + ["stateMachine", parts[6]])
 

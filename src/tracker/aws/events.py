@@ -1,7 +1,8 @@
 """Execution history events and the states they show an execution entered.
 
-`state_visits(events)` turns ordered events into the states the execution entered: every
-`*StateEntered` (Map and Parallel iterations included) paired with its `*StateExited`. A state is
+`state_visits(events)` turns ordered events into the states the execution entered: every event
+that enters a state (`tracker.aws.event_types`; Map and Parallel iterations included) paired with
+the one that leaves it (`*StateExited`, or `*StateAborted` when a failing branch abandoned it). A state is
 ready once it exited (its output is then known and its document never changes) or the attempt it
 belongs to ended, and only a prefix of ready states is released, so sequence numbers never change.
 
@@ -21,6 +22,7 @@ from typing import Any
 
 from tracker.aws.arns import EXECUTION_ARN
 from tracker.aws.errors import MalformedLogMessageError
+from tracker.aws.event_types import EventRole, entered_type_of, role_of
 from tracker.documents.ids import to_millis
 
 END_EVENTS = {
@@ -99,14 +101,15 @@ def state_visits(events: Sequence[HistoryEvent]) -> list[StateVisit]:
     by_id = {event.id: event for event in events}
     exits: dict[int, HistoryEvent] = {}
     for event in events:
-        if not event.type.endswith("StateExited"):
+        if role_of(event.type) is not EventRole.LEAVES_STATE:
             continue
-        entered_type = event.type[: -len("Exited")] + "Entered"
-        name = event.details.get("name")
+        entered_type = entered_type_of(event.type)
+        name = event.details.get("name")  # `*StateAborted` events name no state: the nearest open one
         ancestor = by_id.get(event.previous_event_id)
         seen = 0
         while ancestor is not None and seen < len(by_id):
-            if ancestor.type == entered_type and ancestor.details.get("name") == name and ancestor.id not in exits:
+            named = name is None or ancestor.details.get("name") == name
+            if ancestor.type == entered_type and named and ancestor.id not in exits:
                 exits[ancestor.id] = event
                 break
             ancestor = by_id.get(ancestor.previous_event_id)
@@ -119,7 +122,7 @@ def state_visits(events: Sequence[HistoryEvent]) -> list[StateVisit]:
         if event.type == REDRIVEN_EVENT:
             attempt += 1
             continue
-        if not event.type.endswith("StateEntered"):
+        if role_of(event.type) is not EventRole.ENTERS_STATE:
             continue
         exited = exits.get(event.id)
         if exited is None and position > last_end:

@@ -43,6 +43,7 @@ class Execution:
     events: tuple[HistoryEvent, ...]
     held_events: int = 0
     state_machine_version_arn: str | None = None
+    state_machine_alias_arn: str | None = None
     role_arn: str | None = None
     # What DescribeExecution says of redrives: REDRIVABLE, NOT_REDRIVABLE, REDRIVABLE_BY_MAP_RUN,
     # or None where the source does not say (then only the 14-day window closes the execution).

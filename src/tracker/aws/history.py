@@ -23,7 +23,10 @@ class HistorySource:
         self.sfn = AwsService(session, "stepfunctions", policy)
         self.region = session.region_name
         self.selection = selection
+        self.session, self.policy = session, policy
         self._definitions: dict[str, str] = {}
+        self._logs: dict[str, Any] = {}
+        self._map_run_of: dict[str, str] = {}  # Standard Map Run children: execution ARN -> Map Run
 
     def state_machines(self) -> list[str]:
         if self.selection.state_machine_arns:
@@ -63,6 +66,17 @@ class HistorySource:
         return self._definitions[arn]
 
     def definition_run_by(self, execution_arn: str, version_arn: str | None) -> str:
+        # Every child of one Map Run runs the same child workflow (the parent's definition, fixed
+        # when the parent started): it is asked for once per Map Run.
+        map_run = self._map_run_of.get(execution_arn)
+        if map_run is not None and map_run in self._definitions:
+            return self._definitions[map_run]
+        definition = self._definition_run_by(execution_arn, version_arn)
+        if map_run is not None:
+            self._definitions[map_run] = definition
+        return definition
+
+    def _definition_run_by(self, execution_arn: str, version_arn: str | None) -> str:
         """The definition the execution ran: its version's when it ran a published version, else the
         revision DescribeStateMachineForExecution reports for it (never the machine's current one,
         which an update may have changed since the execution started)."""
@@ -72,6 +86,42 @@ class HistorySource:
             "describe_state_machine_for_execution", f"execution {execution_arn}", executionArn=execution_arn
         )
         return check_definition(described["definition"], described.get("stateMachineArn", execution_arn))
+
+    def map_run_children(self, map_run_arn: str) -> tuple[list[ExecutionRef], int]:
+        """A Map Run's child executions and how many it started (DescribeMapRun's count): Standard
+        children through ListExecutions with `mapRunArn`, Express ones from the parent machine's
+        CloudWatch Logs group (Express executions are never listed)."""
+        run = self.sfn.call("describe_map_run", f"Map Run {map_run_arn}", mapRunArn=map_run_arn)
+        total = int((run.get("executionCounts") or {}).get("total", 0))
+        workflow = map_run_arn.replace(":mapRun:", ":stateMachine:").rsplit(":", 1)[0]
+        described = self.sfn.call("describe_state_machine", f"state machine {workflow}", stateMachineArn=workflow)
+        if described.get("type") != "EXPRESS":
+            refs = [
+                ExecutionRef(item["executionArn"], workflow, item.get("status"), item.get("redriveCount"))
+                for page in self.sfn.pages("list_executions", f"Map Run {map_run_arn}", mapRunArn=map_run_arn)
+                for item in page.get("executions", [])
+            ]
+            self._map_run_of.update((ref.execution_arn, map_run_arn) for ref in refs)
+            return refs, total
+        logs = self._logs_of(workflow.split("/", 1)[0])
+        prefix = workflow.replace(":stateMachine:", ":express:") + ":" + map_run_arn.rsplit(":", 1)[1] + ":"
+        return [ref for ref in logs.list_executions() if ref.execution_arn.startswith(prefix)], total
+
+    def _logs_of(self, machine_arn: str) -> Any:
+        from tracker.aws.logs import LogsSource
+
+        if machine_arn not in self._logs:
+            self._logs[machine_arn] = LogsSource(
+                self.session, Selection((machine_arn,)), policy=self.policy, map_run_children=True
+            )
+        return self._logs[machine_arn]
+
+    def load_child(self, ref: ExecutionRef) -> Execution:
+        """A child execution: Express ones from the logs read by `map_run_children`."""
+        if ":express:" in ref.execution_arn:
+            machine = ref.state_machine_arn.split("/", 1)[0]
+            return self._logs_of(machine).load(ref)
+        return self.load(ref)
 
     def load(self, ref: ExecutionRef) -> Execution:
         arn = ref.execution_arn
@@ -98,6 +148,7 @@ class HistorySource:
             events=tuple(events),
             held_events=held,
             state_machine_version_arn=version_arn,
+            state_machine_alias_arn=described.get("stateMachineAliasArn"),
             role_arn=role_arn,
             redrive_status=described.get("redriveStatus"),
             redrive_count=int(described.get("redriveCount") or 0),

@@ -24,7 +24,12 @@ class LogsSource:
     name = "logs"
 
     def __init__(
-        self, session: Any, selection: Selection, log_group: str | None = None, policy: RetryPolicy | None = None
+        self,
+        session: Any,
+        selection: Selection,
+        log_group: str | None = None,
+        policy: RetryPolicy | None = None,
+        map_run_children: bool = False,
     ):
         self.session = session  # for the task reader (tracker.aws.tasks)
         self.sfn = AwsService(session, "stepfunctions", policy)
@@ -32,6 +37,7 @@ class LogsSource:
         self.region = session.region_name
         self.selection = selection
         self.log_group = log_group
+        self.map_run_children = map_run_children  # only the selected machines' Map Run children
         self._definitions: dict[str, str] = {}
         self._messages: dict[str, list[HistoryEvent]] = {}
 
@@ -69,7 +75,10 @@ class LogsSource:
         if self.selection.execution_arn:
             return execution_arn == self.selection.execution_arn
         if self.selection.state_machine_arns:
-            return state_machine_of(execution_arn) in self.selection.state_machine_arns
+            machine = state_machine_of(execution_arn)
+            if self.map_run_children:  # a Map Run's Express children log to their parent machine's group
+                return "/" in machine and machine.split("/", 1)[0] in self.selection.state_machine_arns
+            return machine in self.selection.state_machine_arns
         return True
 
     def list_executions(self) -> list[ExecutionRef]:

@@ -9,6 +9,22 @@ server (`python -m tracker.dev.sfn_emulation -H HOST -p PORT`, for the demo):
 * An execution of a version ARN is an execution of the machine: ListExecutions of the machine
   lists it and DescribeExecution names the unqualified machine ARN plus `stateMachineVersionArn`
   (moto keeps it on the version and cannot describe it afterwards).
+* StartExecution of an alias ARN (moto: StateMachineDoesNotExist) starts one of the alias's
+  versions, chosen by its routing weights, and DescribeExecution and ListExecutions report both
+  `stateMachineAliasArn` and `stateMachineVersionArn`.
+* Distributed Map (moto runs its items inside the parent and keeps no child executions): each
+  item runs as a child execution of the Map state's child workflow (its ItemProcessor, under the
+  labelled ARN `stateMachine:NAME/LABEL`, of the ProcessorConfig's ExecutionType). Standard
+  children are named `execution:NAME/LABEL:UUID`; ListExecutions with `mapRunArn` (never with a
+  `stateMachineArn` as well) lists them, DescribeExecution names their `mapRunArn` (a failed one is
+  `REDRIVABLE_BY_MAP_RUN`), GetExecutionHistory and DescribeStateMachineForExecution answer for
+  them. Express children (`express:NAME/LABEL:MAPRUNID:UUID`; the Map Run id in the name is this
+  emulation's choice, so a tracker can tell the runs of one label apart) are not listed and keep
+  no history: their events go to the parent machine's CloudWatch Logs group at level ALL.
+  DescribeStateMachine of the labelled ARN answers with the child workflow and its `label`.
+  ListMapRuns and DescribeMapRun are moto's, with the counts the children make.
+* `states:startExecution` tasks (`.sync`, `.sync:2`, `.waitForTaskToken`) start their child
+  (moto fails them: it hands botocore ASL's parameter casing).
 * DescribeStateMachineForExecution answers with the definition the execution started on, not the
   machine's current one (moto: the current one), as AWS does with the execution's `revisionId`.
 * DescribeExecution and ListExecutions report `redriveCount`, and DescribeExecution
@@ -67,6 +83,11 @@ def install() -> None:
     swapping = threading.Lock()
 
     def start_execution(self: Any, state_machine_arn: str, *args: Any, **kwargs: Any) -> Any:
+        alias_arn = None
+        if _is_alias(state_machine_arn):
+            # AWS starts one of the alias's versions, chosen by the routing weights.
+            alias = self.describe_state_machine_alias(state_machine_arn)
+            alias_arn, state_machine_arn = alias.arn, _routed_version(alias.routing_configuration)
         target = self.describe_state_machine(state_machine_arn)
         source_arn = getattr(target, "source_arn", None)
         execution: Any
@@ -86,10 +107,14 @@ def install() -> None:
                     source.definition = current
             execution.emulated_version_arn = target.arn
         execution.emulated_definition = target.definition
+        execution.emulated_alias_arn = alias_arn
         return execution
 
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
     _install_task_integrations()
+    _install_map_run_children()
+    _install_nested_start()
+    _install_express_children()
 
     response_class = responses.StepFunctionResponse
     original_describe_execution = response_class.describe_execution
@@ -97,6 +122,14 @@ def install() -> None:
     original_for_execution = response_class.describe_state_machine_for_execution
 
     def describe_execution(self: Any) -> Any:
+        child = _MAP_RUN_CHILDREN.get(self._get_param("executionArn"))
+        if child is not None and child.sm_type != "EXPRESS":
+            return _result(_describe_child(child))
+        described = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        if described.output is not None and not isinstance(described.output, str):
+            # a `.sync` task's result holds the child's dates, which moto's encoder cannot write;
+            # AWS writes them as the API does, epoch seconds
+            described.output = json.loads(json.dumps(described.output, default=_epoch_seconds))
         result = original_describe_execution(self)
         execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
         body = _body(result)
@@ -104,6 +137,8 @@ def install() -> None:
         if version_arn:
             body["stateMachineVersionArn"] = version_arn
             body["stateMachineArn"] = version_arn.rsplit(":", 1)[0]
+        if getattr(execution, "emulated_alias_arn", None):
+            body["stateMachineAliasArn"] = execution.emulated_alias_arn
         attempts = _attempts(execution)
         current = _current(execution)
         if attempts:
@@ -125,6 +160,14 @@ def install() -> None:
         return _with_body(result, body)
 
     def list_executions(self: Any) -> Any:
+        map_run_arn = self._get_param("mapRunArn")
+        if map_run_arn is not None:
+            if self._get_param("stateMachineArn") is not None:
+                raise _validation("Only one of stateMachineArn or mapRunArn may be given")
+            # Express children are not listed: ListExecutions does not list Express executions.
+            children = [c for c in _MAP_RUN_CHILDREN.values() if c.emulated_map_run_arn == map_run_arn]
+            listed = [_list_item(c) for c in children if c.sm_type != "EXPRESS"]
+            return _result({"executions": listed})
         result = original_list_executions(self)
         body = _body(result)
         backend = self.stepfunction_backend
@@ -136,9 +179,14 @@ def install() -> None:
                 item["redriveDate"] = _current(execution).start_date
             if getattr(execution, "emulated_version_arn", None):
                 item["stateMachineVersionArn"] = execution.emulated_version_arn
+            if getattr(execution, "emulated_alias_arn", None):
+                item["stateMachineAliasArn"] = execution.emulated_alias_arn
         return _with_body(result, body)
 
     def describe_state_machine_for_execution(self: Any) -> Any:
+        child = _MAP_RUN_CHILDREN.get(self._get_param("executionArn"))
+        if child is not None:
+            return _result(_describe_child_machine(child.emulated_workflow))
         result = original_for_execution(self)
         execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
         definition = getattr(execution, "emulated_definition", None)
@@ -157,6 +205,9 @@ def install() -> None:
     original_history = response_class.get_execution_history
 
     def get_execution_history(self: Any) -> Any:
+        child = _MAP_RUN_CHILDREN.get(self._get_param("executionArn"))
+        if child is not None and child.sm_type != "EXPRESS":
+            return _result(child.to_history_output())
         execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
         if not _attempts(execution):
             return original_history(self)
@@ -166,6 +217,15 @@ def install() -> None:
         execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
         return _result({"redriveDate": _redrive(execution)})
 
+    original_describe_machine = response_class.describe_state_machine
+
+    def describe_state_machine(self: Any) -> Any:
+        workflow = _CHILD_WORKFLOWS.get(self._get_param("stateMachineArn"))
+        if workflow is not None:
+            return _result(_describe_child_machine(workflow))
+        return original_describe_machine(self)
+
+    response_class.describe_state_machine = describe_state_machine  # type: ignore[method-assign]
     response_class.get_execution_history = get_execution_history  # type: ignore[method-assign]
     response_class.redrive_execution = redrive_execution  # type: ignore[attr-defined]
     response_class.describe_execution = describe_execution  # type: ignore[method-assign]
@@ -250,6 +310,279 @@ def _renamed_keys(value: Any, first: Any) -> Any:
     if isinstance(value, list):
         return [_renamed_keys(item, first) for item in value]
     return value
+
+
+# Map Run children by execution ARN, and their child workflows by labelled state machine ARN.
+_MAP_RUN_CHILDREN: dict[str, Any] = {}
+_CHILD_WORKFLOWS: dict[str, Any] = {}
+
+
+class _ChildWorkflow:
+    """A Distributed Map state's child workflow: its labelled ARN, definition, type and parent."""
+
+    def __init__(self, arn: str, label: str, definition: str, sm_type: str, parent_machine: Any):
+        self.arn, self.label, self.definition, self.sm_type = arn, label, definition, sm_type
+        self.parent_machine = parent_machine
+
+
+def _distributed_maps(states: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every Distributed Map state (name, state) of a definition's States, nested ones included."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for name, state in states.items():
+        processor = state.get("ItemProcessor") or {}
+        if state.get("Type") == "Map" and (processor.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED":
+            found.append((name, state))
+        for inner in [processor, state.get("Iterator") or {}, *(state.get("Branches") or [])]:
+            found.extend(_distributed_maps(inner.get("States") or {}))
+    return found
+
+
+def _child_workflow(record: Any) -> _ChildWorkflow:
+    """The child workflow of a Map Run: the Map state's ItemProcessor as a definition of its own
+    (with the machine's QueryLanguage), under the labelled ARN AWS names it by."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    labelled = record.map_state_machine_arn
+    parts = record.execution_arn.split(":")
+    backend = stepfunctions_parser_backends[parts[4]][parts[3]]
+    parent: Any = backend.describe_execution(record.execution_arn)
+    known = _CHILD_WORKFLOWS.get(labelled)
+    if known is not None and known.parent_machine.definition == parent.state_machine.definition:
+        return known
+    definition = json.loads(parent.state_machine.definition)
+    label = labelled.rsplit("/", 1)[1]
+    maps = _distributed_maps(definition.get("States") or {})
+    _name, state = next(((n, st) for n, st in maps if st.get("Label", n) == label), maps[0])
+    processor = dict(state["ItemProcessor"])
+    sm_type = str(processor.pop("ProcessorConfig").get("ExecutionType", "STANDARD"))
+    if "QueryLanguage" in definition and "QueryLanguage" not in processor:
+        processor = {"QueryLanguage": definition["QueryLanguage"], **processor}
+    workflow = _ChildWorkflow(labelled, label, json.dumps(processor, indent=2), sm_type, parent.state_machine)
+    _CHILD_WORKFLOWS[labelled] = workflow
+    return workflow
+
+
+def _run_child(record: Any, item: Any) -> Any:
+    """Runs one item of a Map Run as a child execution of the child workflow and waits for it."""
+    import time
+    import uuid
+
+    from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
+
+    workflow = _child_workflow(record)
+    machine = workflow.parent_machine
+    child_machine = copy.deepcopy(machine, {id(machine.executions): [], id(machine.backend): machine.backend})
+    child_machine.definition = workflow.definition
+    child_machine.arn = workflow.arn
+    child_machine.sm_type = workflow.sm_type
+    run_id = record.map_run_arn.rsplit(":", 1)[1]
+    base = workflow.arn.replace(":stateMachine:", ":execution:" if workflow.sm_type != "EXPRESS" else ":express:")
+    name = str(uuid.uuid4())
+    arn = f"{base}:{name}" if workflow.sm_type != "EXPRESS" else f"{base}:{run_id}:{name}"
+    from moto.stepfunctions.parser.api import StateMachineType
+
+    child: Any = ParserExecution(
+        name=name,
+        sm_type=StateMachineType(workflow.sm_type),
+        role_arn=machine.roleArn,
+        exec_arn=arn,
+        account_id=record.execution_arn.split(":")[4],
+        region_name=record.execution_arn.split(":")[3],
+        state_machine=child_machine,
+        start_date=datetime.datetime.now(tz=datetime.timezone.utc),
+        cloud_watch_logging_session=None,
+        input_data=json.dumps(item),
+        trace_header=None,
+        activity_store={},
+    )
+    child.emulated_map_run_arn = record.map_run_arn
+    child.emulated_workflow = workflow
+    _MAP_RUN_CHILDREN[arn] = child
+    child.start()
+    while child.exec_status is None or _status(child) == "RUNNING":
+        time.sleep(0.005)
+    if workflow.sm_type == "EXPRESS":
+        _log_express_child(child, machine)
+    return child
+
+
+def _log_express_child(child: Any, machine: Any) -> None:
+    """An Express child's events as CloudWatch Logs messages in the machine's log group (level
+    ALL), in the format AWS documents: Express executions keep no history of their own."""
+    from moto.logs.models import logs_backends
+
+    destinations = (getattr(machine, "loggingConfiguration", None) or {}).get("destinations") or []
+    groups = [d["cloudWatchLogsLogGroup"]["logGroupArn"] for d in destinations if d.get("cloudWatchLogsLogGroup")]
+    if not groups:
+        return
+    group = groups[0].split(":log-group:", 1)[-1].removesuffix(":*")
+    backend = logs_backends[child.account_id][child.region_name]
+    stream = f"states/{child.state_machine.name}/{child.name}"
+    backend.create_log_stream(group, stream)
+    messages = []
+    for event in child.to_history_output()["events"]:
+        details = next((value for key, value in event.items() if key.endswith("EventDetails")), None)
+        moment = event["timestamp"]
+        if isinstance(moment, str):
+            moment = datetime.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        when = int(moment.timestamp() * 1000)
+        message = {
+            "id": str(event["id"]),
+            "previous_event_id": str(event.get("previousEventId", 0)),
+            "type": str(getattr(event["type"], "value", event["type"])),
+            "event_timestamp": str(when),
+            "execution_arn": child.exec_arn,
+            "redrive_count": "0",
+        }
+        if details is not None:
+            message["details"] = details
+        messages.append({"timestamp": when, "message": json.dumps(message, separators=(",", ":"), default=str)})
+    backend.put_log_events(group, stream, messages)
+
+
+def _install_map_run_children() -> None:
+    """A Distributed Map's items run as child executions (moto runs them inside the parent)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
+        distributed_item_processor_worker as worker_module,
+    )
+
+    def eval_job(self: Any, env: Any, job: Any) -> None:
+        record = self._map_run_record
+        for counter in (record.item_counter, record.execution_counter):
+            counter.total.count()
+            counter.running.count()
+        child = _run_child(record, job.job_input)
+        status = _status(child)
+        for counter in (record.item_counter, record.execution_counter):
+            counter.running.offset(-1)
+            {"SUCCEEDED": counter.succeeded, "ABORTED": counter.aborted, "TIMED_OUT": counter.timed_out}.get(
+                status, counter.failed
+            ).count()
+            if status == "SUCCEEDED":
+                counter.results_written.count()
+        job.job_output = child.output if status == "SUCCEEDED" else None
+
+    worker_module.DistributedItemProcessorWorker._eval_job = eval_job  # type: ignore[method-assign]
+
+
+def _install_express_children() -> None:
+    """moto's ASL grammar accepts only `"ExecutionType": "STANDARD"` in a ProcessorConfig; AWS
+    accepts EXPRESS as well. The parser reads EXPRESS as STANDARD (the definition text that
+    Step Functions stores and answers with is unchanged); `_child_workflow` reads the real type."""
+    import re
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    original = AmazonStateLanguageParser.parse
+    express = re.compile(r'("ExecutionType"\s*:\s*)"EXPRESS"')
+
+    def parse(definition: str) -> Any:
+        return original(express.sub(r'\1"STANDARD"', definition))
+
+    AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+
+
+def _install_nested_start() -> None:
+    """`arn:aws:states:::states:startExecution` tasks (moto passes the task's parameters to boto
+    in ASL's casing, `StateMachineArn`, which botocore cannot serialise): StartExecution is
+    called with the API's own member names, as AWS does."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn as sfn_module,
+    )
+
+    service = sfn_module.StateTaskServiceSfn
+    original = service._eval_service_task
+
+    def eval_service_task(
+        self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+    ) -> Any:
+        if self._get_boto_service_action() != "start_execution":
+            return original(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+        import uuid
+
+        for key in [k for k in normalised_parameters if k[:1].isupper()]:
+            normalised_parameters[key[0].lower() + key[1:]] = normalised_parameters.pop(key)
+        normalised_parameters.setdefault("name", str(uuid.uuid4()))  # AWS names an unnamed child so
+        original(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+        # the task sees StartExecution's answer in ASL's casing (ExecutionArn, StartDate), as on AWS
+        response = env.stack.pop()
+        env.stack.append({key[0].upper() + key[1:]: value for key, value in response.items()})
+
+    service._eval_service_task = eval_service_task  # type: ignore[method-assign]
+
+
+def _describe_child(child: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "executionArn": child.exec_arn,
+        "stateMachineArn": child.emulated_workflow.arn,
+        "name": child.name,
+        "status": _status(child),
+        "startDate": child.start_date,
+        "input": child.input_data if isinstance(child.input_data, str) else json.dumps(child.input_data),
+        "mapRunArn": child.emulated_map_run_arn,
+        "redriveCount": 0,
+        # a failed child is redriven by redriving its Map Run, never on its own
+        "redriveStatus": "REDRIVABLE_BY_MAP_RUN" if _status(child) in REDRIVABLE else "NOT_REDRIVABLE",
+    }
+    if child.stop_date is not None:
+        body["stopDate"] = child.stop_date
+    if child.output is not None and body["status"] == "SUCCEEDED":
+        body["output"] = json.dumps(child.output, separators=(",", ":"))
+    return body
+
+
+def _list_item(child: Any) -> dict[str, Any]:
+    item = {
+        key: value
+        for key, value in _describe_child(child).items()
+        if key in ("executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "mapRunArn")
+    }
+    item["redriveCount"] = 0
+    return item
+
+
+def _describe_child_machine(workflow: _ChildWorkflow) -> dict[str, Any]:
+    machine = workflow.parent_machine
+    return {
+        "stateMachineArn": workflow.arn,
+        "name": machine.name,
+        "status": "ACTIVE",
+        "definition": workflow.definition,
+        "roleArn": machine.roleArn,
+        "type": workflow.sm_type,
+        "creationDate": machine.creation_date,
+        "label": workflow.label,
+    }
+
+
+def _validation(message: str) -> Exception:
+    from moto.stepfunctions.exceptions import AWSError
+
+    class ValidationException(AWSError):
+        TYPE = "ValidationException"
+        STATUS = 400
+
+    return ValidationException(message)
+
+
+def _epoch_seconds(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _is_alias(arn: str) -> bool:
+    """An alias ARN (stateMachine:NAME:ALIAS) rather than a version's (stateMachine:NAME:7)."""
+    parts = arn.split(":")
+    return len(parts) == 8 and parts[5] == "stateMachine" and not parts[7].isdigit()
+
+
+def _routed_version(routing: list[dict[str, Any]]) -> str:
+    import random
+
+    versions = [entry["stateMachineVersionArn"] for entry in routing]
+    weights = [int(entry.get("weight", 0)) for entry in routing]
+    return random.choices(versions, weights=weights)[0] if sum(weights) else versions[0]
 
 
 def _attempts(execution: Any) -> list[Any]:

@@ -52,8 +52,16 @@ class InstanceFacts:
     model_id: str
     input_sha256: str
     state_machine_version_arn: str | None = None
+    state_machine_alias_arn: str | None = None
     account_id: str | None = None
     role_arn: str | None = None
+    # An execution another one started (a Map Run's child, a startExecution task's child): the
+    # parent instance and the visit (entered event id, name) of the state that started it.
+    parent_instance_id: str | None = None
+    parent_execution_arn: str | None = None
+    parent_event_id: int | None = None
+    parent_state_name: str | None = None
+    map_run_arn: str | None = None
 
     @property
     def execution_id(self) -> str:
@@ -83,12 +91,29 @@ class StateFacts:
     output: Any = None
     task_id: str | None = None
     version: int = STATE_DOCUMENT_VERSION
+    children: str | None = None  # the id of the children document of what this visit started
 
     def document(self) -> Document:
         facts = asdict(self)
         if self.task_id is not None:
             facts["version"] = STATE_DOCUMENT_VERSION_WITH_TASK
         return Document(canonical_json(without_absent({"kind": "state", **facts})))
+
+
+@dataclass(frozen=True)
+class ChildrenFacts:
+    """The executions one visit of a Map or Task state started, as their instance ids (sorted):
+    each child's instance document names the parent instance and this visit back."""
+
+    instance_id: str
+    event_id: int
+    state_name: str
+    instances: tuple[str, ...]
+    map_run_arn: str | None = None
+
+    def document(self) -> Document:
+        fields = {**asdict(self), "instances": sorted(set(self.instances))}
+        return Document(canonical_json(without_absent({"kind": "children", **fields})))
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,7 @@ class StartOutcome:
     owner: str
     transaction_hash: str | None
     protocol_url: str
+    alias_arn: str | None = None
 
 
 def _owner_of(contract: TrackerContract, owner: str | None) -> str:
@@ -114,6 +115,11 @@ def latest_version(sfn: AwsService, state_machine_arn: str) -> str | None:
 def _is_qualified(arn: str) -> bool:
     """Whether a state machine ARN names a version or an alias (arn:...:stateMachine:NAME:QUALIFIER)."""
     return arn.startswith("arn:") and len(arn.split(":")) == 8
+
+
+def _is_alias(arn: str) -> bool:
+    """Whether a qualified state machine ARN names an alias (a version's qualifier is its number)."""
+    return _is_qualified(arn) and not arn.split(":")[7].isdigit()
 
 
 def find_state_machine(sfn: AwsService, name_or_arn: str) -> str:
@@ -213,8 +219,12 @@ def start_execution(
         target = latest_version(sfn, arn) or arn
     if expect_model is not None:
         expected = normalize_id(expect_model, "--expect-model")
-        described = sfn.call("describe_state_machine", f"state machine {target}", stateMachineArn=target)
-        actual = model_document(described["definition"]).id
+        # An alias routes each start to one of its versions: which one ran is checked after the start.
+        checked = None if _is_alias(target) else target
+        described = (
+            sfn.call("describe_state_machine", f"state machine {checked}", stateMachineArn=checked) if checked else None
+        )
+        actual = model_document(described["definition"]).id if described else expected
         if actual != expected:
             raise ModelMismatchError(
                 f"state machine {target} runs model {actual}, not the expected {expected}: refusing to start"
@@ -257,6 +267,7 @@ def start_execution(
         owner,
         transaction_hash,
         url_for(publisher, protocol_path(documents.instance_id)),
+        execution.state_machine_alias_arn,
     )
 
 

@@ -27,19 +27,22 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from tracker.aws.arns import state_machine_of
+from tracker.aws.children import StartedChildren, started_by_parent, started_children
 from tracker.aws.errors import InconsistentHistoryError
-from tracker.aws.executions import ExecutionRef, ExecutionSource
+from tracker.aws.events import state_visits
+from tracker.aws.executions import Execution, ExecutionRef, ExecutionSource
 from tracker.aws.tasks import TaskCall, TaskReader
 from tracker.chain import logs
 from tracker.chain.contract import InstanceRecord, Mode, SentTransaction, TrackerContract, instance_key
 from tracker.chain.sending import TransactionPipeline
-from tracker.documents.facts import Document, chain_head
+from tracker.documents.facts import ChildrenFacts, Document, chain_head
 from tracker.documents.ids import normalize_address
 from tracker.documents.protocol import AttemptEntry, InstanceProtocol, ProtocolEntry
 from tracker.errors import ChainError, ConfigurationError
 from tracker.publish.targets import Publisher, document_path, protocol_path, publish_documents, url_for, write_files
 from tracker.retry import with_retry
-from tracker.tracking.build import ExecutionDocuments, build_documents
+from tracker.tracking.build import ExecutionDocuments, ParentOf, build_documents, instance_facts
 from tracker.tracking.checkpoints import (
     Checkpoint,
     CheckpointStore,
@@ -178,18 +181,20 @@ class TrackingRun:
         loaded = [self.source.load(ref) for ref in refs if not self._is_done(ref)]
         self.summary.held_events = sum(execution.held_events for execution in loaded)
         now_ms = int(self.clock() * 1000)
-        documents = []
+        documents: list[ExecutionDocuments] = []
         for execution in loaded:
-            if not execution.events:
-                continue
+            if not execution.events or started_by_parent(execution.input):
+                continue  # an execution another one started is tracked through its parent
             try:
-                documents.append(
-                    build_documents(
-                        execution, self.config.include_data, now_ms, self._task_documents(execution.execution_arn)
-                    )
-                )
+                documents.extend(self._tree(execution, None, now_ms))
             except InconsistentHistoryError as error:
                 self.summary.skipped.append(SkippedExecution(execution.execution_arn, str(error)))
+        unique: dict[str, ExecutionDocuments] = {}
+        for docs in documents:  # a child also listed on its own is tracked as the child
+            if docs.execution.execution_arn not in unique or docs.children or _has_parent(docs):
+                unique[docs.execution.execution_arn] = docs
+        documents = list(unique.values())
+        self.summary.executions = len(self._seen | set(unique))
         self._poll_documents = {d.execution.execution_arn: d for d in documents}
         plans = self._reconcile_and_plan(documents)
         self.summary.pending_executions = sum(1 for d in documents if not d.final)
@@ -219,6 +224,72 @@ class TrackingRun:
             return Document(self.store.pin_task(execution_arn, event_id, content))
 
         return task_document
+
+    def _tree(self, execution: Execution, parent: ParentOf | None, now_ms: int) -> list[ExecutionDocuments]:
+        """An execution's documents and those of every execution it started, children first.
+
+        Children are looked for only at visits that are ready (left, or their attempt ended); a
+        child already final on chain is named by its checkpoint and not loaded again."""
+        instance_id = instance_facts(execution, parent).document().id
+        ready = {visit.entered.id for visit in state_visits(execution.events)}
+        children: dict[int, ChildrenFacts | None] = {}
+        trees: list[ExecutionDocuments] = []
+        for started in started_children(execution.events):
+            if started.event_id not in ready:
+                continue
+            link = ParentOf(
+                instance_id, execution.execution_arn, started.event_id, started.state_name, started.map_run_arn
+            )
+            refs, expected = self._children_refs(started)
+            ids: list[str] = []
+            for ref in refs:
+                checkpoint = self.checkpoints.get(ref.execution_arn)
+                if checkpoint is not None and checkpoint.final:
+                    ids.append(checkpoint.instance_id)
+                    continue
+                child = self._load_child(ref)
+                if not child.events:
+                    continue
+                subtree = self._tree(child, link, now_ms)
+                trees.extend(subtree)
+                ids.append(subtree[-1].instance_id)
+            complete = len(ids) >= expected
+            previous = children.get(
+                started.event_id, ChildrenFacts(instance_id, started.event_id, started.state_name, ())
+            )
+            if previous is None or not complete:
+                children[started.event_id] = None
+                continue
+            children[started.event_id] = ChildrenFacts(
+                instance_id,
+                started.event_id,
+                started.state_name,
+                (*previous.instances, *ids),
+                started.map_run_arn or previous.map_run_arn,
+            )
+        trees.append(
+            build_documents(
+                execution,
+                self.config.include_data,
+                now_ms,
+                parent,
+                children,
+                self._task_documents(execution.execution_arn),
+            )
+        )
+        return trees
+
+    def _children_refs(self, started: StartedChildren) -> tuple[list[ExecutionRef], int]:
+        if started.map_run_arn is not None:
+            lister = getattr(self.source, "map_run_children", None)
+            return lister(started.map_run_arn) if lister else ([], 1)
+        assert started.execution_arn is not None
+        return [ExecutionRef(started.execution_arn, state_machine_of(started.execution_arn))], 1
+
+    def _load_child(self, ref: ExecutionRef) -> Execution:
+        loader = getattr(self.source, "load_child", self.source.load)
+        self._seen.add(ref.execution_arn)
+        return loader(ref)
 
     def _is_done(self, ref: ExecutionRef) -> bool:
         """Whether an execution needs no look this poll: final on chain, or ended, unchanged since
@@ -552,7 +623,18 @@ def chain_identity(contract: TrackerContract) -> str:
 def _documents_of(docs: ExecutionDocuments) -> list[Document]:
     """Published before any transaction is sent, so every registered id already resolves."""
     tasks = [task for task in docs.tasks if task is not None]
-    return [docs.model, docs.instance, *tasks, *docs.states, *(attempt.end for attempt in docs.attempts)]
+    return [
+        docs.model,
+        docs.instance,
+        *tasks,
+        *docs.children,
+        *docs.states,
+        *(attempt.end for attempt in docs.attempts),
+    ]
+
+
+def _has_parent(docs: ExecutionDocuments) -> bool:
+    return b'"parent_instance_id"' in docs.instance.content
 
 
 def _hex(value: Any) -> str:

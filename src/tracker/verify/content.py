@@ -59,6 +59,7 @@ class StateContent:
     task_id: str | None = None
     state_name: str | None = None
     event_id: int | None = None
+    links: StateLinks | None = None
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,49 @@ class EndContent:
     last_state_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class StateLinks:
+    """What a state document says beyond its position: its history event and, for a Distributed
+    Map or a `states:startExecution` task, the children document naming the executions it started."""
+
+    event_id: int
+    state_name: str
+    children: str | None
+
+
+@dataclass(frozen=True)
+class ParentLink:
+    """An instance started by another execution: the parent instance, its execution, and the visit
+    (entered event id and name) of the Map or Task state that started it; `map_run_arn` for a Map
+    Run's child."""
+
+    instance_id: str
+    execution_arn: str
+    event_id: int
+    state_name: str
+    map_run_arn: str | None
+
+
+@dataclass(frozen=True)
+class ChildrenContent:
+    """A children document: the executions one state of one instance started, as instance ids."""
+
+    instance_id: str
+    event_id: int
+    state_name: str
+    map_run_arn: str | None
+    instances: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class InstanceContent:
     model_id: str
     execution_arn: str
     start_date_ms: int
+    state_machine_arn: str = ""
+    version_arn: str | None = None
+    alias_arn: str | None = None
+    parent: ParentLink | None = None
 
     @property
     def execution_id(self) -> str:
@@ -102,7 +141,9 @@ class ModelContent:
     task_states: frozenset[str]
 
 
-Content = StateContent | EndContent | InstanceContent | TaskContent | ModelContent | Foreign | Malformed
+Content = (
+    StateContent | EndContent | InstanceContent | TaskContent | ModelContent | ChildrenContent | Foreign | Malformed
+)
 
 
 class _Wrong(Exception):
@@ -134,6 +175,66 @@ def _text(data: dict[str, Any], key: str) -> str:
     if key not in data:
         raise _Wrong(f"lacks {key}")
     raise _Wrong(f"has a malformed {key}: {str(value)[:80]!r}")
+
+
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    return _text(data, key) if key in data else None
+
+
+def _arn_parts(arn: str, key: str, resource: tuple[str, ...]) -> list[str]:
+    """An ARN's colon-separated parts, when it is a Step Functions ARN of one of these resources."""
+    parts = arn.split(":")
+    if len(parts) < 7 or parts[0] != "arn" or parts[2] != "states" or parts[5] not in resource or not parts[6]:
+        raise _Wrong(f"has a malformed {key}: {arn[:80]!r}")
+    return parts
+
+
+def _machine_arns(data: dict[str, Any], execution_arn: str) -> tuple[str, str | None, str | None]:
+    """The state machine ARN and the version and alias ARNs, each checked against the others and
+    the execution ARN: the execution ran the machine, the version and alias are the machine's."""
+    machine = _text(data, "state_machine_arn")
+    parts = _arn_parts(machine, "state_machine_arn", ("stateMachine",))
+    if len(parts) != 7:
+        raise _Wrong(f"has a qualified state_machine_arn {machine[:80]!r} (a version or alias has fields of its own)")
+    run = _arn_parts(execution_arn, "execution_arn", ("execution", "express"))
+    if run[:5] != parts[:5] or run[6] != parts[6]:
+        raise _Wrong(f"names execution {execution_arn[:80]!r}, which is not of state machine {machine[:80]!r}")
+    version = _optional_text(data, "state_machine_version_arn")
+    if version is not None and not (version.startswith(machine + ":") and version[len(machine) + 1 :].isdigit()):
+        raise _Wrong(f"names version {version[:80]!r}, which is not a version of {machine[:80]!r}")
+    alias = _optional_text(data, "state_machine_alias_arn")
+    if alias is not None:
+        qualifier = alias[len(machine) + 1 :] if alias.startswith(machine + ":") else ""
+        if not qualifier or qualifier.isdigit() or ":" in qualifier:
+            raise _Wrong(f"names alias {alias[:80]!r}, which is not an alias of {machine[:80]!r}")
+        if version is None:
+            raise _Wrong("names an alias but not the version it ran (an alias always runs a version)")
+    return machine, version, alias
+
+
+PARENT_FIELDS = ("parent_instance_id", "parent_execution_arn", "parent_event_id", "parent_state_name")
+
+
+def _parent(data: dict[str, Any], machine: str) -> ParentLink | None:
+    present = [key for key in (*PARENT_FIELDS, "map_run_arn") if key in data]
+    if not present:
+        return None
+    missing = [key for key in PARENT_FIELDS if key not in data]
+    if missing:
+        raise _Wrong(f"names a parent but lacks {', '.join(missing)}")
+    parent_arn = _text(data, "parent_execution_arn")
+    _arn_parts(parent_arn, "parent_execution_arn", ("execution", "express"))
+    event_id = _count(data, "parent_event_id")
+    if event_id < 1:
+        raise _Wrong("has a malformed parent_event_id: 0")
+    map_run = _optional_text(data, "map_run_arn")
+    if map_run is not None:
+        run = _arn_parts(map_run, "map_run_arn", ("mapRun",))
+        if len(run) != 8 or f"{':'.join(run[:5])}:stateMachine:{run[6]}" != machine or "/" not in run[6]:
+            raise _Wrong(f"names Map Run {map_run[:80]!r}, whose child workflow is not {machine[:80]!r}")
+    return ParentLink(
+        _identifier(data, "parent_instance_id"), parent_arn, event_id, _text(data, "parent_state_name"), map_run
+    )
 
 
 def _ours(data: bytes, kind: str, max_depth: int, max_values: int) -> dict[str, Any] | Foreign | Malformed:
@@ -172,6 +273,9 @@ def read_state(data: bytes, max_depth: int = 64, max_values: int = 100_000) -> S
             raise _Wrong("has version 3 but names no task document (task_id)")
         name = value.get("state_name")
         event_id = value.get("event_id")
+        links = None
+        if "children" in value:
+            links = StateLinks(_count(value, "event_id"), _text(value, "state_name"), _identifier(value, "children"))
         return StateContent(
             _identifier(value, "instance_id"),
             _count(value, "seq"),
@@ -180,6 +284,7 @@ def read_state(data: bytes, max_depth: int = 64, max_values: int = 100_000) -> S
             task_id,
             sys.intern(name) if isinstance(name, str) else None,
             event_id if isinstance(event_id, int) and not isinstance(event_id, bool) else None,
+            links,
         )
     except _Wrong as wrong:
         return Malformed(str(wrong))
@@ -209,8 +314,18 @@ def read_instance(data: bytes, max_depth: int = 64, max_values: int = 100_000) -
     if not isinstance(value, dict):
         return value
     try:
+        execution_arn = _text(value, "execution_arn")
+        machine, version, alias = (
+            _machine_arns(value, execution_arn) if "state_machine_arn" in value else ("", None, None)
+        )
         return InstanceContent(
-            _identifier(value, "model_id"), _text(value, "execution_arn"), _count(value, "start_date_ms")
+            _identifier(value, "model_id"),
+            execution_arn,
+            _count(value, "start_date_ms"),
+            machine,
+            version,
+            alias,
+            _parent(value, machine) if machine else None,
         )
     except _Wrong as wrong:
         return Malformed(str(wrong))
@@ -428,3 +543,29 @@ def read_model(data: bytes, max_depth: int = 64, max_values: int = 100_000) -> M
                 names.add(name)
             machines += [state.get("Iterator"), state.get("ItemProcessor"), *(state.get("Branches") or [])]
     return ModelContent(frozenset(names))
+
+
+def read_children(
+    data: bytes, max_depth: int = 64, max_values: int = 1_000_000
+) -> ChildrenContent | Foreign | Malformed:
+    """A children document: its instance ids must be sorted and distinct (one way to write a set)."""
+    value = _ours(data, "children", max_depth, max_values)
+    if isinstance(value, Foreign):
+        return Malformed(value.reason)  # only this project writes children documents
+    if not isinstance(value, dict):
+        return value
+    try:
+        listed = value.get("instances")
+        if not isinstance(listed, list):
+            raise _Wrong("lacks instances" if "instances" not in value else "has a malformed instances: not a list")
+        instances = tuple(_identifier({"instance": item}, "instance") for item in listed)
+        if list(instances) != sorted(set(instances)):
+            raise _Wrong("lists its instances out of order or twice")
+        map_run = _optional_text(value, "map_run_arn")
+        if map_run is not None:
+            _arn_parts(map_run, "map_run_arn", ("mapRun",))
+        return ChildrenContent(
+            _identifier(value, "instance_id"), _count(value, "event_id"), _text(value, "state_name"), map_run, instances
+        )
+    except _Wrong as wrong:
+        return Malformed(f"children document {wrong}")

@@ -16,12 +16,14 @@ CHECK_ENS = "ens"
 CHECK_CERTIFICATE = "certificate"
 CHECK_STATE = "state"
 CHECK_ATTEMPT = "attempt"
+CHECK_CHILDREN = "children"
 CHECK_TITLES = {
     CHECK_TLS: "1. protocol fetched over TLS",
     CHECK_STATES: "2. states registered in order",
     CHECK_MODEL: "3. model, instance and ends",
     CHECK_ENS: "4. ENS name and url",
     CHECK_CERTIFICATE: "5. certificate fingerprint",
+    CHECK_CHILDREN: "executions it started",
 }
 
 

@@ -37,9 +37,12 @@ from tracker.documents.protocol import InstanceProtocol
 from tracker.verify.chain import ChainView, read_chain
 from tracker.verify.checks import certificate_check, ens_check, fetch_protocol, not_checked_after_fetch
 from tracker.verify.content import (
+    ChildrenContent,
     Content,
     InstanceContent,
     ModelContent,
+    StateContent,
+    read_children,
     read_end,
     read_instance,
     read_model,
@@ -48,7 +51,7 @@ from tracker.verify.content import (
 )
 from tracker.verify.download import Deadline, DownloadBatch, Downloader, Fetched, HostPolicy, Job, origin_of
 from tracker.verify.ends import model_check
-from tracker.verify.report import CHECK_ENS, CheckResult, VerificationReport, VerifyOptions
+from tracker.verify.report import CHECK_CHILDREN, CHECK_ENS, CheckResult, VerificationReport, VerifyOptions
 from tracker.verify.states import StateJudge, Trace, judge_states, states_check
 
 NO_CHAIN = "no chain reachable"
@@ -99,6 +102,7 @@ class _Fetcher:
             "instance": read_instance,
             "task": read_task,
             "model": read_model,
+            "children": read_children,
         }
         parse = partial(readers[kind], max_depth=options.max_depth) if kind in readers else None
         # the model is read only for its Task states: within the size of any document, never refused for its size
@@ -141,6 +145,7 @@ def verify_protocol(
     url_given_by_user: bool = True,
     no_contract: str | None = None,
     aws_session: Any = None,
+    ens_result: CheckResult | None = None,
 ) -> VerificationReport:
     """Runs the five checks on the protocol at `url` against `tracker`; with `aws_session`, also
     compares each state's recorded code with what Lambda and ECS say today (`tracker.verify.drift`).
@@ -187,7 +192,8 @@ def verify_protocol(
         batch = fetcher.start()
         # Check 4 reads ENS only (names, not documents): it runs while the documents download and
         # the contract is read, so its round trips to a distant provider add no time.
-        ens_result = _background.submit(_ens_check, connected, owner, url, options, policy)
+        # A child's protocol is checked with its parent's ENS result (the same publisher and origin).
+        ens_future = None if ens_result is not None else _background.submit(_ens_check, connected, owner, url, options, policy)
         view: ChainView | None = None
         if tracker is not None and owner is not None and execution_id is not None:
             roots = [entry.merkle_root for entry in entries if entry.merkle_root]
@@ -223,11 +229,14 @@ def verify_protocol(
     contract = tracker.address.lower().removeprefix("0x") if tracker is not None else None
     states = states_check(trace, rows, view, chain_id, contract, not_read)
     ends = model_check(trace, downloads.model, downloads.instance, downloads.ends, view, not_read, states.in_progress)
+    if ens_result is None:
+        assert ens_future is not None
+        ens_result = ens_future.result()
     checks = [
         fetched.check,
         states.check,
         ends.check,
-        ens_result.result(),
+        ens_result,
         certificate_check(
             tracker,
             owner,
@@ -236,6 +245,17 @@ def verify_protocol(
             **({"registered": view.certificate} if view is not None else {}),
         ),
     ]
+    linked = [
+        (entry.state_data, fetched_state.content)
+        for entry, fetched_state in zip(entries, downloads.states, strict=True)
+        if isinstance(fetched_state.content, StateContent) and fetched_state.content.links is not None
+    ]
+    if linked:
+        checks.append(
+            _children_check(
+                url, linked, tracker, options, checks[3], protocol.instance_hash, connected, no_contract, say
+            )
+        )
     report = VerificationReport(
         url,
         checks,
@@ -274,6 +294,91 @@ def _ens_check(connected: bool, owner: str | None, url: str, options: VerifyOpti
     if not connected:
         return CheckResult(CHECK_ENS, None, f"not checked: {NO_CHAIN}")
     return ens_check(owner, url, options.timeout, policy)
+
+
+def _children_check(
+    url: str,
+    linked: list[tuple[str, StateContent]],
+    tracker: TrackerContract | None,
+    options: VerifyOptions,
+    ens: CheckResult,
+    instance_id: str,
+    connected: bool,
+    no_contract: str | None,
+    say: Callable[[str], None],
+) -> CheckResult:
+    """Walks to every execution a listed state started: its children document (which must name
+    this instance and the state's visit), then each child's protocol beside this one, verified
+    with all five checks (its ENS check is this protocol's: the same publisher and origin), and
+    each child's instance document, which must name this instance, the visit and the Map Run."""
+    problems: list[str] = []
+    verified = 0
+    policy = HostPolicy(options.allow_private_hosts)
+    origin = origin_of(url)
+    if origin is not None:
+        policy.trust(origin)
+    with Downloader(options.timeout, options.concurrency, Deadline(options.total_timeout), policy) as downloader:
+        for state_data, state in linked:
+            links = state.links
+            assert links is not None and links.children is not None
+            link = urllib.parse.urljoin(urllib.parse.urljoin(url, state_data), f"{links.children}.json")
+            listing = downloader.fetch(link, options.max_document_bytes, read_children, options.content_limit)
+            content = listing.content
+            where = f"state {links.state_name!r} (event {links.event_id})"
+            if not listing.ok or listing.sha256 != links.children:
+                problems.append(
+                    f"{where}: children document {links.children[:12]}… is missing or does not hash to its id"
+                )
+                continue
+            if not isinstance(content, ChildrenContent):
+                problems.append(f"{where}: {getattr(content, 'reason', 'children document unreadable')}")
+                continue
+            if (content.instance_id, content.event_id, content.state_name) != (
+                instance_id,
+                links.event_id,
+                links.state_name,
+            ):
+                problems.append(f"{where}: the children document names another instance or visit")
+                continue
+            say(f"verifying {len(content.instances)} executions started by {links.state_name}")
+            for child in content.instances:
+                child_url = urllib.parse.urljoin(url, f"{child}.json")
+                report = verify_protocol(
+                    child_url, tracker, options, connected=connected, no_contract=no_contract, ens_result=ens
+                )
+                instance_link = urllib.parse.urljoin(child_url, f"documents/{child}.json")
+                instance = downloader.fetch(
+                    instance_link, options.max_document_bytes, read_instance, options.content_limit
+                )
+                facts = instance.content
+                parent = facts.parent if isinstance(facts, InstanceContent) else None
+                # the child's ENS check is this protocol's, reported there: anything else must pass
+                every: list[Any] = [*report.checks, *report.states, *report.attempts]
+                unchecked = [item for item in every if item.ok is None and item is not ens]
+                if report.instance_id != child or report.verdict == "failed" or unchecked:
+                    what = ", ".join(report.failed_checks) or f"{len(unchecked)} items not checked"
+                    problems.append(f"child {child[:12]}…: {report.verdict} ({what})")
+                elif instance.sha256 != child or parent is None:
+                    problems.append(f"child {child[:12]}…: its instance document names no parent")
+                elif (parent.instance_id, parent.event_id, parent.state_name, parent.map_run_arn) != (
+                    instance_id,
+                    links.event_id,
+                    links.state_name,
+                    content.map_run_arn,
+                ):
+                    problems.append(
+                        f"child {child[:12]}…: its instance document names another parent, visit or Map Run"
+                    )
+                else:
+                    verified += 1
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        return CheckResult(CHECK_CHILDREN, False, shown)
+    return CheckResult(
+        CHECK_CHILDREN,
+        True,
+        f"{verified} child executions of {len(linked)} states verified; each names this instance and its visit",
+    )
 
 
 def _mode(view: ChainView | None) -> str | None:
