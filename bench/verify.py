@@ -220,7 +220,7 @@ def measure() -> dict:
         os.environ["TRACKER_PROJECT"] = str(Path(temporary) / "project")  # the deployment record stays here
         with connected(NETWORK):
             deployer, client = accounts.test_accounts[0], accounts.test_accounts[1]
-            tracker = TrackerContract(deploy_canonical(deployer).tracker.contract, client)
+            tracker = TrackerContract(deploy_canonical(deployer).contract.contract, client)
             root = Path(temporary) / "publish"
             root.mkdir()
             with served(root, Path(temporary) / "tls") as server:
@@ -228,7 +228,7 @@ def measure() -> dict:
                     bytes.fromhex(server.fingerprint), sign_fingerprint(client, server.fingerprint), sender=client
                 )
                 dev_ens.install_local_ens(deployer)
-                dev_ens.assign_name(deployer, ENS_NAME, str(client.address))
+                dev_ens.register_name(client, ENS_NAME)
                 ens.link_identity(client, ENS_NAME, server.origin)
                 url = _publish(root, server, tracker, client, "run-1k", STATE_COUNT)
                 large_url = _publish(root, server, tracker, client, "run-10k", LARGE_STATE_COUNT)
