@@ -353,11 +353,11 @@ def read_chain(
             anchorings.setdefault(anchoring.root, []).append(anchoring)
 
     # One multicall: the instance, the model under each owner, each anchor under its submitter.
-    contract = tracker.contract
+    encode = tracker.encode_call
     pairs = sorted({(a.submitter, a.root) for found in anchorings.values() for a in found})
-    calls = [contract.instanceOf.encode_input(checksum_address(owner), id_to_bytes32(execution_id))]
-    calls += [contract.modelOf.encode_input(checksum_address(h.owner), id_to_bytes32(model_id)) for h in holders]
-    calls += [contract.anchorOf.encode_input(checksum_address(s), id_to_bytes32(r)) for s, r in pairs]
+    calls = [encode("instanceOf", checksum_address(owner), id_to_bytes32(execution_id))]
+    calls += [encode("modelOf", checksum_address(h.owner), id_to_bytes32(model_id)) for h in holders]
+    calls += [encode("anchorOf", checksum_address(s), id_to_bytes32(r)) for s, r in pairs]
     results = tracker.read_many(calls)
     instance = _decode_instance(owner, execution_id, results[0])
     model_registered_at = {
