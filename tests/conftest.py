@@ -39,6 +39,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(FOLDER_MARKERS[folder])
 
 
+@pytest.fixture
+def aws(monkeypatch):
+    """moto in-process, executing state machines for real, with placeholder credentials."""
+    import boto3
+    from moto import mock_aws
+
+    for key, value in {
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield boto3.session.Session(region_name="us-east-1")
+
+
 @pytest.fixture(scope="session")
 def owner(accounts):
     return accounts[0]

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 from support.task_services import create_function, machine, publish_new_code, run
 
 from tracker.aws.executions import Selection
@@ -18,21 +16,6 @@ from tracker.indexer.engine import IndexConfig, index, load_tasks
 from tracker.publish.targets import DirectoryPublisher
 from tracker.tracking.config import TrackConfig
 from tracker.tracking.engine import track
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for key, value in {
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        yield boto3.session.Session(region_name="us-east-1")
 
 
 @pytest.fixture

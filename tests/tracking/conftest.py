@@ -7,25 +7,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
-from tracking_helpers import REGION, create_machine
+from tracking_helpers import create_machine
 
 from tracker.publish.targets import DirectoryPublisher
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    """moto in-process, executing state machines for real."""
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        yield boto3.session.Session(region_name=REGION)
 
 
 @pytest.fixture

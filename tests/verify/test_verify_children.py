@@ -10,9 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from tracker.aws.executions import Selection
 from tracker.aws.history import HistorySource
@@ -24,20 +22,6 @@ from tracker.verify.verifier import verify_protocol
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tracking"))
 from test_tracking_children import NESTED_CHILD, create, fan_out, nested_parent, run
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for key, value in {
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        yield boto3.session.Session(region_name="us-east-1")
 
 
 def tracked(aws, tmp_path, serve, tracker, owner, register_certificate, machines, parent_arn):

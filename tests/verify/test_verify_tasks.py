@@ -7,9 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from support.task_services import create_function, machine, publish_new_code, run
@@ -26,21 +24,6 @@ from tracker.verify.verifier import verify_protocol
 
 REGION = "us-east-1"
 INSTANCE = "ab" * 32
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for key, value in {
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        yield boto3.session.Session(region_name=REGION)
 
 
 @pytest.fixture
