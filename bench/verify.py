@@ -8,13 +8,8 @@ the client's name to the protocol server, registers the states (500 per transact
 their documents and the protocols into a temporary directory served over TLS on loopback by `ape
 run serve` in its own process (the publisher's server is never the verifier's process), times
 `verify_protocol` both ways, then runs `ape run verify --json` on the 10,000-state protocol as a
-user would (attached to the same anvil by its URI) and reads its peak RSS from the kernel. It
-prints a table and writes bench/results/verify.json; it never fails on a figure.
-
-The peak is the child's own `VmHWM` (/proc/self/status), written by a launcher that runs ape's
-command line exactly as the `ape` script does. Not `wait4`'s `ru_maxrss`: the kernel carries the
-high-water mark of the memory a child was forked (or vforked) with into the program it then
-executes, so `ru_maxrss` is never below this benchmark's own RSS at the time of the spawn.
+user would (attached to the same anvil by its URI) and reads its peak RSS from the kernel
+(`wait4`). It prints a table and writes bench/results/verify.json; it never fails on a figure.
 """
 
 from __future__ import annotations
@@ -173,25 +168,10 @@ def _publish(root: Path, server: ServedDirectory, tracker, client, label: str, c
     return server.url(f"{instance.id}.json")
 
 
-# `ape`'s own entry point (the console script's two lines), with the process's peak RSS written at exit.
-_LAUNCHER = """
-import atexit, os, sys
-def _peak():
-    with open("/proc/self/status") as status, open(os.environ["BENCH_PEAK_FILE"], "w") as out:
-        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
-atexit.register(_peak)
-from ape._cli import cli
-sys.argv[0] = "ape"
-sys.exit(cli())
-"""
-
-
 def _verify_in_own_process(url: str, node_uri: str) -> dict:
     """`ape run verify URL --json` attached to the bench's anvil: its verdict, time and peak RSS."""
     command = [
-        sys.executable,
-        "-c",
-        _LAUNCHER,
+        str(Path(sys.executable).parent / "ape"),
         "run",
         "verify",
         url,
@@ -201,20 +181,16 @@ def _verify_in_own_process(url: str, node_uri: str) -> dict:
         "--timeout",
         "30",
     ]
-    with (
-        tempfile.TemporaryFile() as out_file,
-        tempfile.TemporaryFile() as err_file,
-        tempfile.NamedTemporaryFile("r", suffix=".peak") as peak_file,
-    ):
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
         started = time.perf_counter()
-        environment = {**os.environ, "BENCH_PEAK_FILE": peak_file.name}
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out_file, stderr=err_file, env=environment)
-        process.wait()
+        process = subprocess.Popen(command, cwd=ROOT, stdout=out_file, stderr=err_file)
+        _pid, status, usage = os.wait4(process.pid, 0)  # this child's own peak RSS (kilobytes on Linux)
         seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
         out_file.seek(0)
         err_file.seek(0)
         out, err = out_file.read(), err_file.read()
-        peak_kb = int(peak_file.read().strip() or 0)  # kilobytes
+    peak_kb = usage.ru_maxrss
     try:
         report = json.loads(out[out.find(b"{") :])  # after anything a plugin printed first
     except json.JSONDecodeError:

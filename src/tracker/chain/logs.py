@@ -1,10 +1,10 @@
 """InstanceTracker's events as the tracker and the verifier read them: filtered by event and
 indexed values, decoded with the compiled ABI (`tracker.chain.events`), never retyped.
 
-Over JSON-RPC the raw `eth_getLogs` answer is streamed, each slice decoded by msgspec straight
-into the fields read (web3's result formatters checksum an address per log, which costs more than
-the request itself for a thousand logs, and a dictionary per log costs memory), so the whole body
-is never held; ape's in-process test chain speaks no JSON-RPC, so there web3's own method is used.
+Over JSON-RPC the raw `eth_getLogs` answer is decoded by msgspec straight into the fields read
+(web3's result formatters checksum an address per log, which costs more than the request itself
+for a thousand logs, and a dictionary per log costs memory); ape's in-process test chain speaks no
+JSON-RPC, so there web3's own method is used.
 """
 
 from __future__ import annotations
@@ -245,31 +245,21 @@ def _json_rpc(uri: str) -> Any:
     return JsonRpc.from_uri(uri)
 
 
-def _from_wire(entries: list[_WireLog]) -> list[RawLog]:
-    """Raw logs of decoded wire entries, each entry let go of once converted (never both lists whole)."""
-    entries.reverse()
-    converted = []
-    while entries:
-        e = entries.pop()
-        converted.append(
-            RawLog(
-                address=_data(e.address),
-                topics=tuple(_data(t) for t in e.topics),
-                data=_data(e.data),
-                block_number=int(e.blockNumber, 16),
-                block_hash=_data(e.blockHash),
-                tx_hash=_data(e.transactionHash),
-                log_index=int(e.logIndex, 16),
-            )
+def _from_wire(entries: Any) -> list[RawLog]:
+    if isinstance(entries, str):
+        raise ChainError(f"eth_getLogs: unexpected answer {entries[:40]!r}")
+    return [
+        RawLog(
+            address=_data(e.address),
+            topics=tuple(_data(t) for t in e.topics),
+            data=_data(e.data),
+            block_number=int(e.blockNumber, 16),
+            block_hash=_data(e.blockHash),
+            tx_hash=_data(e.transactionHash),
+            log_index=int(e.logIndex, 16),
         )
-    return converted
-
-
-def _converted_slices(slices: Iterator[list[_WireLog]]) -> list[RawLog]:
-    converted: list[RawLog] = []
-    for piece in slices:
-        converted.extend(_from_wire(piece))
-    return converted
+        for e in entries
+    ]
 
 
 def _rpc() -> Any:
@@ -295,8 +285,7 @@ def _raw_logs(params: dict[str, Any], from_block: int, to_block: int | str) -> l
         if isinstance(web3.provider, JSONBaseProvider):
             uri = getattr(chain.provider, "http_uri", None) or getattr(web3.provider, "endpoint_uri", None)
             if uri:
-                # Streamed: a slice of the answer at a time is decoded and converted, never the whole body.
-                return _json_rpc(str(uri)).stream("eth_getLogs", [params], _WireLog, _converted_slices)
+                return _from_wire(_json_rpc(str(uri)).call("eth_getLogs", [params], list[_WireLog]))
             from web3.types import RPCEndpoint
 
             response = web3.provider.make_request(RPCEndpoint("eth_getLogs"), [params])

@@ -56,11 +56,6 @@ _CONNECTION_GONE = {
     errno.EOPNOTSUPP,
 }
 
-# Where `ape run serve` listens unless told otherwise (here, beside the limits, so that the
-# command's options are built without importing the server and aiohttp).
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8443
-
 
 @dataclass(frozen=True)
 class ServerLimits:

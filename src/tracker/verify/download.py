@@ -496,11 +496,7 @@ class Downloader:
                 kept += chunk
         if response.will_close:
             self._drop(connection.origin)
-        content = None
-        if parse is not None and kept is not None:
-            body = bytes(kept)
-            kept = None  # one copy of the body while it is parsed, not two
-            content = parse(body)
+        content = parse(bytes(kept)) if parse is not None and kept is not None else None
         return Fetched(url, digest.hexdigest(), size, content, None, connection.certificate, connection.tls_version)
 
     @staticmethod

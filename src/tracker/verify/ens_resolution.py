@@ -3,8 +3,7 @@ the resolver by walking up the name (ENSIP-10 wildcards) and asks for offchain a
 EIP-3668 (CCIP-Read).
 
 web3.py's `ens` module (web3 7, behind ape-ens) resolves through the same UniversalResolver, and its
-building blocks are used here: ENSIP-15 normalisation and DNS encoding of names (through
-`tracker.identity.ens`, which skips them for plain lowercase ASCII names), the resolver and
+building blocks are used here: ENSIP-15 normalisation, DNS encoding of names, the resolver and
 UniversalResolver ABIs. Its `ENS` class itself is not: it follows gateways with `requests` (30 s a
 URL, no size limit, loopback refused), swallows every revert into None, and cannot say how a name
 resolved. So the calls are made here, and CCIP-Read runs under the verifier's bounds:
@@ -132,8 +131,10 @@ class EnsResolution:
     def _resolve(self, name: str, calldata: bytes) -> Resolved | None:
         """UniversalResolver.resolve(name, calldata), following CCIP-Read; None when the name has no
         resolver or its resolver has no such record."""
+        from ens.utils import dns_encode_name  # type: ignore[import-untyped]
+
         universal = ens.at("UniversalResolver", universal_resolver_address())
-        dns_name = ens.dns_encode(name)
+        dns_name = bytes(dns_encode_name(name))
         # Where the resolver was found (for the report's route) is read while the name resolves.
         found_resolver = _pool.submit(universal.findResolver, dns_name)
         try:
