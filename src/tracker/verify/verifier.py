@@ -193,7 +193,9 @@ def verify_protocol(
         # Check 4 reads ENS only (names, not documents): it runs while the documents download and
         # the contract is read, so its round trips to a distant provider add no time.
         # A child's protocol is checked with its parent's ENS result (the same publisher and origin).
-        ens_future = None if ens_result is not None else _background.submit(_ens_check, connected, owner, url, options, policy)
+        ens_future = (
+            None if ens_result is not None else _background.submit(_ens_check, connected, owner, url, options, policy)
+        )
         view: ChainView | None = None
         if tracker is not None and owner is not None and execution_id is not None:
             roots = [entry.merkle_root for entry in entries if entry.merkle_root]
