@@ -21,7 +21,8 @@ Public API (used by `ape run deploy_model` and `ape run start_execution`)::
   alias or version included), the code it ran (its task document, as the tracker pinned it in
   `state_dir`, else read from the version that ran) against GetFunctionConfiguration today.
 * `wait_for_execution` follows the execution to its end through `tracker.tracking.engine.track` (the
-  same machinery as `track_execution`), registering states as they happen.
+  same machinery as `track_execution`), registering states as they happen, and returns once the
+  end is on chain: the instance final, or the end of a redrivable attempt.
 """
 
 from __future__ import annotations
@@ -385,14 +386,18 @@ def wait_for_execution(
     timeout_s: float = 3600.0,
     stop: threading.Event | None = None,
 ) -> TrackSummary:
-    """Follows the execution until the tracker terminated its instance (or `timeout_s` passed)."""
+    """Follows the execution until its run ended and the tracker recorded that end on chain: the
+    instance terminated, or an attempt end registered for an unsuccessful run that Step Functions
+    may still redrive (a redrive is an operator's decision, maybe days later: `track_execution`
+    continues the trace then). Gives up after `timeout_s`."""
     stop = stop or threading.Event()
     polls = max(1, int(timeout_s / max(config.poll_interval, 0.01)))
     follow = dataclasses.replace(config, follow=True, max_polls=polls, owner=started.owner)
 
     def on_progress(summary: TrackSummary) -> None:
         record = contract.instance(started.owner, started.execution_id)
-        if record is not None and record.final:
+        # the instance was registered new at the start, so any attempt end is this run's end
+        if record is not None and (record.final or record.attempts > 0):
             stop.set()
 
     source = HistorySource(session, Selection(execution_arn=started.execution_arn), config.retry)
