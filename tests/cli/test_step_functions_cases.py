@@ -145,9 +145,9 @@ class Stack:
             "verify", "--instance", instance_id, "--owner", "local.eth", "--allow-private-hosts", expect=expect
         )
 
-    def index(self, execution_id: str | None = None) -> dict:
-        extra = ["--instance", execution_id] if execution_id else []
-        return self.json("index", "--schema", self.schema, "--report", *extra)["report"]
+    def index(self, execution_id: str | None = None, *extra: str) -> dict:
+        instance = ["--instance", execution_id] if execution_id else []
+        return self.json("index", "--schema", self.schema, "--report", *instance, *extra)
 
     def document(self, identifier: str) -> dict:
         return json.loads((self.project / "protocol" / "documents" / f"{identifier}.json").read_bytes())
@@ -281,7 +281,7 @@ def test_a_failed_execution_redriven_is_one_trace_verified_final_and_indexed(sta
     text = stack.run("verify", "--instance", first["instance_id"], "--owner", "local.eth", "--allow-private-hosts")
     assert re.search(r"^verdict: PASSED, instance final \(attempt 1, 5 states\)", text.stdout, re.M), text.stdout
 
-    report = stack.index(first["execution_id"])
+    report = stack.index(first["execution_id"])["report"]
     # the index's protocol of the instance: both attempts' ends among the states, in chain order
     assert [(row["entry"], row["seq"]) for row in report["protocol"]] == [
         ("state", 0),
@@ -327,10 +327,16 @@ def test_a_distributed_map_parent_is_verified_with_its_children_and_indexed(stac
 
     # the index counts the children as instances of the child workflow's model; which parent
     # they belong to is in the documents, not in the contract's events
-    models = {row["model_id"]: row for row in stack.index()["models"]}
+    indexed = stack.index(None, "--documents", "./protocol")
+    models = {row["model_id"]: row for row in indexed["report"]["models"]}
     [child_model] = child_models
     assert (models[child_model]["instances"], models[child_model]["final_instances"]) == (3, 3)
     assert (models[parent["model_id"]]["instances"], models[parent["model_id"]]["states"]) == (1, 3)
+    # which parent they belong to: the links loaded from the documents, both sides agreeing
+    assert (indexed["links"]["added"], indexed["links"]["refused"]) == (3, 0)
+    [visit] = [row for row in indexed["report"]["children"] if row["parent_instance_id"] == parent["instance_id"]]
+    assert (visit["parent_state_name"], visit["map_run_arn"]) == ("Fan", listing["map_run_arn"])
+    assert (visit["children"], visit["final_children"], visit["child_states"]) == (3, 3, 6)
 
 
 def test_a_nested_sync_child_and_its_parent_name_each_other(stack):
@@ -369,8 +375,11 @@ def test_a_nested_sync_child_and_its_parent_name_each_other(stack):
     text = stack.run("verify", "--instance", child, "--owner", "local.eth", "--allow-private-hosts").stdout
     assert f"started by instance {parent['instance_id']} (state 'Call', event {call['event_id']})" in text, text
 
-    models = {row["model_id"]: row for row in stack.index()["models"]}
+    indexed = stack.index(None, "--documents", "./protocol")
+    models = {row["model_id"]: row for row in indexed["report"]["models"]}
     assert models[greeter["model_id"]]["instances"] == 1 and models[parent["model_id"]]["instances"] == 1
+    [visit] = [row for row in indexed["report"]["children"] if row["parent_instance_id"] == parent["instance_id"]]
+    assert (visit["parent_state_name"], visit["map_run_arn"], visit["children"]) == ("Call", None, 1)
 
 
 def test_an_alias_start_records_the_alias_and_the_version_it_ran(stack):
@@ -391,6 +400,6 @@ def test_an_alias_start_records_the_alias_and_the_version_it_ran(stack):
     fresh = stack.track("pick", state_dir=".tracker-fresh")
     assert (fresh["states_registered"], fresh["transactions"], fresh["skipped"]) == (0, 0, [])
     passed_all_five(stack.verify(run["instance_id"]))
-    models = {row["model_id"]: row for row in stack.index()["models"]}
+    models = {row["model_id"]: row for row in stack.index()["report"]["models"]}
     assert models[first["model_id"]]["instances"] == 1
     assert second["model_id"] not in models or models[second["model_id"]]["instances"] == 0

@@ -140,7 +140,7 @@ def test_migrations_are_recorded_and_run_once(anvil, deployed, database_url, sch
     config = config_for(deployed, database_url, schema)
     first = index(config, anvil.rpc())
     second = index(config, anvil.rpc())
-    assert first.migrations_applied == [1, 2, 3, 4, 5, 15]
+    assert first.migrations_applied == [1, 2, 3, 4, 5, 15, 16]
     assert second.migrations_applied == []
     assert [row[0] for row in db.execute("SELECT version FROM schema_migration ORDER BY version")] == [
         1,
@@ -149,6 +149,7 @@ def test_migrations_are_recorded_and_run_once(anvil, deployed, database_url, sch
         4,
         5,
         15,
+        16,
     ]
 
 
@@ -173,7 +174,7 @@ def test_a_v1_schema_with_rows_migrates(anvil, deployed, register_execution, dat
 
     summary = index(config_for(deployed, database_url, schema), anvil.rpc())
 
-    assert summary.migrations_applied == [3, 4, 5, 15]
+    assert summary.migrations_applied == [3, 4, 5, 15, 16]
     assert summary.events == 1 + 1 + 3
     assert db.execute("SELECT count(*) FROM state").fetchone()[0] == 3
     assert db.execute("SELECT count(*) FROM contract").fetchone()[0] == 2  # ids kept, v1 rows gone

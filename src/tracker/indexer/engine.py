@@ -489,6 +489,20 @@ def load_tasks(config: IndexConfig, publish_dir: Any) -> Any:
         connection.close()
 
 
+def load_links(config: IndexConfig, publish_dir: Any) -> Any:
+    """Which execution started which, from a publish directory's documents, into
+    `execution_link` (`tracker.indexer.links`); returns a `LinkLoad`."""
+    from tracker.indexer.links import load_link_documents
+
+    config = config.validated()
+    connection = connect(config.database, config.schema)
+    try:
+        migrate(connection, config.schema)
+        return load_link_documents(connection, publish_dir)
+    finally:
+        connection.close()
+
+
 def report(config: IndexConfig, chain_id: int, instance_id: str | None = None) -> Report:
     """The analysis views for the configured contract on `chain_id`."""
     config = config.validated()
