@@ -113,3 +113,22 @@ test("a parent named in part, or a state's children id malformed, makes the docu
   const state = stateDocument(PARENT, 0, "Fan", { children: "not an id" });
   assert.equal(readState(encoder.encode(canonicalJson(state))).malformed, "has a malformed children: 'not an id'");
 });
+
+test("each visit is judged on its own, in the protocol's order", async () => {
+  const site = published({});
+  const states = [];
+  for (let visit = 0; visit < 12; visit++) {
+    const listing = site.add({ kind: "children", instance_id: PARENT, event_id: 3 + visit, state_name: `Call${visit}`, instances: [id(`child ${visit}`)] });
+    states.push(stateDocument(PARENT, visit, `Call${visit}`, { children: listing }));
+  }
+  const stateIds = states.map((state) => site.add(state));
+  const broken = `${ORIGIN}documents/${states[5].children}.json`;
+  site.served.delete(broken);
+  const protocol = { instance_hash: PARENT, instance_protocol: stateIds.map((state) => ({ state_hash: state, state_data: `documents/${state}.json` })) };
+  const downloads = await Promise.all(stateIds.map((state) => fetchDocument(`${ORIGIN}documents/${state}.json`, "state", undefined, site.fetcher)));
+  const links = await followLinks(`${ORIGIN}${PARENT}.json`, protocol, { instance: null, states: downloads }, (url) => fetchDocument(url, "children", undefined, site.fetcher));
+  assert.deepEqual(links.visits.map((v) => v.position), [...Array(12).keys()]);
+  assert.deepEqual(links.visits.map((v) => v.ok), [...Array(12).keys()].map((n) => n !== 5));
+  assert.deepEqual(links.visits[7].children, [{ instance_id: id("child 7"), url: `${ORIGIN}${id("child 7")}.json` }]);
+  assert.ok(links.visits.every((v) => !("children_id" in v)));
+});
