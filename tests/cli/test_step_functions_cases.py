@@ -115,10 +115,10 @@ class Stack:
     def publishing(self) -> list[str]:
         return ["--publish", "./protocol", "--base-url", self.origin]
 
-    def deploy_model(self, name: str, definition: dict) -> dict:
+    def deploy_model(self, name: str, definition: dict, *extra: str) -> dict:
         path = self.project / f"{name}.asl.json"
         path.write_text(json.dumps(definition, indent=2))
-        return self.json("deploy_model", path.name, "--name", name, "--role-arn", ROLE)
+        return self.json("deploy_model", path.name, "--name", name, "--role-arn", ROLE, *extra)
 
     def start(self, machine: str, name: str, payload: dict | None = None) -> dict:
         return self.json(
@@ -337,6 +337,31 @@ def test_a_distributed_map_parent_is_verified_with_its_children_and_indexed(stac
     [visit] = [row for row in indexed["report"]["children"] if row["parent_instance_id"] == parent["instance_id"]]
     assert (visit["parent_state_name"], visit["map_run_arn"]) == ("Fan", listing["map_run_arn"])
     assert (visit["children"], visit["final_children"], visit["child_states"]) == (3, 3, 6)
+
+
+def test_a_distributed_maps_express_children_come_through_the_log_group_deploy_model_set(stack):
+    express = json.loads(json.dumps(FAN_OUT))
+    express["States"]["Fan"]["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] = "EXPRESS"
+    deployed = stack.deploy_model("fanx", express, "--log-group", "fanx-events")
+    # the same definition and group again: nothing changes, no new model
+    again = stack.deploy_model("fanx", express, "--log-group", "fanx-events")
+    assert (again["change"], again["model_id"]) == ("unchanged", deployed["model_id"])
+    logging = stack.client("stepfunctions").describe_state_machine(stateMachineArn=deployed["state_machine_arn"])[
+        "loggingConfiguration"
+    ]
+    assert (logging["level"], logging["includeExecutionData"]) == ("ALL", True)
+    assert logging["destinations"][0]["cloudWatchLogsLogGroup"]["logGroupArn"].endswith(":log-group:fanx-events:*")
+
+    parent = stack.start("fanx", "batch-x", {"items": [1, 2, 3, 4]})
+    # Express children keep no history: their Work and Done come from the log group
+    assert (parent["status"], parent["final"], parent["states_registered"]) == ("SUCCEEDED", True, 3 + 4 * 2)
+    report = stack.verify(parent["instance_id"])
+    passed_all_five(report)
+    [children] = results(report, "children")
+    assert children["ok"] is True and children["reason"].startswith("4 child executions of 1 states verified")
+    [fan] = [s for s in stack.states(parent["instance_id"]) if s["state_name"] == "Fan"]
+    for child in stack.document(fan["children"])["instances"]:
+        assert ":express:fanx/fan:" in stack.document(child)["execution_arn"]
 
 
 def test_a_nested_sync_child_and_its_parent_name_each_other(stack):

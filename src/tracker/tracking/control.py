@@ -31,6 +31,7 @@ import dataclasses
 import json
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,29 @@ def find_state_machine(sfn: AwsService, name_or_arn: str) -> str:
     raise StateMachineNotFoundError(f"no state machine named {name_or_arn!r} in region {sfn.region}")
 
 
+def logging_to(session: Any, log_group: str) -> dict[str, Any]:
+    """The logging configuration that sends every event of a machine's executions, with their
+    data, to the CloudWatch Logs group `log_group` (created when it does not exist): how Express
+    workflows, and a Distributed Map's Express children, are tracked."""
+    logs = AwsService(session, "logs")
+
+    def found() -> list[Mapping[str, Any]]:
+        pages = logs.pages("describe_log_groups", f"log group {log_group}", logGroupNamePrefix=log_group)
+        return [group for page in pages for group in page["logGroups"] if group["logGroupName"] == log_group]
+
+    groups = found()
+    if not groups:
+        logs.call("create_log_group", f"log group {log_group}", logGroupName=log_group)
+        groups = found()
+    arn = str(groups[0]["arn"])
+    arn = arn if arn.endswith(":*") else f"{arn}:*"  # Step Functions names the group's streams
+    return {
+        "level": "ALL",
+        "includeExecutionData": True,
+        "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": arn}}],
+    }
+
+
 def deploy_model(
     session: Any,
     contract: TrackerContract,
@@ -141,13 +165,16 @@ def deploy_model(
     definition_text: str,
     role_arn: str | None = None,
     owner: str | None = None,
+    log_group: str | None = None,
 ) -> ModelDeployment:
-    """Creates or updates the state machine `name` and registers its model id (see the module docstring)."""
+    """Creates or updates the state machine `name` and registers its model id (see the module
+    docstring); with `log_group`, the machine logs every event there (`logging_to`)."""
     try:
         json.loads(definition_text)
     except ValueError as error:
         raise InvalidDefinitionError(f"the definition is not valid JSON: {error}") from None
     sfn = AwsService(session, "stepfunctions")
+    logging = {"loggingConfiguration": logging_to(session, log_group)} if log_group else {}
     try:
         arn: str | None = find_state_machine(sfn, name)
     except StateMachineNotFoundError:
@@ -164,16 +191,29 @@ def deploy_model(
             definition=definition_text,
             roleArn=role_arn,
             publish=True,
+            **logging,
         )
         arn, version_arn = created["stateMachineArn"], created.get("stateMachineVersionArn")
         change = "new"
     else:
         current = sfn.call("describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
         previous_model_id = model_document(current["definition"]).id
-        if current["definition"] == definition_text and (not role_arn or role_arn == current.get("roleArn")):
+        same_logging = not logging or _destinations(logging["loggingConfiguration"]) == _destinations(
+            current.get("loggingConfiguration")
+        )
+        if (
+            current["definition"] == definition_text
+            and (not role_arn or role_arn == current.get("roleArn"))
+            and same_logging
+        ):
             change = "unchanged"
         else:
-            update: dict[str, Any] = {"stateMachineArn": arn, "definition": definition_text, "publish": True}
+            update: dict[str, Any] = {
+                "stateMachineArn": arn,
+                "definition": definition_text,
+                "publish": True,
+                **logging,
+            }
             if role_arn:
                 update["roleArn"] = role_arn
             version_arn = sfn.call("update_state_machine", f"state machine {arn}", **update).get(
@@ -183,7 +223,7 @@ def deploy_model(
     described = sfn.call("describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
     model_id = model_document(described["definition"]).id
     if change == "changed" and model_id == previous_model_id:
-        change = "unchanged"  # only the role changed: the model is the same
+        change = "unchanged"  # only the role or the logging changed: the model is the same
     if version_arn is None:
         version_arn = latest_version(sfn, arn)
     publisher = _owner_of(contract, owner)
@@ -192,6 +232,14 @@ def deploy_model(
     if registered:
         transaction_hash = contract.send([contract.register_model_call(publisher, model_id)]).transaction_hash
     return ModelDeployment(arn, version_arn, model_id, previous_model_id, change, registered, transaction_hash)
+
+
+def _destinations(logging: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """What decides where a machine's events go: level, data, groups (not how AWS orders keys)."""
+    if not logging:
+        return ()
+    groups = [d.get("cloudWatchLogsLogGroup", {}).get("logGroupArn") for d in logging.get("destinations") or []]
+    return (logging.get("level"), bool(logging.get("includeExecutionData")), tuple(sorted(filter(None, groups))))
 
 
 def start_execution(
