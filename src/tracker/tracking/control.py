@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -135,10 +136,18 @@ def find_state_machine(sfn: AwsService, name_or_arn: str) -> str:
     raise StateMachineNotFoundError(f"no state machine named {name_or_arn!r} in region {sfn.region}")
 
 
+# CloudWatch Logs' rule for log group names (CreateLogGroup: 1-512 of [.\-_/#A-Za-z0-9]).
+LOG_GROUP_NAME = re.compile(r"[.\-_/#A-Za-z0-9]{1,512}")
+
+
 def logging_to(session: Any, log_group: str) -> dict[str, Any]:
     """The logging configuration that sends every event of a machine's executions, with their
     data, to the CloudWatch Logs group `log_group` (created when it does not exist): how Express
     workflows, and a Distributed Map's Express children, are tracked."""
+    if not LOG_GROUP_NAME.fullmatch(log_group):
+        raise ConfigurationError(
+            f"--log-group {log_group[:80]!r}: a log group name is 1 to 512 letters, digits and _ - . / #"
+        )
     logs = AwsService(session, "logs")
 
     def found() -> list[Mapping[str, Any]]:
