@@ -141,7 +141,12 @@ def test_an_execution_past_the_redrive_window_is_refused_by_aws_and_then_final(
     assert (later.states_registered, later.instances_terminated, later.transactions) == (0, 1, 1)
     assert (record.state_count, record.attempts, record.status) == (2, 1, Status.FINAL)
     protocol = read_protocol(docs.instance_id)
-    assert protocol["final"] is True and [(a["attempt"], a["final"]) for a in protocol["attempts"]] == [(0, True)]
+    # both ends the chain holds of attempt 0: ended while redrivable, then terminated with the same end
+    assert protocol["final"] is True
+    assert [(a["attempt"], a["final"], a["end_hash"]) for a in protocol["attempts"]] == [
+        (0, False, docs.attempts[0].end.id),
+        (0, True, docs.attempts[0].end.id),
+    ]
 
 
 def test_the_redrive_emulation_answers_in_the_api_references_shapes(aws, failed_etl):

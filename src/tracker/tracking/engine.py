@@ -112,6 +112,8 @@ class TrackingRun:
                 f"{self.store.discarded} checkpoints were dropped and the chain decides what is registered"
             )
         self._seen: set[str] = set()
+        # executions started by another one (Map Run children, nested starts), counted apart
+        self._children_seen: set[str] = set()
         self._last_checked: dict[str, float] = {}
         self._documents_published: Future = Future()
         self._documents_published.set_result(None)
@@ -177,7 +179,7 @@ class TrackingRun:
         self._settle_pending_anchors()
         refs = self.source.list_executions()
         self._seen.update(ref.execution_arn for ref in refs)
-        self.summary.executions = len(self._seen)
+        self.summary.executions = len(self._seen - self._children_seen)
         loaded = [self.source.load(ref) for ref in refs if not self._is_done(ref)]
         self.summary.held_events = sum(execution.held_events for execution in loaded)
         now_ms = int(self.clock() * 1000)
@@ -194,7 +196,8 @@ class TrackingRun:
             if docs.execution.execution_arn not in unique or docs.children or _has_parent(docs):
                 unique[docs.execution.execution_arn] = docs
         documents = list(unique.values())
-        self.summary.executions = len(self._seen | set(unique))
+        self.summary.executions = len((self._seen | set(unique)) - self._children_seen)
+        self.summary.child_executions = len(self._children_seen)
         self._poll_documents = {d.execution.execution_arn: d for d in documents}
         plans = self._reconcile_and_plan(documents)
         self.summary.pending_executions = sum(1 for d in documents if not d.final)
@@ -243,6 +246,7 @@ class TrackingRun:
             refs, expected = self._children_refs(started)
             ids: list[str] = []
             for ref in refs:
+                self._children_seen.add(ref.execution_arn)
                 checkpoint = self.checkpoints.get(ref.execution_arn)
                 if checkpoint is not None and checkpoint.final:
                     ids.append(checkpoint.instance_id)
@@ -288,7 +292,6 @@ class TrackingRun:
 
     def _load_child(self, ref: ExecutionRef) -> Execution:
         loader = getattr(self.source, "load_child", self.source.load)
-        self._seen.add(ref.execution_arn)
         return loader(ref)
 
     def _is_done(self, ref: ExecutionRef) -> bool:
@@ -410,10 +413,12 @@ class TrackingRun:
         ]
         found.sort(key=lambda event: (event.block_number, event.log_index))
         times = self._block_times_of([event.block_number for event in found])
-        ends: dict[int, RegisteredEnd] = {}
+        # an attempt's end may be on chain twice: ended while redrivable, then terminated with the
+        # same end once the execution could no longer be redriven (14 days on); both are listed
+        ends: dict[tuple[int, bool], RegisteredEnd] = {}
         for event in found:
             attempt = int(event.args["attempt"])
-            ends[attempt] = RegisteredEnd(
+            ends[attempt, event.name == "InstanceTerminated"] = RegisteredEnd(
                 attempt=attempt,
                 end_id=_hex(event.args["endDocument"]),
                 state_count=int(event.args["stateCount"]),
@@ -422,7 +427,7 @@ class TrackingRun:
                 timestamp=times[event.block_number],
                 final=event.name == "InstanceTerminated",
             )
-        return [ends[attempt] for attempt in sorted(ends)]
+        return [ends[key] for key in sorted(ends)]
 
     def _block_times_of(self, numbers: Sequence[int]) -> dict[int, int]:
         missing = [number for number in set(numbers) if number not in self._block_times]
@@ -471,7 +476,9 @@ class TrackingRun:
                     checkpoint.instance_registered = True
                     self.summary.instances_registered += 1
                 if step.end is not None:
-                    checkpoint.ends = [end for end in checkpoint.ends if end.attempt != step.end.attempt]
+                    checkpoint.ends = [
+                        end for end in checkpoint.ends if (end.attempt, end.final) != (step.end.attempt, step.final)
+                    ]
                     checkpoint.ends.append(
                         RegisteredEnd(
                             step.end.attempt,
@@ -483,7 +490,7 @@ class TrackingRun:
                             step.final,
                         )
                     )
-                    checkpoint.ends.sort(key=lambda end: end.attempt)
+                    checkpoint.ends.sort(key=lambda end: (end.attempt, end.final))
                     if step.final:
                         checkpoint.final = True
                         self.summary.instances_terminated += 1
