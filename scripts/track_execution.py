@@ -54,6 +54,7 @@ def status_table(summary) -> object:
     table = Table(title=f"track_execution ({summary.mode})", show_header=False)
     for label, value in (
         ("executions seen", summary.executions),
+        ("child executions seen", summary.child_executions),
         ("states registered", summary.states_registered),
         ("instances registered / final", f"{summary.instances_registered} / {summary.instances_terminated}"),
         ("attempts ended (redrivable)", summary.attempts_ended),
@@ -263,8 +264,9 @@ def cli(
         )
     if as_json:
         return
+    children = f" and {summary.child_executions} child executions" if summary.child_executions else ""
     click.echo(
-        f"{summary.states_registered} states of {summary.executions} executions registered in "
+        f"{summary.states_registered} states of {summary.executions} executions{children} registered in "
         f"{summary.transactions} transactions ({summary.gas_used:,} gas); "
         f"{len(set(summary.protocols_written))} protocols written to {publisher.describe()}"
     )

@@ -70,6 +70,8 @@ class TrackSummary:
 
     mode: str
     executions: int = 0
+    # executions another execution started (Map Run children, nested starts), not in `executions`
+    child_executions: int = 0
     states_registered: int = 0
     states_recovered: int = 0
     instances_registered: int = 0
@@ -91,6 +93,7 @@ class TrackSummary:
         return {
             "mode": self.mode,
             "executions": self.executions,
+            "child_executions": self.child_executions,
             "states_registered": self.states_registered,
             "states_recovered": self.states_recovered,
             "instances_registered": self.instances_registered,
