@@ -4,11 +4,13 @@ moto server with `tracker.dev.sfn_emulation`, Postgres), with `ape run serve` pu
 `ape run deploy` linking `local.eth` to the server and its certificate, as the getting-started
 page does (tests/cli/test_walkthrough.py runs that page).
 
-moto lacks redrive, Map Run children, nested `states:startExecution` and alias starts; the
-emulation adds them from the Step Functions API reference (see its docstring and
+moto lacks redrive, Map Run children, nested `states:startExecution`, alias starts and JSONata;
+the emulation adds them from the Step Functions API reference (see its docstring and
 tests/tracking/). What AWS itself does here through the console or the AWS CLI (fixing the cause
 of a failure, RedriveExecution, CreateStateMachineAlias) the tests do with boto3 against the same
-moto server; everything the project does runs as its commands.
+moto server; what only time or AWS's own runtime does (14 days passing, a JSONata execution) they
+do with the emulation's own actions (`emulation_request`), which no request to AWS can reach;
+everything the project does runs as its commands.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ import pytest
 from test_walkthrough import BIN, project_copy, started, stop, wait_for
 
 from tracker.dev.services import free_port
+from tracker.dev.sfn_emulation import emulation_request
+
+JSONATA = json.loads(
+    (Path(__file__).parents[1] / "tracking" / "fixtures" / "jsonata_evaluation_failed.json").read_text()
+)
+FIFTEEN_DAYS = 15 * 24 * 3600
 
 ACCOUNT_ARN = "arn:aws:states:us-east-1:123456789012"
 ROLE = "arn:aws:iam::123456789012:role/cases"
@@ -157,6 +165,9 @@ class Stack:
 
     def states(self, instance_id: str) -> list[dict]:
         return [self.document(entry["state_hash"]) for entry in self.protocol(instance_id)["instance_protocol"]]
+
+    def emulation(self, action: str, **body: object) -> dict:
+        return emulation_request(self.env["AWS_ENDPOINT_URL"], action, body)
 
     def aws(self):
         import boto3
@@ -302,6 +313,10 @@ def test_a_distributed_map_parent_is_verified_with_its_children_and_indexed(stac
     # the parent's 3 states and each child's Work and Done, the children before their parent
     assert (parent["status"], parent["final"], parent["states_registered"]) == ("SUCCEEDED", True, 9)
     assert stack.track("fan")["states_registered"] == 0
+    # a tracker with no checkpoints reads the parent and its children again: nothing to send, and
+    # its last line counts the children beside the one listed execution
+    text = stack.run("track_execution", f"{ACCOUNT_ARN}:stateMachine:fan", *stack.publishing(), "--state-dir", ".t-fan")
+    assert "0 states of 1 executions and 3 child executions registered in 0 transactions" in text.stdout, text.stdout
 
     report = stack.verify(parent["instance_id"])
     passed_all_five(report)
@@ -428,3 +443,117 @@ def test_an_alias_start_records_the_alias_and_the_version_it_ran(stack):
     models = {row["model_id"]: row for row in stack.index()["report"]["models"]}
     assert models[first["model_id"]]["instances"] == 1
     assert second["model_id"] not in models or models[second["model_id"]]["instances"] == 0
+
+
+def test_an_execution_past_the_redrive_window_is_refused_and_then_tracked_final(stack):
+    """AWS refuses RedriveExecution 14 days after the end and DescribeExecution then says
+    NOT_REDRIVABLE; the emulation's clock for the execution is moved 15 days on instead of waiting."""
+    late = json.loads(json.dumps(ETL))
+    late["States"]["Transform"]["Parameters"]["TableName"] = "never-created"
+    model = stack.deploy_model("etl-late", late)
+    first = stack.start("etl-late", "nightly-late")
+    assert (first["status"], first["final"], first["attempts_ended"], first["states_registered"]) == (
+        "FAILED",
+        False,
+        1,
+        2,
+    )
+    assert stack.verify(first["instance_id"])["status_text"] == "ended, attempt 0, still redrivable"
+
+    sfn = stack.client("stepfunctions")
+    assert sfn.describe_execution(executionArn=first["execution_arn"])["redriveStatus"] == "REDRIVABLE"
+    stack.emulation("EmulationAdvanceClock", executionArn=first["execution_arn"], seconds=FIFTEEN_DAYS)
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as refused:
+        sfn.redrive_execution(executionArn=first["execution_arn"])
+    assert refused.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
+    described = sfn.describe_execution(executionArn=first["execution_arn"])
+    assert (described["status"], described["redriveStatus"], described["redriveCount"]) == (
+        "FAILED",
+        "NOT_REDRIVABLE",
+        0,
+    )
+
+    later = stack.track("etl-late")
+    # the end already on chain, now final: no new state, one termination
+    assert (later["states_registered"], later["instances_terminated"], later["attempts_ended"], later["skipped"]) == (
+        0,
+        1,
+        0,
+        [],
+    )
+    final = stack.verify(first["instance_id"])
+    passed_all_five(final)
+    assert (final["status"], final["status_text"]) == ("final", "final (attempt 0, 2 states)")
+    # the chain holds attempt 0's end twice, redrivable then final, and the protocol lists both
+    assert [(a["attempt"], a["final"], a["ok"]) for a in results(final, "attempt")] == [
+        (0, False, True),
+        (0, True, True),
+    ]
+
+    report = stack.index(first["execution_id"])["report"]
+    assert [row["entry"] for row in report["protocol"]][-1] == "final end"
+    [etl] = [row for row in report["models"] if row["model_id"] == model["model_id"]]
+    assert (etl["instances"], etl["final_instances"], etl["states"]) == (1, 1, 2)
+
+
+def recorded_jsonata_execution() -> dict:
+    """The JSONata fixture (validated against botocore's model in tests/tracking) as the emulation
+    records it: DescribeExecution's answer, the definition and GetExecutionHistory's events."""
+    events = JSONATA["history"]["events"]
+    failed = events[-1]["executionFailedEventDetails"]
+    return {
+        "execution": {
+            "executionArn": JSONATA["execution_arn"],
+            "stateMachineArn": JSONATA["state_machine_arn"],
+            "name": JSONATA["execution_arn"].rsplit(":", 1)[1],
+            "status": "FAILED",
+            "startDate": events[0]["timestamp"],
+            "stopDate": events[-1]["timestamp"],
+            "input": JSONATA["input"],
+            "error": failed["error"],
+            "cause": failed["cause"],
+        },
+        "definition": JSONATA["definition"],
+        "events": events,
+    }
+
+
+def test_a_jsonata_execution_with_evaluation_failed_through_the_commands(stack):
+    """moto has no JSONata runtime: the execution AWS ran is recorded into the emulation, which
+    then answers DescribeExecution, GetExecutionHistory and ListExecutions for it as AWS did."""
+    path = stack.project / "pricing.asl.json"
+    path.write_text(JSONATA["definition"])  # the definition text the recorded execution ran
+    model = stack.json("deploy_model", path.name, "--name", "pricing", "--role-arn", ROLE)
+    assert model["state_machine_arn"] == JSONATA["state_machine_arn"]
+    stack.emulation("EmulationRecordExecution", **recorded_jsonata_execution())
+
+    tracked = stack.track("pricing")
+    assert (tracked["states_registered"], tracked["attempts_ended"], tracked["instances_terminated"]) == (2, 1, 0)
+    [protocol] = [
+        json.loads(p.read_bytes())
+        for p in (stack.project / "protocol").glob("*.json")
+        if json.loads(p.read_bytes()).get("model_hash") == model["model_id"]
+    ]
+    instance_id = protocol["instance_hash"]
+    states = stack.states(instance_id)
+    assert [(s["state_name"], s["attempt"]) for s in states] == [("Price", 0), ("Split", 0)]
+    ended = stack.verify(instance_id)
+    passed_all_five(ended)
+    assert ended["status_text"] == "ended, attempt 0, still redrivable"
+
+    # 15 days on, the failed JSONata execution can no longer be redriven: final
+    stack.emulation("EmulationAdvanceClock", executionArn=JSONATA["execution_arn"], seconds=FIFTEEN_DAYS)
+    assert stack.track("pricing")["instances_terminated"] == 1
+    final = stack.verify(instance_id)
+    passed_all_five(final)
+    assert (final["status"], final["status_text"]) == ("final", "final (attempt 0, 2 states)")
+    ended_then_final = stack.protocol(instance_id)["attempts"]
+    assert [(a["attempt"], a["final"]) for a in ended_then_final] == [(0, False), (0, True)]
+    end = stack.document(ended_then_final[-1]["end_hash"])
+    assert (end["status"], end["error"], end["state_count"]) == ("FAILED", "States.QueryEvaluationError", 2)
+
+    models = {row["model_id"]: row for row in stack.index()["report"]["models"]}
+    assert (models[model["model_id"]]["instances"], models[model["model_id"]]["final_instances"]) == (1, 1)
+    assert models[model["model_id"]]["states"] == 2

@@ -40,6 +40,21 @@ server (`python -m tracker.dev.sfn_emulation -H HOST -p PORT`, for the demo):
   run again (AWS re-runs only its unsuccessful iterations or branches): the trace is the same
   kind of continuation, with more states.
 
+Two controls exist only in this emulation (actions Step Functions does not have, so no request to
+AWS can reach them), sent with `emulation_request()`:
+
+* `EmulationAdvanceClock` (`executionArn`, `seconds`): moves the emulation's clock for one
+  execution forward, so that a test can let the 14-day redrive window pass without waiting 14
+  days or rewriting the stop date AWS reported. RedriveExecution and DescribeExecution's
+  `redriveStatus` read that clock: once the end is more than 14 days behind it, the redrive is
+  refused with `ExecutionNotRedrivable` and the status is `NOT_REDRIVABLE`, as AWS does.
+* `EmulationRecordExecution` (`execution`: DescribeExecution's answer, `definition`, `events`:
+  GetExecutionHistory's): holds an execution recorded from AWS, for what moto cannot run (it has
+  no JSONata runtime). The recording is replayed as if it started when it was recorded into the
+  emulation (every date moved by the same amount, so the redrive window runs from then):
+  DescribeExecution, GetExecutionHistory and DescribeStateMachineForExecution answer it, and
+  ListExecutions of its state machine lists it.
+
 Lambda and ECS as Step Functions' task integrations see them (`install()` adds these too):
 
 * Invoke answers with the `X-Amz-Executed-Version` header, the version the qualifier resolved to
@@ -66,6 +81,23 @@ from typing import Any
 _INSTALLED = False
 REDRIVABLE = frozenset({"FAILED", "ABORTED", "TIMED_OUT"})
 REDRIVE_WINDOW = datetime.timedelta(days=14)
+
+
+# Seconds the emulation's clock is ahead of real time, per execution ARN (`EmulationAdvanceClock`).
+_CLOCK_OFFSETS: dict[str, float] = {}
+# Executions recorded from AWS, by execution ARN (`EmulationRecordExecution`).
+_RECORDED: dict[str, dict[str, Any]] = {}
+
+
+def _now(execution_arn: str) -> datetime.datetime:
+    """The emulation's time for one execution: real time plus what a test advanced its clock by."""
+    offset = datetime.timedelta(seconds=_CLOCK_OFFSETS.get(execution_arn, 0.0))
+    return datetime.datetime.now(tz=datetime.timezone.utc) + offset
+
+
+def _redrive_status(status: str, stop_date: datetime.datetime | None, execution_arn: str) -> str:
+    window_open = stop_date is None or _now(execution_arn) - stop_date <= REDRIVE_WINDOW
+    return "REDRIVABLE" if status in REDRIVABLE and window_open else "NOT_REDRIVABLE"
 
 
 def _versions_of(backend: Any, arn: str) -> list[Any]:
@@ -124,6 +156,9 @@ def install() -> None:
     original_for_execution = response_class.describe_state_machine_for_execution
 
     def describe_execution(self: Any) -> Any:
+        recorded = _RECORDED.get(self._get_param("executionArn"))
+        if recorded is not None:
+            return _json(_describe_recorded(recorded))
         child = _MAP_RUN_CHILDREN.get(self._get_param("executionArn"))
         if child is not None and child.sm_type != "EXPRESS":
             return _result(_describe_child(child))
@@ -157,11 +192,7 @@ def install() -> None:
             if body["status"] == "SUCCEEDED" and current.output is not None:
                 body["output"] = json.dumps(current.output, separators=(",", ":"))
         body["redriveCount"] = len(attempts)
-        window_open = current.stop_date is None or (
-            datetime.datetime.now(tz=datetime.timezone.utc) - current.stop_date <= REDRIVE_WINDOW
-        )
-        redrivable = body.get("status") in REDRIVABLE and window_open
-        body["redriveStatus"] = "REDRIVABLE" if redrivable else "NOT_REDRIVABLE"
+        body["redriveStatus"] = _redrive_status(str(body.get("status")), current.stop_date, execution.exec_arn)
         return _with_body(result, body)
 
     def list_executions(self: Any) -> Any:
@@ -175,8 +206,16 @@ def install() -> None:
             return _result({"executions": listed})
         result = original_list_executions(self)
         body = _body(result)
+        machine_arn = self._get_param("stateMachineArn")
+        for recorded in _RECORDED.values():
+            if recorded["execution"]["stateMachineArn"] == machine_arn:
+                described = _describe_recorded(recorded)
+                keys = ("executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "redriveCount")
+                body.setdefault("executions", []).insert(0, {k: described[k] for k in keys if k in described})
         backend = self.stepfunction_backend
         for item in body.get("executions", []):
+            if item["executionArn"] in _RECORDED:
+                continue
             execution = backend.describe_execution(item["executionArn"])
             item["redriveCount"] = len(_attempts(execution))
             if _attempts(execution):
@@ -189,6 +228,17 @@ def install() -> None:
         return _with_body(result, body)
 
     def describe_state_machine_for_execution(self: Any) -> Any:
+        recorded = _RECORDED.get(self._get_param("executionArn"))
+        if recorded is not None:
+            facts = recorded["execution"]
+            machine = {
+                "stateMachineArn": facts["stateMachineArn"],
+                "name": facts["stateMachineArn"].rsplit(":", 1)[1],
+                "definition": recorded["definition"],
+                "roleArn": recorded["role_arn"],
+                "updateDate": recorded["recorded_at"],
+            }
+            return _json(machine)
         child = _MAP_RUN_CHILDREN.get(self._get_param("executionArn"))
         if child is not None:
             return _result(_describe_child_machine(child.emulated_workflow))
@@ -210,6 +260,10 @@ def install() -> None:
     original_history = response_class.get_execution_history
 
     def get_execution_history(self: Any) -> Any:
+        recorded = _RECORDED.get(self._get_param("executionArn"))
+        if recorded is not None:
+            events = recorded["events"]
+            return _json({"events": list(reversed(events)) if self._get_param("reverseOrder") else events})
         child = _MAP_RUN_CHILDREN.get(self._get_param("executionArn"))
         if child is not None and child.sm_type != "EXPRESS":
             return _result(child.to_history_output())
@@ -221,6 +275,18 @@ def install() -> None:
     def redrive_execution(self: Any) -> Any:
         execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
         return _result({"redriveDate": _redrive(execution)})
+
+    def emulation_advance_clock(self: Any) -> Any:
+        arn = self._get_param("executionArn")
+        if arn not in _RECORDED:
+            self.stepfunction_backend.describe_execution(arn)  # ExecutionDoesNotExist for a stranger
+        _CLOCK_OFFSETS[arn] = _CLOCK_OFFSETS.get(arn, 0.0) + float(self._get_param("seconds"))
+        return _json({"executionArn": arn, "now": _now(arn)})
+
+    def emulation_record_execution(self: Any) -> Any:
+        recorded = _recording(self._get_param("execution"), self._get_param("definition"), self._get_param("events"))
+        _RECORDED[recorded["execution"]["executionArn"]] = recorded
+        return _json({"executionArn": recorded["execution"]["executionArn"]})
 
     original_describe_machine = response_class.describe_state_machine
 
@@ -237,6 +303,8 @@ def install() -> None:
     response_class.list_executions = list_executions  # type: ignore[method-assign]
     response_class.describe_state_machine_for_execution = describe_state_machine_for_execution  # type: ignore[method-assign]
     response_class.list_state_machine_versions = list_state_machine_versions  # type: ignore[attr-defined]
+    response_class.emulation_advance_clock = emulation_advance_clock  # type: ignore[attr-defined]
+    response_class.emulation_record_execution = emulation_record_execution  # type: ignore[attr-defined]
     _INSTALLED = True
 
 
@@ -658,7 +726,7 @@ def _redrive(execution: Any) -> Any:
     status = _status(execution)
     if status not in REDRIVABLE:
         raise _not_redrivable(f"Execution is {status} and cannot be redriven")
-    if current.stop_date is not None and now - current.stop_date > REDRIVE_WINDOW:
+    if _redrive_status(status, current.stop_date, execution.exec_arn) == "NOT_REDRIVABLE":
         raise _not_redrivable("Execution can no longer be redriven: it ended more than 14 days ago")
     name, entered_input = _restart_point(execution, _history(execution))
     machine = current.state_machine
@@ -682,6 +750,71 @@ def _redrive(execution: Any) -> Any:
     execution.emulated_attempts = [*_attempts(execution), attempt]
     attempt.start()
     return now
+
+
+def _recording(execution: Any, definition: Any, events: Any) -> dict[str, Any]:
+    """An execution recorded from AWS, its dates moved so that it started now."""
+    if not isinstance(execution, dict) or not isinstance(definition, str) or not isinstance(events, list):
+        raise _validation("EmulationRecordExecution takes execution (an object), definition (text) and events (a list)")
+    now = datetime.datetime.now(tz=datetime.timezone.utc)
+    shift = now - _date(execution["startDate"])
+    moved = {key: _date(value) + shift if key.endswith("Date") else value for key, value in execution.items()}
+    moved_events = [{**event, "timestamp": _date(event["timestamp"]) + shift} for event in events]
+    started = next((e for e in moved_events if e["type"] == "ExecutionStarted"), {})
+    role_arn = (started.get("executionStartedEventDetails") or {}).get("roleArn")
+    return {
+        "execution": moved,
+        "definition": definition,
+        "events": moved_events,
+        "role_arn": role_arn,
+        "recorded_at": now,
+    }
+
+
+def _describe_recorded(recorded: dict[str, Any]) -> dict[str, Any]:
+    """DescribeExecution's answer for a recorded execution; its redrive status as of the emulation's clock."""
+    body = {"redriveCount": 0, **recorded["execution"]}
+    if "redriveStatus" not in body:
+        body["redriveStatus"] = _redrive_status(str(body["status"]), body.get("stopDate"), body["executionArn"])
+    return body
+
+
+def _date(value: Any) -> datetime.datetime:
+    """A date as the JSON protocol carries it (epoch seconds) or as a recording writes it (ISO text)."""
+    if isinstance(value, datetime.datetime):
+        return value
+    if isinstance(value, (int, float)):
+        return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
+    return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _json(body: dict[str, Any]) -> str:
+    """A response body in the JSON protocol's form, dates as epoch seconds."""
+    return json.dumps(body, default=_epoch_seconds)
+
+
+def emulation_request(endpoint: str, action: str, body: dict[str, Any], region: str = "us-east-1") -> dict[str, Any]:
+    """Sends one of the emulation's own actions (module docstring) to the emulation at `endpoint`,
+    signed as a Step Functions request so that the moto server routes it to Step Functions."""
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    if not action.startswith("Emulation"):
+        raise ValueError(f"{action!r} is not one of the emulation's own actions")
+    payload = json.dumps(body, default=_epoch_seconds).encode()
+    request = AWSRequest(
+        method="POST",
+        url=endpoint,
+        data=payload,
+        headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"AWSStepFunctions.{action}"},
+    )
+    SigV4Auth(Credentials("local", "local"), "states", region).add_auth(request)
+    prepared = urllib.request.Request(endpoint, data=payload, headers=dict(request.headers), method="POST")
+    with urllib.request.urlopen(prepared, timeout=30) as answer:
+        return json.loads(answer.read())
 
 
 def _not_redrivable(message: str) -> Exception:
