@@ -557,3 +557,63 @@ def test_a_jsonata_execution_with_evaluation_failed_through_the_commands(stack):
     models = {row["model_id"]: row for row in stack.index()["report"]["models"]}
     assert (models[model["model_id"]]["instances"], models[model["model_id"]]["final_instances"]) == (1, 1)
     assert models[model["model_id"]]["states"] == 2
+
+
+def test_a_redriven_distributed_map_parent_makes_its_failed_children_final(stack):
+    """A Map Run whose children fail fails its parent; its failed children are REDRIVABLE_BY_MAP_RUN
+    (only a redrive of the parent can redrive them), so they stay open while the parent can be
+    redriven and are final once the parent is. The emulation imitates AWS's failed Map Run
+    (States.ExceedToleratedFailureThreshold); on the redrive it runs the whole Map state again with a
+    new Map Run, where AWS redrives the same Map Run (`MapRunRedriven`) and its failed children."""
+    failing = json.loads(json.dumps(FAN_OUT))
+    failing["States"]["Fan"]["Label"] = "lookups"
+    failing["States"]["Fan"]["ItemProcessor"]["States"]["Work"] = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::dynamodb:getItem",
+        "Parameters": {"TableName": "fan-lookup", "Key": {"id": {"S": "a"}}},
+        "Next": "Done",
+    }
+    stack.deploy_model("fanredo", failing)
+    first = stack.start("fanredo", "batch-redo", {"items": [1, 2]})
+    assert (first["status"], first["final"]) == ("FAILED", False), first
+    sfn = stack.client("stepfunctions")
+    [run] = sfn.list_map_runs(executionArn=first["execution_arn"])["mapRuns"]
+    children = sfn.list_executions(mapRunArn=run["mapRunArn"])["executions"]
+    assert [c["status"] for c in children] == ["FAILED", "FAILED"]
+    assert {sfn.describe_execution(executionArn=c["executionArn"])["redriveStatus"] for c in children} == {
+        "REDRIVABLE_BY_MAP_RUN"
+    }
+    ended = stack.verify(first["instance_id"])
+    passed_all_five(ended)
+    assert ended["status_text"] == "ended, attempt 0, still redrivable"
+    [fan] = [s for s in stack.states(first["instance_id"]) if s["state_name"] == "Fan"]
+    failed_children = stack.document(fan["children"])["instances"]
+    assert [stack.verify(child)["status"] for child in failed_children] == ["ended", "ended"]
+
+    dynamodb = stack.client("dynamodb")
+    dynamodb.create_table(
+        TableName="fan-lookup",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName="fan-lookup", Item={"id": {"S": "a"}})
+    sfn.redrive_execution(executionArn=first["execution_arn"])
+    deadline = time.monotonic() + 60
+    while sfn.describe_execution(executionArn=first["execution_arn"])["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    again = stack.track("fanredo")
+    # the parent, the redrive's two children, and the first run's two failed children, which can no
+    # longer be redriven once their parent is final: nothing left pending
+    assert (again["instances_terminated"], again["pending_executions"], again["child_executions"]) == (5, 0, 4)
+    final = stack.verify(first["instance_id"])
+    passed_all_five(final)
+    assert final["status_text"] == "final (attempt 1, 4 states)"
+    [children_check] = results(final, "children")
+    assert children_check["ok"] is True and children_check["reason"].startswith("4 child executions of 2 states")
+    for child in failed_children:
+        own = stack.verify(child)
+        passed_all_five(own)
+        assert (own["status"], own["parent"]["instance"]) == ("final", first["instance_id"])

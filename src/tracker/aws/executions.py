@@ -49,6 +49,9 @@ class Execution:
     # or None where the source does not say (then only the 14-day window closes the execution).
     redrive_status: str | None = None
     redrive_count: int = 0
+    # For a child execution: whether the execution that started it can no longer change. A child
+    # REDRIVABLE_BY_MAP_RUN can be redriven only by redriving its parent, so it is final with it.
+    parent_final: bool = False
 
     @property
     def account_id(self) -> str | None:
@@ -74,6 +77,8 @@ class Execution:
         if status not in REDRIVABLE_STATUSES:
             return True
         if self.redrive_status == "NOT_REDRIVABLE":
+            return True
+        if self.redrive_status == "REDRIVABLE_BY_MAP_RUN" and self.parent_final:
             return True
         return now_ms - end.timestamp_ms > REDRIVE_WINDOW_MS
 

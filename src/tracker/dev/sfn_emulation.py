@@ -31,6 +31,12 @@ server (`python -m tracker.dev.sfn_emulation -H HOST -p PORT`, for the demo):
   `redriveStatus` and `redriveDate` (moto: none of them).
 * DescribeExecution's `output` is JSON text also when the result is a string (`"hi"`; moto: the
   bare `hi`, which a `states:startExecution.sync:2` task then fails to parse as JSON).
+* A Map Run whose failed children exceed its tolerated failures (ToleratedFailureCount and
+  ToleratedFailurePercentage, both 0 when not given) fails with
+  `States.ExceedToleratedFailureThreshold`, failing its Map state (moto: the Map Run succeeds
+  with null results). With both given, this emulation fails the run only when both are exceeded
+  (AWS: either).
+* DescribeMapRun and ListMapRuns also know the Map Runs of a redriven attempt.
 * RedriveExecution (moto: not implemented): a FAILED, ABORTED or TIMED_OUT Standard execution
   whose end is at most 14 days old restarts from its unsuccessful state with that state's input;
   the same execution ARN continues its history with `ExecutionRedriven` (redriveCount in its
@@ -145,6 +151,31 @@ def install() -> None:
         return execution
 
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+    def map_run_records(execution: Any) -> list[Any]:
+        """The Map Runs of an execution and of its redriven attempts (moto: only the first run's)."""
+        records = []
+        for run in (execution, *_attempts(execution)):
+            worker = getattr(run, "exec_worker", None)
+            if worker is not None:
+                records.extend(worker.env.map_run_record_pool_manager.get_all())
+        return records
+
+    def describe_map_run(self: Any, map_run_arn: str) -> dict[str, Any]:
+        from moto.stepfunctions.parser.api import ResourceNotFound
+
+        for execution in self._get_executions():
+            for record in map_run_records(execution):
+                if record.map_run_arn == map_run_arn:
+                    return record.describe()
+        raise ResourceNotFound(f"Map Run {map_run_arn} does not exist")
+
+    def list_map_runs(self: Any, execution_arn: str) -> dict[str, Any]:
+        execution = self.describe_execution(execution_arn=execution_arn)
+        return {"mapRuns": [record.list_item() for record in map_run_records(execution)]}
+
+    StepFunctionsParserBackend.describe_map_run = describe_map_run  # type: ignore[method-assign]
+    StepFunctionsParserBackend.list_map_runs = list_map_runs  # type: ignore[method-assign]
     _install_task_integrations()
     _install_map_run_children()
     _install_nested_start()
@@ -536,6 +567,49 @@ def _install_map_run_children() -> None:
         job.job_output = child.output if status == "SUCCEEDED" else None
 
     worker_module.DistributedItemProcessorWorker._eval_job = eval_job  # type: ignore[method-assign]
+
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        distributed_iteration_component as component_module,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    component = component_module.DistributedIterationComponent
+    original_map_run = component._map_run
+
+    def map_run(self: Any, env: Any, eval_input: Any) -> None:
+        original_map_run(self, env, eval_input)
+        record = eval_input.map_run_record
+        counter = record.item_counter
+        failed = counter.failed.get() + counter.timed_out.get() + counter.aborted.get()
+        total = counter.total.get()
+        over_count = failed > (record.tolerated_failure_count or 0)
+        over_percentage = failed * 100 > (record.tolerated_failure_percentage or 0) * total
+        if failed and over_count and over_percentage:
+            env.stack.pop()  # the children's results: the Map Run failed instead
+            kind = StatesErrorNameType.StatesExceedToleratedFailureThreshold
+            raise FailureEventException(
+                failure_event=FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=kind),
+                    event_type=HistoryEventType.ExecutionFailed,
+                    event_details=EventDetails(  # type: ignore[typeddict-item]
+                        executionFailedEventDetails=ExecutionFailedEventDetails(
+                            error=kind.to_name(), cause="The specified tolerated failure threshold was exceeded"
+                        )
+                    ),
+                )
+            )
+
+    component._map_run = map_run  # type: ignore[method-assign]
 
 
 def _install_express_children() -> None:

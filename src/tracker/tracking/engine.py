@@ -21,6 +21,7 @@ transaction is mined the protocols it touched are rewritten and the checkpoints 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -254,6 +255,8 @@ class TrackingRun:
                 child = self._load_child(ref)
                 if not child.events:
                     continue
+                if execution.is_final(now_ms):
+                    child = dataclasses.replace(child, parent_final=True)
                 subtree = self._tree(child, link, now_ms)
                 trees.extend(subtree)
                 ids.append(subtree[-1].instance_id)
