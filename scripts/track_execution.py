@@ -54,7 +54,7 @@ def status_table(summary) -> object:
     table = Table(title=f"track_execution ({summary.mode})", show_header=False)
     for label, value in (
         ("executions seen", summary.executions),
-        ("child executions seen", summary.child_executions),
+        ("children seen", summary.child_executions),
         ("states registered", summary.states_registered),
         ("instances registered / final", f"{summary.instances_registered} / {summary.instances_terminated}"),
         ("attempts ended (redrivable)", summary.attempts_ended),

@@ -317,6 +317,7 @@ def test_a_distributed_map_parent_is_verified_with_its_children_and_indexed(stac
     # its last line counts the children beside the one listed execution
     text = stack.run("track_execution", f"{ACCOUNT_ARN}:stateMachine:fan", *stack.publishing(), "--state-dir", ".t-fan")
     assert "0 states of 1 executions and 3 child executions registered in 0 transactions" in text.stdout, text.stdout
+    assert text.stdout.count("executions seen") == 1 and re.search(r"children seen\W+3\b", text.stdout), text.stdout
 
     report = stack.verify(parent["instance_id"])
     passed_all_five(report)
