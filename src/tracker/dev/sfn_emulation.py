@@ -223,7 +223,9 @@ def install() -> None:
             if body["status"] == "SUCCEEDED" and current.output is not None:
                 body["output"] = json.dumps(current.output, separators=(",", ":"))
         body["redriveCount"] = len(attempts)
-        body["redriveStatus"] = _redrive_status(str(body.get("status")), current.stop_date, execution.exec_arn)
+        body["redriveStatus"] = _redrive_status(
+            str(body.get("status")), current.stop_date, self._get_param("executionArn")
+        )
         return _with_body(result, body)
 
     def list_executions(self: Any) -> Any:
