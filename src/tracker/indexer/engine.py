@@ -35,6 +35,8 @@ Beside it: `tracker.chain.reader` (reading the chain), `tracker.chain.events` (A
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import queue
 import threading
@@ -66,6 +68,8 @@ from tracker.indexer.store import (
 from tracker.retry import RetryPolicy, is_transient
 
 FORK_SEARCH_PAGE = 64
+# The collector's first threshold while indexing (Python's default is 700): see `_fewer_collections`.
+INDEXING_GC_THRESHOLD = 50_000
 # With --follow, how long to wait before reconnecting to Postgres or the node: doubling up to a
 # minute, and never giving up (a service outlives an outage of either).
 RECONNECT = RetryPolicy(attempts=1_000_000_000, base_delay=0.5, max_delay=60.0)
@@ -164,6 +168,39 @@ def index(
     abi = _tracker_abi()
     decoder = EventDecoder.from_abi(abi, address)
     summary = IndexSummary(chain_id=chain_id, contract=address.hex(), schema=config.schema)
+    with _fewer_collections():
+        return _index(config, reader, decoder, abi, address, summary, on_batch, on_status)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Runs the cyclic garbage collector less often, for as long as the run lasts.
+
+    A batch allocates a few hundred thousand short-lived objects (logs, decoded arguments, rows),
+    none of them in a reference cycle: reference counting frees them all. At Python's default
+    threshold the collector still ran every 700 allocations, and every few hundred runs walked
+    every object alive in the process (ape's and web3's modules among them): a quarter of the
+    indexer's CPU time on a 100,000-event backfill. Cycles are still collected, only later.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(INDEXING_GC_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _index(
+    config: IndexConfig,
+    reader: ChainReader,
+    decoder: EventDecoder,
+    abi: list[Any],
+    address: bytes,
+    summary: IndexSummary,
+    on_batch: Callable[[BatchReport], None] | None,
+    on_status: Callable[[str], None] | None,
+) -> IndexSummary:
+    chain_id = summary.chain_id
     started = time.perf_counter()
     connection = connect(config.database, config.schema)
     try:
@@ -447,13 +484,17 @@ def _complete_batch(reader: ChainReader, decoder: EventDecoder, cursor: Cursor, 
         raise ChainMovedError(f"block {end} is gone")
     if first in headers and cursor.block_hash is not None and headers[first].parent_hash != cursor.block_hash:
         raise ChainMovedError(f"block {first} no longer follows the indexed block {cursor.block_number}")
+    blocks_of: dict[bytes, bytes] = {}  # transaction hash -> the block its logs came from, in log order
     for event in outcome.events:
-        header = headers.get(event.log.block_number)
-        if header is None or header.hash != event.log.block_hash:
-            raise ChainMovedError(f"block {event.log.block_number} changed while it was read")
-    hashes = list(dict.fromkeys(e.log.tx_hash for e in outcome.events))
+        log = event.log
+        header = headers.get(log.block_number)
+        if header is None or header.hash != log.block_hash:
+            raise ChainMovedError(f"block {log.block_number} changed while it was read")
+        if blocks_of.setdefault(log.tx_hash, log.block_hash) != log.block_hash:
+            raise ChainMovedError(f"transaction 0x{log.tx_hash.hex()} has logs in two blocks")
+    hashes = list(blocks_of)
     receipts = reader.receipts(hashes)
-    if any(r.block_hash != headers[e.log.block_number].hash for e in outcome.events for r in [receipts[e.log.tx_hash]]):
+    if any(receipts[tx_hash].block_hash != block_hash for tx_hash, block_hash in blocks_of.items()):
         raise ChainMovedError("a transaction moved to another block while it was read")
     inputs = reader.transactions(hashes)
     return Batch(outcome.events, headers, receipts, inputs, headers[end]), outcome.foreign
