@@ -42,12 +42,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
 
-from tracker.chain.events import EventDecoder
+from tracker.chain.events import DecodeOutcome, EventDecoder
 from tracker.chain.reader import BlockHeader, ChainMovedError, ChainReader, RawLog
 from tracker.chain.rpc import ProviderUnavailableError, Rpc
 from tracker.documents.ids import normalize_address
@@ -356,7 +357,8 @@ class _Prefetch:
     One thread reads the logs, batch after batch (each after pinning the target block); the other
     completes each batch in order (decoding, headers, receipts, inputs, and the checks that the
     chain did not move), so that the node answers the next batch's logs while this batch's blocks
-    and transactions are read. Iterating yields the batches in order; it ends early (without an
+    and transactions are read; a batch's receipts and inputs are read at the same time as its
+    headers, on two more threads. Iterating yields the batches in order; it ends early (without an
     error) when the chain moved under the reader, so that the caller re-checks the cursor. Errors
     of the reader are raised here.
     """
@@ -408,6 +410,7 @@ class _Prefetch:
         reading = threading.Thread(target=self._read_logs, args=(logs, stop), name="indexer-logs", daemon=True)
         reading.start()
         previous = self.cursor
+        transactions = ThreadPoolExecutor(2, thread_name_prefix="indexer-transactions")
         try:
             while not self.stopping.is_set():
                 try:
@@ -419,7 +422,7 @@ class _Prefetch:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                batch, foreign = _complete_batch(self.reader, self.decoder, previous, item)
+                batch, foreign = _complete_batch(self.reader, self.decoder, previous, item, transactions)
                 if not self._put(
                     self.queue, _ReadBatch(previous, item.first, batch, foreign, item.started), self.stopping
                 ):
@@ -431,6 +434,7 @@ class _Prefetch:
             # The reader is not shared between threads beyond this batch: the logs thread ends first.
             stop.set()
             _drain_until_done(logs, reading)
+            transactions.shutdown(wait=True)
 
     def _read_logs(self, out: queue.Queue, stop: threading.Event) -> None:
         first = self.cursor.block_number + 1
@@ -465,12 +469,35 @@ def _pin(reader: ChainReader, target: int) -> BlockHeader:
     return header
 
 
-def _complete_batch(reader: ChainReader, decoder: EventDecoder, cursor: Cursor, read: _ReadLogs) -> tuple[Batch, int]:
+def _complete_batch(
+    reader: ChainReader, decoder: EventDecoder, cursor: Cursor, read: _ReadLogs, pool: ThreadPoolExecutor
+) -> tuple[Batch, int]:
     """One batch from its logs, read against `read.pin` (the target's header read before the
     logs): the batch and the number of foreign logs. Raises `ChainMovedError` when the chain
     moved since the pin was read."""
-    first, end, target = read.first, read.end, read.pin.number
     outcome = decoder.decode(read.logs)
+    hashes = list(dict.fromkeys(e.log.tx_hash for e in outcome.events))
+    receipts_read = pool.submit(reader.receipts, hashes)
+    inputs_read = pool.submit(reader.transactions, hashes)
+    try:
+        return _checked_batch(reader, cursor, read, outcome, receipts_read, inputs_read)
+    finally:  # also when the batch is read again: nothing of this batch outlives it
+        receipts_read.cancel()
+        inputs_read.cancel()
+        for read_ in (receipts_read, inputs_read):
+            if not read_.cancelled():
+                read_.exception()  # waits for it; its error, if any, was raised by result() or is moot
+
+
+def _checked_batch(
+    reader: ChainReader,
+    cursor: Cursor,
+    read: _ReadLogs,
+    outcome: DecodeOutcome,
+    receipts_read: Future,
+    inputs_read: Future,
+) -> tuple[Batch, int]:
+    first, end, target = read.first, read.end, read.pin.number
     numbers = {e.log.block_number for e in outcome.events} | {end, target}
     if cursor.block_hash is not None:
         numbers.add(first)  # its parent hash must be the cursor's block
@@ -492,11 +519,10 @@ def _complete_batch(reader: ChainReader, decoder: EventDecoder, cursor: Cursor, 
             raise ChainMovedError(f"block {log.block_number} changed while it was read")
         if blocks_of.setdefault(log.tx_hash, log.block_hash) != log.block_hash:
             raise ChainMovedError(f"transaction 0x{log.tx_hash.hex()} has logs in two blocks")
-    hashes = list(blocks_of)
-    receipts = reader.receipts(hashes)
+    receipts = receipts_read.result()
     if any(receipts[tx_hash].block_hash != block_hash for tx_hash, block_hash in blocks_of.items()):
         raise ChainMovedError("a transaction moved to another block while it was read")
-    inputs = reader.transactions(hashes)
+    inputs = inputs_read.result()
     return Batch(outcome.events, headers, receipts, inputs, headers[end]), outcome.foreign
 
 
