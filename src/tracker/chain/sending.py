@@ -40,7 +40,14 @@ from typing import Any
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from tracker.chain.contract import PreparedCall, SentTransaction, TrackerContract, _receipt_quantity, gas_limit_for
+from tracker.chain.contract import (
+    GAS_PER_TRANSACTION,
+    PreparedCall,
+    SentTransaction,
+    TrackerContract,
+    _receipt_quantity,
+    gas_limit_for,
+)
 from tracker.chain.revert import describe_revert
 from tracker.chain.rpc import Rpc, RpcError, rpc_for
 from tracker.errors import ChainError, one_line
@@ -118,6 +125,8 @@ class TransactionPipeline:
         self._base_fee_read_at = float("-inf")
         self._watched_at = float("-inf")
         self._tip: int | None = None  # read once per block
+        self.block_gas_limit: int | None = None  # as the last block read said
+        self.gas_scale: float | None = None  # the most the node's estimate was of the calls' own gas
 
     # ------------------------------------------------------------------ sending
 
@@ -142,6 +151,9 @@ class TransactionPipeline:
         """
         while len(self._pending) >= self.max_in_flight:
             yield from self._poll_once(wait=True)
+        if self._pending and self.clock() - self._watched_at >= self.watch_s:
+            # sending for a while: a transaction dropped meanwhile would hold every later nonce
+            yield from self._poll_once(wait=False)
         entry = self._prepare(list(calls), token)
         try:
             self._send(entry)
@@ -202,6 +214,8 @@ class TransactionPipeline:
             estimate = int(provider.estimate_gas_cost(self._transaction(_calldata(calls), self._next_nonce)))
         except Exception as error:  # ape and the node raise many error types; each becomes one line
             raise ChainError(f"{labels} failed: {describe_revert(error)}") from error
+        planned = GAS_PER_TRANSACTION + sum(call.gas for call in calls)
+        self.gas_scale = max(self.gas_scale or 0.0, estimate / planned)
         max_fee, tip = self._fees()
         entry = InFlight(
             nonce=self._next_nonce,
@@ -259,9 +273,11 @@ class TransactionPipeline:
         if new_block:
             self._tip = None
             self._look_for_receipts()
-        unmined = [entry for entry in self._pending if entry.mined is None]
-        if unmined and (new_block or self.clock() - self._watched_at >= self.watch_s):
-            self._watch(unmined, new_block)
+        if new_block or self.clock() - self._watched_at >= self.watch_s:
+            self._watched_at = self.clock()
+            unmined = [entry for entry in self._pending if entry.mined is None]
+            if unmined:
+                self._watch(unmined, new_block)
         confirmed = [(entry.token, entry.mined) for entry in self._confirmable(head) if entry.mined is not None]
         yield from confirmed
         if wait and not confirmed and self._pending:
@@ -305,6 +321,8 @@ class TransactionPipeline:
             block = rpc.call("eth_getBlockByNumber", ["latest", False])
         self._next_base_fee = _quantity(block.get("baseFeePerGas") or 0)
         self._base_fee_read_at = self.clock()
+        if block.get("gasLimit"):
+            self.block_gas_limit = _quantity(block["gasLimit"])
         if not building:
             return None
         held = {_hex(tx) for tx in block.get("transactions") or []}
@@ -314,7 +332,6 @@ class TransactionPipeline:
     def _watch(self, unmined: list[InFlight], new_block: bool) -> None:
         """Replaces what the next block cannot take at its fees or after `stuck_after_s`;
         re-sends what the node lost (see the module docstring)."""
-        self._watched_at = self.clock()
         building = self._pending_block()
         assert self._next_base_fee is not None
         missing: list[InFlight] = []
