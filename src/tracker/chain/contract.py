@@ -441,7 +441,7 @@ def gas_limit_for(estimate: int, max_gas: int) -> int:
     meets when it is mined (20%, at most `MAX_HEADROOM_GAS`). Blocks are filled by the limits their
     transactions declare, not by the gas they use: 20% on top of a multicall of millions of gas
     would leave a sixth of every block it shares with others empty."""
-    headroom = min(int(estimate * (GAS_HEADROOM - 1)), MAX_HEADROOM_GAS)
+    headroom = min(round(estimate * (GAS_HEADROOM - 1)), MAX_HEADROOM_GAS)
     return min(estimate + headroom + 10_000, max_gas)
 
 
