@@ -61,6 +61,7 @@ UNDERPRICED_PHRASES = ("less than block base fee", "underpriced", "fee too low",
 class InFlight:
     """One transaction of the pipeline: every version sent under its nonce, and who is waiting."""
 
+    to: str
     nonce: int
     calls: list[PreparedCall]
     token: Any
@@ -94,7 +95,7 @@ class TransactionPipeline:
 
     def __init__(
         self,
-        contract: TrackerContract,
+        contract: TrackerContract | None,
         max_in_flight: int = 4,
         stuck_after_s: float = 60.0,
         confirmations: int = 0,
@@ -103,11 +104,15 @@ class TransactionPipeline:
         watch_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        sender: Any = None,
     ):
-        if contract.sender is None:
+        """Transactions go to `contract` from its sender, or (`submit(..., to=...)`) to any
+        address from `sender`."""
+        account = sender if sender is not None else getattr(contract, "sender", None)
+        if account is None:
             raise ChainError("no account to send transactions from (use --account)")
-        self.contract = contract
-        self.sender = contract.sender
+        self.sender: Any = account
+        self.to = contract.address if contract is not None else None
         self.max_in_flight = max(1, max_in_flight)
         self.stuck_after_s = stuck_after_s
         self.confirmations = max(0, confirmations)
@@ -143,9 +148,12 @@ class TransactionPipeline:
         """One round of waiting: yields what got confirmed by it."""
         yield from self._poll_once(wait=True)
 
-    def submit(self, calls: Sequence[PreparedCall], token: Any = None) -> Iterator[tuple[Any, SentTransaction]]:
-        """Sends `calls` as one transaction, first waiting until fewer than `max_in_flight` are
-        pending; yields what got confirmed meanwhile, as (token, transaction), in nonce order.
+    def submit(
+        self, calls: Sequence[PreparedCall], token: Any = None, to: str | None = None
+    ) -> Iterator[tuple[Any, SentTransaction]]:
+        """Sends `calls` as one transaction (to `to`, by default the contract), first waiting until
+        fewer than `max_in_flight` are pending; yields what got confirmed meanwhile, as (token,
+        transaction), in nonce order.
 
         Raises `ChainError` naming the calls when the chain refuses them (nothing is sent then).
         """
@@ -154,7 +162,7 @@ class TransactionPipeline:
         if self._pending and self.clock() - self._watched_at >= self.watch_s:
             # sending for a while: a transaction dropped meanwhile would hold every later nonce
             yield from self._poll_once(wait=False)
-        entry = self._prepare(list(calls), token)
+        entry = self._prepare(list(calls), token, to or self.to)
         try:
             self._send(entry)
         except ChainError as error:
@@ -203,21 +211,24 @@ class TransactionPipeline:
         assert self._next_base_fee is not None
         return 2 * self._next_base_fee + self._tip, self._tip
 
-    def _prepare(self, calls: list[PreparedCall], token: Any) -> InFlight:
+    def _prepare(self, calls: list[PreparedCall], token: Any, to: str | None) -> InFlight:
         provider = self._provider()
         labels = ", ".join(sorted({c.label for c in calls}))
+        if to is None:
+            raise ChainError(f"{labels}: no address to send the transaction to")
         if self._next_nonce is None:
             self._next_nonce = int(provider.web3.eth.get_transaction_count(str(self.sender.address), "pending"))
         try:
             # One estimate (the node's), on the calldata as it is: no decoding and encoding again,
             # and none of ape's own estimates and fee reads for a transaction it would not send.
-            estimate = int(provider.estimate_gas_cost(self._transaction(_calldata(calls), self._next_nonce)))
+            estimate = int(provider.estimate_gas_cost(self._transaction(to, _calldata(calls), self._next_nonce)))
         except Exception as error:  # ape and the node raise many error types; each becomes one line
             raise ChainError(f"{labels} failed: {describe_revert(error)}") from error
         planned = GAS_PER_TRANSACTION + sum(call.gas for call in calls)
         self.gas_scale = max(self.gas_scale or 0.0, estimate / planned)
         max_fee, tip = self._fees()
         entry = InFlight(
+            to=to,
             nonce=self._next_nonce,
             calls=calls,
             token=token,
@@ -228,12 +239,12 @@ class TransactionPipeline:
         self._next_nonce += 1
         return entry
 
-    def _transaction(self, data: bytes, nonce: int, **fields: int) -> Any:
-        """An EIP-1559 transaction to the contract with this calldata, built by ape's ecosystem."""
+    def _transaction(self, to: str, data: bytes, nonce: int, **fields: int) -> Any:
+        """An EIP-1559 transaction with this calldata, built by ape's ecosystem."""
         provider = self._provider()
         return provider.network.ecosystem.create_transaction(
             chain_id=provider.chain_id,
-            to=self.contract.address,
+            to=to,
             sender=str(self.sender.address),
             data=data,
             nonce=nonce,
@@ -243,6 +254,7 @@ class TransactionPipeline:
 
     def _sign(self, entry: InFlight) -> bytes:
         transaction = self._transaction(
+            entry.to,
             _calldata(entry.calls),
             entry.nonce,
             gas_limit=entry.gas_limit,
