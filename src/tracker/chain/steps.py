@@ -53,7 +53,8 @@ def send_or_estimate(
         if dry_run:
             return StepResult(step, WOULD_CHANGE, detail, gas=gas)
         if not transaction:
-            sent = _send_at_block_times(step, method, arguments, sender)
+            data = bytes(method.encode_input(*arguments))
+            sent = send_at_block_times(step, str(method.contract.address), data, sender)
             return StepResult(step, DONE, detail, gas=sent.gas_used, transaction_hash="0x" + sent.transaction_hash)
         if "gas" not in transaction:
             # headroom: an estimate of what a transaction finally uses leaves out storage refunds
@@ -66,14 +67,13 @@ def send_or_estimate(
     return StepResult(step, DONE, detail, gas=int(receipt.gas_used), transaction_hash=str(receipt.txn_hash))
 
 
-def _send_at_block_times(step: str, method: Any, arguments: tuple, sender: Any) -> SentTransaction:
-    """Sends one step's transaction through the tracker's send path, which waits a block at a time
-    (ape's own wait asks for the receipt ten times a second, through a hosted provider most of
-    a setup's requests), replaces it when a base-fee rise prices it out and sends it again when
-    the node drops it."""
+def send_at_block_times(label: str, to: str, data: bytes, sender: Any) -> SentTransaction:
+    """Sends one transaction of a setup through the tracker's send path and waits for it: a block
+    at a time (ape's own wait asks for the receipt ten times a second, through a hosted provider
+    most of a setup's requests), replaced when a base-fee rise prices it out, sent again when the
+    node drops it. Raises `ChainError` naming `label` when the node refuses it."""
     from tracker.chain.sending import TransactionPipeline
 
     pipeline = TransactionPipeline(None, max_in_flight=1, poll_s=1.0, watch_s=4.0, sender=sender)
-    call = PreparedCall(step, bytes(method.encode_input(*arguments)))
-    list(pipeline.submit([call], step, to=str(method.contract.address)))
+    list(pipeline.submit([PreparedCall(label, data)], label, to=to))
     return next(sent for _token, sent in pipeline.drain())
