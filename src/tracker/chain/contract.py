@@ -47,6 +47,7 @@ GAS_PER_CALL = {
 }
 GAS_PER_TRANSACTION = 21_000
 GAS_HEADROOM = 1.2
+MAX_HEADROOM_GAS = 250_000
 
 
 class Status(IntEnum):
@@ -410,7 +411,7 @@ class TrackerContract:
             # Estimated here on every network (a refusal is named before anything is sent), with
             # headroom for the state the transaction meets when it is mined.
             estimate = int(provider.estimate_gas_cost(transaction))
-            transaction.gas_limit = min(int(estimate * GAS_HEADROOM) + 10_000, provider.max_gas)
+            transaction.gas_limit = gas_limit_for(estimate, provider.max_gas)
             signed = self.sender.sign_transaction(transaction)
             if signed is None:
                 raise ChainError(f"{labels}: the account did not sign the transaction")
@@ -433,6 +434,15 @@ class TrackerContract:
         return SentTransaction(
             transaction_hash, _receipt_quantity(receipt, "blockNumber"), _receipt_quantity(receipt, "gasUsed")
         )
+
+
+def gas_limit_for(estimate: int, max_gas: int) -> int:
+    """The gas limit a transaction is sent with: the node's estimate plus headroom for the state it
+    meets when it is mined (20%, at most `MAX_HEADROOM_GAS`). Blocks are filled by the limits their
+    transactions declare, not by the gas they use: 20% on top of a multicall of millions of gas
+    would leave a sixth of every block it shares with others empty."""
+    headroom = min(round(estimate * (GAS_HEADROOM - 1)), MAX_HEADROOM_GAS)
+    return min(estimate + headroom + 10_000, max_gas)
 
 
 def _receipt_quantity(receipt: Any, key: str) -> int:
