@@ -60,8 +60,20 @@ class Registration:
     transaction: str
 
 
+class _AtLog:
+    """A record of one log: `position` is where the log is on the chain (block, log index)."""
+
+    __slots__ = ()
+    block: int
+    log_index: int
+
+    @property
+    def position(self) -> Position:
+        return (self.block, self.log_index)
+
+
 @dataclass(frozen=True, slots=True)
-class StateEvent:
+class StateEvent(_AtLog):
     """A StateRegistered event."""
 
     key: str
@@ -71,13 +83,9 @@ class StateEvent:
     log_index: int
     transaction: str
 
-    @property
-    def position(self) -> Position:
-        return (self.block, self.log_index)
-
 
 @dataclass(frozen=True, slots=True)
-class EndEvent:
+class EndEvent(_AtLog):
     """An AttemptEnded (final False) or InstanceTerminated (final True) event: the pinned (count, head)."""
 
     key: str
@@ -90,13 +98,9 @@ class EndEvent:
     log_index: int
     transaction: str
 
-    @property
-    def position(self) -> Position:
-        return (self.block, self.log_index)
-
 
 @dataclass(frozen=True, slots=True)
-class Anchoring:
+class Anchoring(_AtLog):
     """A StatesAnchored event: who anchored the root, where."""
 
     submitter: str
@@ -106,13 +110,9 @@ class Anchoring:
     log_index: int
     transaction: str
 
-    @property
-    def position(self) -> Position:
-        return (self.block, self.log_index)
-
 
 @dataclass(frozen=True, slots=True)
-class Transfer:
+class Transfer(_AtLog):
     """An InstanceTransferred event."""
 
     from_key: str
@@ -122,10 +122,6 @@ class Transfer:
     block: int
     log_index: int
     transaction: str
-
-    @property
-    def position(self) -> Position:
-        return (self.block, self.log_index)
 
 
 @dataclass(frozen=True, slots=True)
