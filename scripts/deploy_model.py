@@ -16,6 +16,13 @@ from tracker.errors import ConfigurationError
 @click.argument("definition_file", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="State machine name (updated, with a new version, when it exists).")
 @click.option("--role-arn", default=None, help="Execution role (required to create a state machine).")
+@click.option(
+    "--log-group",
+    default=None,
+    metavar="NAME",
+    help="Log every event of its executions, with their data, to this CloudWatch Logs group (created if "
+    "missing): how Express workflows and a Distributed Map's Express children are tracked.",
+)
 @click.option("--region", default=None, help="AWS region (default: AWS_REGION / the profile's).")
 @click.option(
     "--owner",
@@ -28,7 +35,9 @@ from tracker.errors import ConfigurationError
 @contract_option()
 @json_option()
 @command_boundary
-def cli(definition_file, name, role_arn, region, owner, network_choice, account_alias, contract_address, as_json):
+def cli(
+    definition_file, name, role_arn, log_group, region, owner, network_choice, account_alias, contract_address, as_json
+):
     """Deploy DEFINITION_FILE as state machine NAME and register its model on InstanceTracker."""
     from tracker.aws.session import aws_session
     from tracker.chain.contract import TrackerContract
@@ -41,7 +50,7 @@ def cli(definition_file, name, role_arn, region, owner, network_choice, account_
     session = aws_session(region)
     with connected(network_choice) as provider:
         contract = TrackerContract.at(contract_address, load_account(account_alias, provider))
-        outcome = deploy_model(session, contract, name, definition, role_arn, owner)
+        outcome = deploy_model(session, contract, name, definition, role_arn, owner, log_group)
     if as_json:
         click.echo(json.dumps(outcome.__dict__, indent=2))
         return

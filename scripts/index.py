@@ -162,6 +162,7 @@ def _print_report(result: Report, instance_id: str | None) -> None:
         ("States per day", result.days),
         ("Gas per function", result.functions),
         ("Anchors per submitter", result.anchors),
+        ("Executions started per state visit (from --documents)", result.children),
     ]
     if instance_id:
         sections.insert(0, (f"Instance protocol of {instance_id}", pick(result.protocol, PROTOCOL_COLUMNS)))
@@ -315,7 +316,8 @@ def _jsonable(value: Any) -> Any:
     "documents_dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="After indexing, load what each Task state ran from this publish directory's documents into state_task.",
+    help="After indexing, load from this publish directory's documents what each Task state ran (state_task) "
+    "and which execution started which (execution_link).",
 )
 @click.option("--report", "show_report", is_flag=True, help="After indexing, print the analysis views.")
 @click.option(
@@ -407,11 +409,12 @@ def cli(
         finally:
             display.stop()
             rpc.close()
-        tasks = None
+        tasks = links = None
         if documents_dir is not None:
-            from tracker.indexer.engine import load_tasks
+            from tracker.indexer.engine import load_links, load_tasks
 
             tasks = load_tasks(config, documents_dir)
+            links = load_links(config, documents_dir)
         result = None
         if show_report:
             result = report(config, summary.chain_id, instance_id)
@@ -420,6 +423,8 @@ def cli(
         document: dict[str, Any] = {"summary": summary.as_dict(), "rpc": asdict(stats)}
         if tasks is not None:
             document["tasks"] = asdict(tasks)
+        if links is not None:
+            document["links"] = asdict(links)
         if result is not None:
             document["report"] = _jsonable(result.as_dict())
         click.echo(json.dumps(document, indent=2))
@@ -429,6 +434,12 @@ def cli(
         click.echo(
             f"task documents: {tasks.added} states' code identity added ({tasks.states_with_tasks} states name a task"
             + (f"; {tasks.refused} refused, first: {tasks.first_refusal}" if tasks.refused else "")
+            + ")"
+        )
+    if links is not None:
+        click.echo(
+            f"execution links: {links.added} added ({links.visits} state visits started executions"
+            + (f"; {links.refused} refused, first: {links.first_refusal}" if links.refused else "")
             + ")"
         )
     if stats.rate_limited or stats.transient_faults or stats.batch_cap or stats.batches_refused:

@@ -124,14 +124,20 @@ def cli(
         if wait:
             config = TrackConfig(include_data=include_data, poll_interval=poll_interval, state_dir=state_dir)
             summary = wait_for_execution(started, session, contract, publisher, config, timeout_s)
+            record = contract.instance(started.owner, started.execution_id)
             result.update(
                 status=execution_status(session, started.execution_arn),
                 states_registered=summary.states_registered,
-                final=bool((record := contract.instance(started.owner, started.execution_id)) and record.final),
+                final=bool(record and record.final),
+                attempts_ended=record.attempts if record else 0,
             )
             if not as_json:
+                ended = ""
+                if record is not None and record.attempts and not record.final:
+                    ended = "; the attempt's end is registered, not final: Step Functions may still redrive it"
                 click.echo(
-                    f"{result['status']}: {summary.states_registered} states registered; protocol {started.protocol_url}"
+                    f"{result['status']}: {summary.states_registered} states registered{ended}; "
+                    f"protocol {started.protocol_url}"
                 )
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -233,6 +233,14 @@ def _about(report: VerificationReport) -> list[str]:
         lines.append(f"owner 0x{report.owner}, execution {report.execution_id or 'unknown'}")
     if report.status_text is not None:
         lines.append(f"instance: {report.mode or ''} {report.status_text}".replace("  ", " "))
+    if report.parent is not None:
+        parent = report.parent
+        run = f", Map Run {parent.map_run_arn}" if parent.map_run_arn else ""
+        lines.append(
+            f"started by instance {parent.instance_id} (state {parent.state_name!r}, event {parent.event_id}{run}) "
+            f"of execution {parent.execution_arn}, as its instance document says; verify that instance to check "
+            "the link from its side"
+        )
     return lines
 
 

@@ -76,6 +76,28 @@ def test_deploy_change_and_redeploy_registers_both_models(aws, tracker):
     assert all(registered.values())
 
 
+def test_a_log_group_is_created_once_and_a_malformed_name_is_refused_before_any_call(aws, tracker):
+    from tracker.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as refused:
+        deploy_model(aws, tracker, "flow", text(FLOW), ROLE, log_group="bad name!")
+    assert str(refused.value) == "--log-group 'bad name!': a log group name is 1 to 512 letters, digits and _ - . / #"
+    assert aws.client("stepfunctions").list_state_machines()["stateMachines"] == []  # nothing created
+
+    first = deploy_model(aws, tracker, "flow", text(FLOW), ROLE, log_group="/flows/events")
+    again = deploy_model(aws, tracker, "flow", text(FLOW), log_group="/flows/events")
+    assert (again.change, again.model_id) == ("unchanged", first.model_id)
+    groups = aws.client("logs").describe_log_groups(logGroupNamePrefix="/flows/")["logGroups"]
+    assert [group["logGroupName"] for group in groups] == ["/flows/events"]
+    moved = deploy_model(aws, tracker, "flow", text(FLOW), log_group="/flows/other")
+    # only the logging changed: a new version of the same model
+    assert (moved.change, moved.model_id) == ("unchanged", first.model_id) and moved.version_arn != first.version_arn
+    logging = aws.client("stepfunctions").describe_state_machine(stateMachineArn=first.state_machine_arn)
+    assert logging["loggingConfiguration"]["destinations"][0]["cloudWatchLogsLogGroup"]["logGroupArn"].endswith(
+        ":log-group:/flows/other:*"
+    )
+
+
 def test_start_with_matching_expect_model_registers_the_instance_before_any_state(aws, tracker, publisher):
     deployed = deploy_model(aws, tracker, "flow", text(FLOW), ROLE)
     started = start_execution(aws, tracker, publisher, "flow", '{"order": 1}', "run-1", expect_model=deployed.model_id)

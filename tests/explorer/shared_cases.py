@@ -228,6 +228,29 @@ def _reforge_previous(case: dict[str, Any]) -> None:
     case["documents"][_url(identifier)] = forged
 
 
+def _malformed_children(case: dict[str, Any]) -> None:
+    # A state document whose `children` (the id of what its visit started) is not an id: the
+    # document is malformed, as any other field of the wrong shape makes it.
+    instance = case["protocol"]["instance_hash"]
+    previous = _entry(case, 0)["state_hash"]
+    facts = StateFacts(
+        instance_id=instance,
+        seq=1,
+        previous_state_id=previous,
+        attempt=0,
+        event_id=3,
+        event_type="MapStateEntered",
+        state_name="B",
+        timestamp_ms=1_700_000_000_001,
+        children="not an id",
+    )
+    forged = facts.document().content.decode()
+    identifier = sha256_hex(forged)
+    entry = _entry(case, 1)
+    entry["state_hash"], entry["state_data"] = identifier, _url(identifier)
+    case["documents"][_url(identifier)] = forged
+
+
 def _foreign(case: dict[str, Any]) -> None:
     # The published prototype's shape: no owner, seq, execution id or attempts; documents not ours.
     protocol = case["protocol"]
@@ -307,6 +330,11 @@ def cases() -> list[dict[str, Any]]:
             _reforge_previous,
         ),
         _tampered("states listed out of order", {"row": 1, "ok": False, "contains": "out of order"}, _swap),
+        _tampered(
+            "a state document naming a children document by something not an id",
+            {"row": 1, "ok": False, "contains": "has a malformed children: 'not an id'"},
+            _malformed_children,
+        ),
         _tampered(
             "block number changed",
             {"row": 1, "ok": False, "contains": "block_nr 999 but registered in block 10"},

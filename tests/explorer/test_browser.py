@@ -136,3 +136,98 @@ def test_the_page_fits_a_phone_width(driver, explorer, linked, chain, tmp_path):
         assert overflow <= 0, f"the page is {overflow} px wider than the window: {wide}"
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+CHILDREN_NAME = "explorer-tree.eth"
+
+
+@pytest.fixture
+def tree(aws, project, chain, accounts, local_ens, serve, register_certificate, tmp_path):
+    """A Distributed Map parent and its three Standard children, tracked by the tracker (moto and
+    the emulation run the children, see tests/tracking/test_tracking_children.py), published and
+    served, the publisher's ENS name linked to the server."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tracking"))
+    from test_tracking_children import create, fan_out, run
+
+    from tracker.aws.executions import Selection
+    from tracker.aws.history import HistorySource
+    from tracker.chain.contract import TrackerContract
+    from tracker.publish.targets import DirectoryPublisher
+    from tracker.tracking.config import TrackConfig
+    from tracker.tracking.engine import track
+
+    client = accounts[7]
+    tracker = TrackerContract(client.deploy(project.InstanceTracker), client)
+    root = tmp_path / "tree"
+    root.mkdir()
+    server = serve(root, tls_name="tree-tls")
+    register_certificate(tracker, client, server.fingerprint)
+    if ens.name_holding(CHILDREN_NAME).holder is None:
+        dev_ens.register_name(client, CHILDREN_NAME)
+    ens.link_identity(client, CHILDREN_NAME, server.origin)
+    machine = create(aws, "fan", fan_out("STANDARD"))
+    parent_arn = run(aws, machine, "batch-1", {"items": [1, 2, 3]})
+    publisher = DirectoryPublisher(root, server.origin)
+    track(TrackConfig(state_dir=tmp_path / "state"), HistorySource(aws, Selection((machine,))), tracker, publisher)
+    parent = next(
+        path.stem
+        for path in root.glob("*.json")
+        if json.loads((root / "documents" / path.name).read_text())["execution_arn"] == parent_arn
+    )
+    return tracker, server, root, parent
+
+
+def open_protocol(driver, explorer, chain, tracker, url: str) -> str:
+    driver.get(f"{explorer.url('explorer/')}?rpc={chain.provider.uri}&contract={tracker.address}#{url}")
+    return page.wait_for_verdict(driver).verdict
+
+
+def followed(driver, selector: str) -> str:
+    """Clicks a link to another instance and waits for the page's verdict on it."""
+    target = driver.find_element("css selector", selector)
+    driver.execute_script("delete document.body.dataset.done")
+    target.click()
+    return page.wait_for_verdict(driver).verdict
+
+
+def test_the_page_follows_a_parent_to_its_children_and_back(driver, explorer, tree, chain):
+    tracker, server, _root, parent = tree
+    parent_url = server.url(f"{parent}.json")
+    assert open_protocol(driver, explorer, chain, tracker, parent_url) == "passed in this browser"
+    assert "no other execution" in driver.find_element("id", "instance").text
+    [visit] = driver.find_elements("css selector", "#children > li")
+    assert visit.get_attribute("data-ok") == "true"
+    assert visit.find_element("css selector", ".reason").text.startswith(
+        "started 3 executions; Map Run arn:aws:states:"
+    )
+    children = [a.get_attribute("data-instance") for a in visit.find_elements("css selector", "a.instance-link")]
+    # the children the Python verifier walks, and each passes there
+    python = verify_protocol(parent_url, tracker, VerifyOptions(timeout=5.0))
+    assert python.check("children").ok is True and len(children) == 3
+
+    assert followed(driver, f"#children a[data-instance='{children[1]}']") == "passed in this browser"
+    assert driver.find_element("id", "protocol-url").get_attribute("value") == server.url(f"{children[1]}.json")
+    link = driver.find_element("css selector", "#parent-link a")
+    assert link.get_attribute("data-instance") == parent
+    assert "(state Fan, event " in driver.find_element("id", "parent-link").text
+    assert "none: no listed state started an execution" in driver.find_element("id", "children").text
+
+    assert followed(driver, "#parent-link a") == "passed in this browser"
+    assert driver.find_element("id", "protocol-url").get_attribute("value") == parent_url
+
+
+def test_a_tampered_children_document_shows_no_links(driver, explorer, tree, chain):
+    tracker, server, root, parent = tree
+    listing = next(p for p in (root / "documents").glob("*.json") if '"kind":"children"' in p.read_text())
+    listing.write_text(listing.read_text().replace('"state_name":"Fan"', '"state_name":"Fax"'))
+    parent_url = server.url(f"{parent}.json")
+    open_protocol(driver, explorer, chain, tracker, parent_url)
+    [visit] = driver.find_elements("css selector", "#children > li")
+    assert visit.get_attribute("data-ok") == "false"
+    assert "is missing or does not hash to its id" in visit.text
+    assert visit.find_elements("css selector", "a.instance-link") == []
+    python = verify_protocol(parent_url, tracker, VerifyOptions(timeout=5.0))
+    assert python.check("children").ok is False

@@ -28,6 +28,9 @@ function el(tag, attributes = {}, ...children) {
 const badge = (ok) => el("span", { class: `badge ${WORD[ok].replace(" ", "-")}` }, `${SYMBOL[ok]} ${WORD[ok]}`);
 const hex = (value) => el("code", { class: "hex", title: value }, value);
 const link = (href, text) => el("a", { href, rel: "noopener noreferrer", target: "_blank" }, text);
+// Another instance's protocol, opened in this page (a new verification: see the hashchange listener).
+const instanceLink = (url, id, text) => el("a", { href: `${location.pathname}${location.search}#${url}`, class: "instance-link", "data-instance": id }, text);
+const shortId = (id) => `${id.slice(0, 12)}…`;
 const when = (ms) => (ms === null || ms === undefined ? "not available" : new Date(ms).toISOString().replace("T", " ").replace(".000Z", "Z"));
 
 function definitionList(target, rows) {
@@ -140,7 +143,33 @@ function drawInstance(protocol, report) {
     ["status", report.statusText ?? report.status ?? null],
     ["attempts", ends.length ? String(ends.length) : null],
     ["states", String(protocol.instance_protocol.length)],
+    ["started by", startedBy(report.links?.parent)],
   ]);
+}
+
+function startedBy(parent) {
+  if (!parent) return el("span", { class: "na" }, "no other execution (as its instance document says)");
+  const where = `state ${parent.state_name}, event ${parent.event_id}${parent.map_run_arn ? `, Map Run ${parent.map_run_arn}` : ""}`;
+  return el("span", { id: "parent-link" }, instanceLink(parent.url, parent.instance_id, `instance ${shortId(parent.instance_id)}`), ` (${where}) of ${parent.execution_arn}`);
+}
+
+function drawChildren(links) {
+  const list = $("children");
+  list.replaceChildren();
+  const visits = links?.visits ?? [];
+  if (!visits.length) {
+    list.append(el("li", { class: "na" }, "none: no listed state started an execution"));
+    return;
+  }
+  for (const visit of visits) {
+    const item = el("li", { "data-position": visit.position, "data-ok": String(visit.ok) }, el("span", { class: "title" }, `${visit.state_name} (state ${visit.position}, event ${visit.event_id})`), " ", visit.ok ? "" : badge(false), el("div", { class: "reason" }, visit.reason + (visit.map_run_arn ? `; Map Run ${visit.map_run_arn}` : "")));
+    if (visit.children.length) {
+      const children = el("ul", { class: "child-links" });
+      for (const child of visit.children) children.append(el("li", {}, instanceLink(child.url, child.instance_id, shortId(child.instance_id))));
+      item.append(children);
+    }
+    list.append(item);
+  }
 }
 
 function drawPublisher(report) {
@@ -170,6 +199,7 @@ async function run(address) {
   delete document.body.dataset.seconds;
   setVerdict("running", "Verifying…");
   drawChecks([]);
+  $("children").replaceChildren();
   let url = address.protocol;
   try {
     if (!url && address.instance && address.ens) url = await locate(address.ens, address.instance, address.rpc);
@@ -219,6 +249,7 @@ async function run(address) {
     drawAttempts(report.attempts);
     drawModel(report.protocol, report.documents?.model, report.documents?.states.map((d) => (d?.content?.kind === "state" ? d.content : null)) ?? []);
     drawInstance(report.protocol, report);
+    drawChildren(report.links);
     drawPublisher(report);
   }
   const failed = [...report.checks, ...report.states, ...report.attempts].filter((i) => i.ok === false);
@@ -251,6 +282,9 @@ $("open").addEventListener("submit", (event) => {
 // A new protocol in the address (#<url>) is a new verification, without reloading the page.
 window.addEventListener("hashchange", () => {
   const next = readAddress();
-  if (next.protocol && next.protocol !== $("protocol-url").value) run(next);
+  if (next.protocol && next.protocol !== $("protocol-url").value) {
+    window.scrollTo(0, 0);
+    run(next);
+  }
 });
 if (address.protocol || (address.instance && address.ens)) run(address);

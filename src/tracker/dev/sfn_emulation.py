@@ -29,6 +29,8 @@ server (`python -m tracker.dev.sfn_emulation -H HOST -p PORT`, for the demo):
   machine's current one (moto: the current one), as AWS does with the execution's `revisionId`.
 * DescribeExecution and ListExecutions report `redriveCount`, and DescribeExecution
   `redriveStatus` and `redriveDate` (moto: none of them).
+* DescribeExecution's `output` is JSON text also when the result is a string (`"hi"`; moto: the
+  bare `hi`, which a `states:startExecution.sync:2` task then fails to parse as JSON).
 * RedriveExecution (moto: not implemented): a FAILED, ABORTED or TIMED_OUT Standard execution
   whose end is at most 14 days old restarts from its unsuccessful state with that state's input;
   the same execution ARN continues its history with `ExecutionRedriven` (redriveCount in its
@@ -139,6 +141,9 @@ def install() -> None:
             body["stateMachineArn"] = version_arn.rsplit(":", 1)[0]
         if getattr(execution, "emulated_alias_arn", None):
             body["stateMachineAliasArn"] = execution.emulated_alias_arn
+        if _runs_here(execution) and isinstance(execution.output, str) and body.get("output") == execution.output:
+            # the result was a JSON string: AWS answers with its JSON text (`"hi"`), moto with the bare value
+            body["output"] = json.dumps(execution.output)
         attempts = _attempts(execution)
         current = _current(execution)
         if attempts:
@@ -553,6 +558,13 @@ def _describe_child_machine(workflow: _ChildWorkflow) -> dict[str, Any]:
         "creationDate": machine.creation_date,
         "label": workflow.label,
     }
+
+
+def _runs_here(execution: Any) -> bool:
+    """An execution moto's interpreter ran: its `output` is the result's value, not JSON text."""
+    from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
+
+    return isinstance(execution, ParserExecution)
 
 
 def _validation(message: str) -> Exception:

@@ -21,6 +21,8 @@ class Report:
     functions: list[dict[str, Any]] = field(default_factory=list)
     anchors: list[dict[str, Any]] = field(default_factory=list)
     protocol: list[dict[str, Any]] = field(default_factory=list)
+    # which execution started which: empty until `index --documents` loaded the links
+    children: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[dict[str, Any]]]:
         return {
@@ -30,6 +32,7 @@ class Report:
             "functions": self.functions,
             "anchors": self.anchors,
             "protocol": self.protocol,
+            "children": self.children,
         }
 
 
@@ -63,6 +66,7 @@ def read_report(
         functions=_rows(connection, "report_functions", key),
         anchors=_rows(connection, "report_anchors", key),
         protocol=protocol,
+        children=_rows(connection, "report_children", key),
     )
     connection.commit()
     return report

@@ -21,15 +21,18 @@ Public API (used by `ape run deploy_model` and `ape run start_execution`)::
   alias or version included), the code it ran (its task document, as the tracker pinned it in
   `state_dir`, else read from the version that ran) against GetFunctionConfiguration today.
 * `wait_for_execution` follows the execution to its end through `tracker.tracking.engine.track` (the
-  same machinery as `track_execution`), registering states as they happen.
+  same machinery as `track_execution`), registering states as they happen, and returns once the
+  end is on chain: the instance final, or the end of a redrivable attempt.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +136,37 @@ def find_state_machine(sfn: AwsService, name_or_arn: str) -> str:
     raise StateMachineNotFoundError(f"no state machine named {name_or_arn!r} in region {sfn.region}")
 
 
+# CloudWatch Logs' rule for log group names (CreateLogGroup: 1-512 of [.\-_/#A-Za-z0-9]).
+LOG_GROUP_NAME = re.compile(r"[.\-_/#A-Za-z0-9]{1,512}")
+
+
+def logging_to(session: Any, log_group: str) -> dict[str, Any]:
+    """The logging configuration that sends every event of a machine's executions, with their
+    data, to the CloudWatch Logs group `log_group` (created when it does not exist): how Express
+    workflows, and a Distributed Map's Express children, are tracked."""
+    if not LOG_GROUP_NAME.fullmatch(log_group):
+        raise ConfigurationError(
+            f"--log-group {log_group[:80]!r}: a log group name is 1 to 512 letters, digits and _ - . / #"
+        )
+    logs = AwsService(session, "logs")
+
+    def found() -> list[Mapping[str, Any]]:
+        pages = logs.pages("describe_log_groups", f"log group {log_group}", logGroupNamePrefix=log_group)
+        return [group for page in pages for group in page["logGroups"] if group["logGroupName"] == log_group]
+
+    groups = found()
+    if not groups:
+        logs.call("create_log_group", f"log group {log_group}", logGroupName=log_group)
+        groups = found()
+    arn = str(groups[0]["arn"])
+    arn = arn if arn.endswith(":*") else f"{arn}:*"  # Step Functions names the group's streams
+    return {
+        "level": "ALL",
+        "includeExecutionData": True,
+        "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": arn}}],
+    }
+
+
 def deploy_model(
     session: Any,
     contract: TrackerContract,
@@ -140,13 +174,16 @@ def deploy_model(
     definition_text: str,
     role_arn: str | None = None,
     owner: str | None = None,
+    log_group: str | None = None,
 ) -> ModelDeployment:
-    """Creates or updates the state machine `name` and registers its model id (see the module docstring)."""
+    """Creates or updates the state machine `name` and registers its model id (see the module
+    docstring); with `log_group`, the machine logs every event there (`logging_to`)."""
     try:
         json.loads(definition_text)
     except ValueError as error:
         raise InvalidDefinitionError(f"the definition is not valid JSON: {error}") from None
     sfn = AwsService(session, "stepfunctions")
+    logging = {"loggingConfiguration": logging_to(session, log_group)} if log_group else {}
     try:
         arn: str | None = find_state_machine(sfn, name)
     except StateMachineNotFoundError:
@@ -163,16 +200,29 @@ def deploy_model(
             definition=definition_text,
             roleArn=role_arn,
             publish=True,
+            **logging,
         )
         arn, version_arn = created["stateMachineArn"], created.get("stateMachineVersionArn")
         change = "new"
     else:
         current = sfn.call("describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
         previous_model_id = model_document(current["definition"]).id
-        if current["definition"] == definition_text and (not role_arn or role_arn == current.get("roleArn")):
+        same_logging = not logging or _destinations(logging["loggingConfiguration"]) == _destinations(
+            current.get("loggingConfiguration")
+        )
+        if (
+            current["definition"] == definition_text
+            and (not role_arn or role_arn == current.get("roleArn"))
+            and same_logging
+        ):
             change = "unchanged"
         else:
-            update: dict[str, Any] = {"stateMachineArn": arn, "definition": definition_text, "publish": True}
+            update: dict[str, Any] = {
+                "stateMachineArn": arn,
+                "definition": definition_text,
+                "publish": True,
+                **logging,
+            }
             if role_arn:
                 update["roleArn"] = role_arn
             version_arn = sfn.call("update_state_machine", f"state machine {arn}", **update).get(
@@ -182,7 +232,7 @@ def deploy_model(
     described = sfn.call("describe_state_machine", f"state machine {arn}", stateMachineArn=arn)
     model_id = model_document(described["definition"]).id
     if change == "changed" and model_id == previous_model_id:
-        change = "unchanged"  # only the role changed: the model is the same
+        change = "unchanged"  # only the role or the logging changed: the model is the same
     if version_arn is None:
         version_arn = latest_version(sfn, arn)
     publisher = _owner_of(contract, owner)
@@ -191,6 +241,14 @@ def deploy_model(
     if registered:
         transaction_hash = contract.send([contract.register_model_call(publisher, model_id)]).transaction_hash
     return ModelDeployment(arn, version_arn, model_id, previous_model_id, change, registered, transaction_hash)
+
+
+def _destinations(logging: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """What decides where a machine's events go: level, data, groups (not how AWS orders keys)."""
+    if not logging:
+        return ()
+    groups = [d.get("cloudWatchLogsLogGroup", {}).get("logGroupArn") for d in logging.get("destinations") or []]
+    return (logging.get("level"), bool(logging.get("includeExecutionData")), tuple(sorted(filter(None, groups))))
 
 
 def start_execution(
@@ -385,14 +443,18 @@ def wait_for_execution(
     timeout_s: float = 3600.0,
     stop: threading.Event | None = None,
 ) -> TrackSummary:
-    """Follows the execution until the tracker terminated its instance (or `timeout_s` passed)."""
+    """Follows the execution until its run ended and the tracker recorded that end on chain: the
+    instance terminated, or an attempt end registered for an unsuccessful run that Step Functions
+    may still redrive (a redrive is an operator's decision, maybe days later: `track_execution`
+    continues the trace then). Gives up after `timeout_s`."""
     stop = stop or threading.Event()
     polls = max(1, int(timeout_s / max(config.poll_interval, 0.01)))
     follow = dataclasses.replace(config, follow=True, max_polls=polls, owner=started.owner)
 
     def on_progress(summary: TrackSummary) -> None:
         record = contract.instance(started.owner, started.execution_id)
-        if record is not None and record.final:
+        # the instance was registered new at the start, so any attempt end is this run's end
+        if record is not None and (record.final or record.attempts > 0):
             stop.set()
 
     source = HistorySource(session, Selection(execution_arn=started.execution_arn), config.retry)

@@ -119,6 +119,9 @@ class VerificationReport:
     contract_is_canonical: bool | None = None
     # `verify --aws`: each recorded code identity against the services today (never in the verdict)
     code_today: list[Any] = field(default_factory=list)
+    # the execution that started this one, as the instance document (hashed to its id) names it: a
+    # `tracker.verify.content.ParentLink`; verifying the parent checks the link from its side
+    parent: Any = None
 
     def _items(self) -> list[CheckResult | StateResult | AttemptResult]:
         return [*self.checks, *self.states, *self.attempts]
@@ -187,6 +190,15 @@ class VerificationReport:
             "verdict": self.verdict,
             "passed": self.passed,
             "seconds": round(self.seconds, 3),
+            "parent": None
+            if self.parent is None
+            else {
+                "instance": self.parent.instance_id,
+                "execution_arn": self.parent.execution_arn,
+                "event_id": self.parent.event_id,
+                "state_name": self.parent.state_name,
+                "map_run_arn": self.parent.map_run_arn,
+            },
         }
 
 

@@ -273,6 +273,9 @@ def verify_protocol(
         contract=contract,
         contract_is_canonical=tracker.is_canonical if tracker is not None else None,
     )
+    instance = downloads.instance
+    if instance.sha256 == protocol.instance_hash and isinstance(instance.content, InstanceContent):
+        report.parent = instance.content.parent
     if aws_session is not None:
         report.code_today = _code_today(trace, view, aws_session)
     report.seconds = time.perf_counter() - started

@@ -118,7 +118,51 @@ export function readState(bytes) {
     state_name: typeof v.state_name === "string" ? v.state_name : null,
     event_type: typeof v.event_type === "string" ? v.event_type : null,
     timestamp_ms: typeof v.timestamp_ms === "number" ? v.timestamp_ms : null,
+    // a visit that started executions (a Distributed Map, a startExecution task) names their children document
+    links: Object.hasOwn(v, "children") ? { event_id: count(v, "event_id"), state_name: text(v, "state_name"), children: identifier(v, "children") } : null,
   }));
+}
+
+const PARENT_FIELDS = ["parent_instance_id", "parent_execution_arn", "parent_event_id", "parent_state_name"];
+
+/** The execution that started this one, as its instance document names it (null: none). */
+function parentOf(v) {
+  if (![...PARENT_FIELDS, "map_run_arn"].some((key) => Object.hasOwn(v, key))) return null;
+  const missing = PARENT_FIELDS.filter((key) => !Object.hasOwn(v, key));
+  if (missing.length) throw new Wrong(`names a parent but lacks ${missing.join(", ")}`);
+  const eventId = count(v, "parent_event_id");
+  if (eventId < 1) throw new Wrong("has a malformed parent_event_id: 0");
+  return {
+    instance_id: identifier(v, "parent_instance_id"),
+    execution_arn: text(v, "parent_execution_arn"),
+    event_id: eventId,
+    state_name: text(v, "parent_state_name"),
+    map_run_arn: Object.hasOwn(v, "map_run_arn") ? text(v, "map_run_arn") : null,
+  };
+}
+
+/** A children document: the executions one visit started, as instance ids sorted and distinct. */
+export function readChildren(bytes) {
+  const found = ours(bytes, "children");
+  if (found.value === undefined) return { malformed: found.malformed ?? found.foreign };
+  const v = found.value;
+  try {
+    if (!Array.isArray(v.instances)) throw new Wrong(Object.hasOwn(v, "instances") ? "has a malformed instances: not a list" : "lacks instances");
+    const instances = v.instances.map((item) => identifier({ instance: item }, "instance"));
+    const sorted = [...new Set(instances)].sort();
+    if (sorted.length !== instances.length || sorted.some((id, i) => id !== instances[i])) throw new Wrong("lists its instances out of order or twice");
+    return {
+      kind: "children",
+      instance_id: identifier(v, "instance_id"),
+      event_id: count(v, "event_id"),
+      state_name: text(v, "state_name"),
+      map_run_arn: Object.hasOwn(v, "map_run_arn") ? text(v, "map_run_arn") : null,
+      instances,
+    };
+  } catch (error) {
+    if (error instanceof Wrong) return { malformed: `children document ${error.message}` };
+    throw error;
+  }
 }
 
 export function readEnd(bytes) {
@@ -145,5 +189,6 @@ export function readInstance(bytes) {
     start_date_ms: count(v, "start_date_ms"),
     state_machine_arn: typeof v.state_machine_arn === "string" ? v.state_machine_arn : null,
     name: typeof v.name === "string" ? v.name : null,
+    parent: parentOf(v),
   }));
 }

@@ -6,15 +6,16 @@
 import { createPublicClient, http } from "viem";
 import { certificateCheck, ensCheck, tlsCheck } from "./checks.js";
 import { readChain } from "./chain.js";
-import { readEnd, readInstance, readState } from "./content.js";
+import { readChildren, readEnd, readInstance, readState } from "./content.js";
 import { modelCheck } from "./ends.js";
 import { chainHeads, executionId, sha256Hex } from "./hashes.js";
 import { DocumentError, ownerOf, protocolFromJson } from "./protocol.js";
 import { CHECK_ENS, CHECK_MODEL, CHECK_STATES, CHECK_CERTIFICATE, checkResult, verdictOf } from "./report.js";
+import { followLinks } from "./links.js";
 import { indexView, judgeStates, makeTrace, statesCheck } from "./states.js";
 
 export const LIMITS = { maxProtocolBytes: 32 * 1024 * 1024, maxDocumentBytes: 4 * 1024 * 1024, maxEntries: 25_000, concurrency: 16, timeoutMs: 10_000 };
-const readers = { state: readState, end: readEnd, instance: readInstance };
+const readers = { state: readState, end: readEnd, instance: readInstance, children: readChildren };
 
 async function bodyOf(response, maxBytes, url) {
   const reader = response.body.getReader();
@@ -193,11 +194,17 @@ export async function verifyProtocol({ url, rpcUrl, contract, contractIsCanonica
   report.statusText = judged.statusText;
   report.checks.push(judged.statesCheck, judged.modelCheck);
   mark("checks_2_3");
+  // Links to the execution that started this one and to those its states started: to open each
+  // in the page (where it is verified in turn), never part of this verdict.
+  // They download while ENS is read.
+  const links = followLinks(url, protocol, judged.documents, (link) => fetchDocument(link, "children", LIMITS.maxDocumentBytes, fetcher));
   say("check", { checks: report.checks, states: report.states, attempts: report.attempts });
   const gateways = [];
   report.checks.push(client !== null ? await ensCheck(client, owner, url, undefined, gateways) : checkResult(CHECK_ENS, null, "not checked: no chain reachable"));
   mark("check_4");
   report.checks.push(await certificateCheck(view, owner, notRead));
+  report.links = await links;
+  say("links", { links: report.links });
   return finish();
 }
 

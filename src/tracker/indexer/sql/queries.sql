@@ -613,6 +613,13 @@ FROM function_calls
 WHERE contract_id = %(contract_id)s
 ORDER BY gas_used DESC, function
 
+-- name: report_children
+SELECT parent_instance_id, parent_execution_id, parent_state_name, parent_event_id, map_run_arn, children,
+       final_children, child_states
+FROM children_per_visit
+WHERE contract_id = %(contract_id)s
+ORDER BY parent_instance_id, parent_event_id
+
 -- name: report_anchors
 SELECT submitter_hex AS submitter, anchors, anchored_leaves, first_anchored_at, last_anchored_at
 FROM anchors_by_submitter

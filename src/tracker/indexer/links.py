@@ -1,0 +1,133 @@
+"""Links between executions into the analysis tables (`execution_link`): which instance started
+which, from which visit, in which Map Run.
+
+The contract's events cannot say it: they name instances and states, and the links are in the
+published documents. `load_link_documents` reads a publish directory's `documents/` and keeps a
+link only when both sides say it: the parent's state document names a children document, that
+children document (hashing to its id) names the parent instance and that visit and lists the
+child, and the child's instance document (hashing to its id) names the same parent instance,
+visit and Map Run back. The views then show a link only between instances the chain holds, from
+a state the chain registered for the parent. Loading again replaces nothing that is already there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tracker.documents.ids import ID_PATTERN, sha256_hex
+from tracker.errors import ConfigurationError
+
+INSERT_LINK = """
+INSERT INTO execution_link (child_instance_document, parent_instance_document, parent_state_id, parent_event_id,
+    parent_state_name, map_run_arn, children_document)
+VALUES (%(child)s, %(parent)s, %(state_id)s, %(event_id)s, %(state_name)s, %(map_run_arn)s, %(children)s)
+ON CONFLICT (child_instance_document, parent_state_id) DO NOTHING
+"""
+
+
+@dataclass
+class LinkLoad:
+    """What a load found: visits naming a children document, links added, links refused (and why)."""
+
+    visits: int = 0
+    added: int = 0
+    refused: int = 0
+    first_refusal: str | None = None
+
+    def refuse(self, reason: str) -> None:
+        self.refused += 1
+        self.first_refusal = self.first_refusal or reason
+
+
+def _document(directory: Path, identifier: str) -> Any:
+    """The parsed document named `identifier`, which must hash to it."""
+    if not ID_PATTERN.match(identifier):
+        raise ValueError(f"{identifier[:20]!r} is not a document id")
+    path = directory / f"{identifier}.json"
+    data = path.read_bytes()
+    if sha256_hex(data) != identifier:
+        raise ValueError(f"{path.name} does not hash to its name")
+    return json.loads(data)
+
+
+def _children_of(directory: Path, state_id: str, state: dict[str, Any], load: LinkLoad) -> list[dict[str, Any]]:
+    """The link rows of one visit whose state document names a children document."""
+    where = f"state {state_id[:12]}…"
+    try:
+        listing = _document(directory, str(state["children"]))
+    except (OSError, ValueError) as error:
+        load.refuse(f"{where}: children document {str(state['children'])[:12]}…: {error}")
+        return []
+    visit = (state.get("instance_id"), state.get("event_id"), state.get("state_name"))
+    if not isinstance(listing, dict) or listing.get("kind") != "children":
+        load.refuse(f"{where}: its children document is not a children document")
+        return []
+    if (listing.get("instance_id"), listing.get("event_id"), listing.get("state_name")) != visit:
+        load.refuse(f"{where}: its children document names another instance or visit")
+        return []
+    rows = []
+    map_run = listing.get("map_run_arn")
+    for child in listing.get("instances") or []:
+        try:
+            facts = _document(directory, str(child))
+        except (OSError, ValueError) as error:
+            load.refuse(f"{where}: child {str(child)[:12]}…: {error}")
+            continue
+        named = (
+            (facts.get("parent_instance_id"), facts.get("parent_event_id"), facts.get("parent_state_name"))
+            + (facts.get("map_run_arn"),)
+            if isinstance(facts, dict) and facts.get("kind") == "instance"
+            else None
+        )
+        if named != (*visit, map_run):
+            load.refuse(f"{where}: child {str(child)[:12]}… does not name this instance, visit and Map Run back")
+            continue
+        rows.append(
+            {
+                "child": bytes.fromhex(str(child)),
+                "parent": bytes.fromhex(str(state["instance_id"])),
+                "state_id": bytes.fromhex(state_id),
+                "event_id": int(state["event_id"]),
+                "state_name": str(state["state_name"]),
+                "map_run_arn": map_run,
+                "children": bytes.fromhex(str(state["children"])),
+            }
+        )
+    return rows
+
+
+def link_rows(directory: Path, load: LinkLoad) -> list[dict[str, Any]]:
+    """The `execution_link` rows of every state document in `directory` that names children."""
+    rows = []
+    for path in sorted(directory.glob("*.json")):
+        if not ID_PATTERN.match(path.stem):
+            continue
+        try:
+            state = _document(directory, path.stem)
+        except (OSError, ValueError):
+            continue  # the task loader reports documents that do not hash to their names
+        if not isinstance(state, dict) or state.get("kind") != "state" or "children" not in state:
+            continue
+        load.visits += 1
+        rows.extend(_children_of(directory, path.stem, state, load))
+    return rows
+
+
+def load_link_documents(connection: psycopg.Connection, publish_dir: Path) -> LinkLoad:
+    """Loads the links between the executions published in `publish_dir` (the schema must be
+    migrated and on the connection's search path)."""
+    directory = Path(publish_dir) / "documents"
+    if not directory.is_dir():
+        raise ConfigurationError(f"--documents {publish_dir}: no documents/ directory (a tracker's publish directory)")
+    load = LinkLoad()
+    rows = link_rows(directory, load)
+    with connection.transaction(), connection.cursor() as cursor:
+        for row in rows:
+            cursor.execute(INSERT_LINK, row)
+            load.added += cursor.rowcount
+    return load
