@@ -53,10 +53,10 @@ from tracker.chain.reader import BlockHeader, ChainMovedError, ChainReader, RawL
 from tracker.chain.rpc import ProviderUnavailableError, Rpc
 from tracker.documents.ids import normalize_address
 from tracker.errors import ChainError, ConfigurationError, ContractNotFoundError, one_line
+from tracker.indexer import DEFAULT_SCHEMA
 from tracker.indexer.report import Report, read_report
 from tracker.indexer.rows import Batch
 from tracker.indexer.store import (
-    DEFAULT_SCHEMA,
     Cursor,
     DatabaseError,
     DatabaseLoginError,
