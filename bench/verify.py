@@ -9,7 +9,9 @@ their documents and the protocols into a temporary directory served over TLS on 
 run serve` in its own process (the publisher's server is never the verifier's process), times
 `verify_protocol` both ways, then runs `ape run verify --json` on the 10,000-state protocol as a
 user would (attached to the same anvil by its URI) and reads its peak RSS from the kernel
-(`wait4`). It prints a table and writes bench/results/verify.json; it never fails on a figure.
+(`wait4`'s `ru_maxrss`, through the small launcher of `tracker.dev.memory`: started straight from
+this process, the command would report at least this process's own size). It prints a table and
+writes bench/results/verify.json; it never fails on a figure.
 """
 
 from __future__ import annotations
@@ -170,6 +172,8 @@ def _publish(root: Path, server: ServedDirectory, tracker, client, label: str, c
 
 def _verify_in_own_process(url: str, node_uri: str) -> dict:
     """`ape run verify URL --json` attached to the bench's anvil: its verdict, time and peak RSS."""
+    from tracker.dev.memory import run_measured
+
     command = [
         str(Path(sys.executable).parent / "ape"),
         "run",
@@ -181,25 +185,19 @@ def _verify_in_own_process(url: str, node_uri: str) -> dict:
         "--timeout",
         "30",
     ]
-    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out_file, stderr=err_file)
-        _pid, status, usage = os.wait4(process.pid, 0)  # this child's own peak RSS (kilobytes on Linux)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out_file.seek(0)
-        err_file.seek(0)
-        out, err = out_file.read(), err_file.read()
-    peak_kb = usage.ru_maxrss
+    started = time.perf_counter()
+    measured = run_measured(command, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    out, err = measured.stdout, measured.stderr
     try:
         report = json.loads(out[out.find(b"{") :])  # after anything a plugin printed first
     except json.JSONDecodeError:
         report = {"verdict": f"no JSON report: {(out or err).decode(errors='replace').strip()[-300:]}"}
     return {
-        "exit_code": process.returncode,
+        "exit_code": measured.exit_code,
         "verdict": report.get("verdict"),
         "seconds": round(seconds, 2),
-        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "peak_rss_mb": measured.peak_rss_mb,
         "stderr": err.decode(errors="replace").strip()[-300:],
     }
 

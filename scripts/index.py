@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tracker.chain.rpc import DEFAULT_RPC_BATCH, DEFAULT_RPC_RETRY, DEFAULT_TIMEOUT_S
 from tracker.cli.boundary import command_boundary
 from tracker.cli.options import connected, contract_option, json_option, network_option
-from tracker.indexer.engine import BatchReport, IndexConfig, IndexSummary, index, report
-from tracker.indexer.report import Report
-from tracker.indexer.store import DEFAULT_SCHEMA, describe_target
+from tracker.indexer import DEFAULT_SCHEMA
+
+# `ape run` executes every script to list its commands: the indexer (psycopg, about 12 MB) is
+# imported only when this command runs, not by `ape run verify`.
+if TYPE_CHECKING:
+    from tracker.indexer.engine import BatchReport, IndexSummary
+    from tracker.indexer.report import Report
 
 # libpq's variables that name a database server or database (the rest only fill in around them).
 LIBPQ_TARGET = ("PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE")
@@ -355,6 +359,8 @@ def cli(
     from tracker.chain.contract import TrackerContract
     from tracker.chain.rpc import RpcBudget, RpcOptions, rpc_for
     from tracker.documents.ids import normalize_address, normalize_id
+    from tracker.indexer.engine import IndexConfig, index, report
+    from tracker.indexer.store import describe_target
 
     instance_id = normalize_id(instance_id, "--instance") if instance_id else None
     budget = RpcBudget(rpc_budget, per_request=rpc_budget_unit == "requests") if rpc_budget else None

@@ -7,7 +7,11 @@ from pathlib import Path
 import click
 
 from tracker.cli.boundary import command_boundary
-from tracker.publish.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TLS_DIR, ServerLimits, serve_in_thread
+
+# `ape run` executes every script to list its commands: only what the options need is imported
+# here, the server (aiohttp, about 12 MB) when this command runs.
+from tracker.publish.connections import DEFAULT_HOST, DEFAULT_PORT, ServerLimits
+from tracker.publish.tls import DEFAULT_TLS_DIR
 
 DEFAULTS = ServerLimits()
 # The explorer as bin/setup builds it (web/build.mjs), served unless --explorer-dir names another.
@@ -79,6 +83,8 @@ def cli(
     quiet,
 ):
     """Serve DIRECTORY (default: ./protocol) over HTTPS until interrupted."""
+    from tracker.publish.server import serve_in_thread
+
     limits = ServerLimits(
         head_timeout=head_timeout,
         idle_timeout=idle_timeout,

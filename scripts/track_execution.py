@@ -107,7 +107,7 @@ def status_table(summary) -> object:
     type=click.IntRange(min=200_000),
     default=DEFAULT_MAX_GAS_PER_TX,
     show_default=True,
-    help="Gas budget of one transaction; more work goes into further transactions.",
+    help="Gas budget of one transaction, as the node estimates it (a little less where that fills blocks); more work goes into further transactions.",
 )
 @click.option(
     "--max-in-flight",

@@ -38,6 +38,11 @@ SECONDS = Seconds(min=0, min_open=True, max=86_400)
 DEFAULTS = VerifyOptions()
 
 
+def _limit(flag: str, default: int, text: str, maximum: int | None = None):
+    """A positive whole-number limit (sizes, counts) with its default shown."""
+    return click.option(flag, default=default, show_default=True, type=click.IntRange(min=1, max=maximum), help=text)
+
+
 @click.command()
 @click.argument("url", required=False)
 @click.option(
@@ -58,41 +63,15 @@ DEFAULTS = VerifyOptions()
     type=SECONDS,
     help="Seconds for all downloads of the run together.",
 )
-@click.option(
-    "--max-bytes",
-    default=DEFAULTS.max_document_bytes,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Size limit per document.",
-)
-@click.option(
+@_limit("--max-bytes", DEFAULTS.max_document_bytes, "Size limit per document.")
+@_limit(
     "--max-content-bytes",
-    default=DEFAULTS.max_content_bytes,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Size limit per document whose content is read (instance, state and end documents).",
+    DEFAULTS.max_content_bytes,
+    "Size limit per document whose content is read (instance, state and end documents).",
 )
-@click.option(
-    "--max-protocol-bytes",
-    default=DEFAULTS.max_protocol_bytes,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Size limit of the protocol.",
-)
-@click.option(
-    "--max-entries",
-    default=DEFAULTS.max_entries,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Most states a protocol may list.",
-)
-@click.option(
-    "--concurrency",
-    default=DEFAULTS.concurrency,
-    show_default=True,
-    type=click.IntRange(min=1, max=256),
-    help="Parallel downloads.",
-)
+@_limit("--max-protocol-bytes", DEFAULTS.max_protocol_bytes, "Size limit of the protocol.")
+@_limit("--max-entries", DEFAULTS.max_entries, "Most states a protocol may list.")
+@_limit("--concurrency", DEFAULTS.concurrency, "Parallel downloads.", maximum=256)
 @click.option(
     "--allow-private-hosts",
     is_flag=True,

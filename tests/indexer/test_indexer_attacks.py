@@ -1,12 +1,13 @@
 """The indexer attacked: by anyone who can send a transaction (client ids Postgres text cannot
-hold), by the chain moving between two reads of one batch, and by Postgres dropping its
-connection under `--follow`. Nothing is lost, nothing stalls, nothing is stored half."""
+hold), by the chain moving between two reads of one batch (or a node answering one
+transaction's logs with two blocks), and by Postgres dropping its connection under `--follow`. Nothing is lost, nothing stalls, nothing is stored half."""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -15,10 +16,11 @@ from eth_utils import keccak
 from support.hosted_provider import HostedProvider, Rules
 from support.tables import BATCH_BOUNDARY_TABLES, differences, schema_snapshot
 
-from tracker.chain.events import render_text
+from tracker.chain.events import EventDecoder, render_text
+from tracker.chain.reader import ChainMovedError, ChainReader
 from tracker.chain.rpc import JsonRpc
-from tracker.indexer.engine import IndexConfig, index
-from tracker.indexer.store import APPLICATION_NAME, drop_schema
+from tracker.indexer.engine import IndexConfig, _complete_batch, _ReadLogs, index
+from tracker.indexer.store import APPLICATION_NAME, Cursor, drop_schema
 
 REGISTER_CLIENT_ID = keccak(text="registerClientId(string)")[:4]
 
@@ -175,3 +177,26 @@ def test_follow_survives_postgres_terminating_its_connection(
 
 def _has_tables(db) -> bool:
     return db.execute("SELECT to_regclass('state') IS NOT NULL").fetchone()[0]
+
+
+def test_a_transactions_logs_answered_in_two_blocks_are_read_again(anvil, deployed, register_execution):
+    """A node (or a reorg half seen) answers some logs of one transaction with another block,
+    a real one whose header agrees with them: the receipt can only confirm one of the two blocks,
+    so the batch is read again rather than stored with the transaction's events split."""
+    register_execution(deployed, "split", 3)
+    anvil.mine(1)
+    reader = ChainReader(anvil.rpc(), bytes.fromhex(deployed.address[2:]))
+    head = anvil.web3.eth.block_number
+    _, logs = reader.logs(deployed.deploy_block, head)
+    assert len({log.tx_hash for log in logs if log.block_number > deployed.deploy_block}) == 1
+    other = reader.headers([head])[head]  # the empty block mined after the registration
+    moved = logs[-1]._replace(block_number=other.number, block_hash=other.hash)
+    read = _ReadLogs(deployed.deploy_block, head, [*logs[:-1], moved], other, time.perf_counter())
+    decoder = EventDecoder.for_tracker(reader.address)
+    with ThreadPoolExecutor(2) as pool:
+        with pytest.raises(ChainMovedError, match="has logs in two blocks"):
+            _complete_batch(reader, decoder, Cursor(deployed.deploy_block - 1, None), read, pool)
+        # The same logs as the node gave them complete the batch.
+        honest = _ReadLogs(deployed.deploy_block, head, logs, other, time.perf_counter())
+        batch, _ = _complete_batch(reader, decoder, Cursor(deployed.deploy_block - 1, None), honest, pool)
+    assert len(batch.events) == len(logs) and set(batch.receipts) == {log.tx_hash for log in logs}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from importlib import resources
 
 import psycopg
+import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from support.tables import NATURAL, snapshot
 
-from tracker.indexer.engine import IndexConfig, index, report
+from tracker.indexer.engine import INDEXING_GC_THRESHOLD, IndexConfig, index, report
 from tracker.indexer.store import use_schema
 
 
@@ -313,3 +315,27 @@ def test_two_indexers_of_one_contract_at_once(anvil, deployed, register_executio
     assert db.execute("SELECT count(*) FROM state").fetchone()[0] == 8 * 5
     assert db.execute("SELECT count(*) FROM event_log").fetchone()[0] == 1 + 8 * 6
     assert db.execute("SELECT instances, direct_states FROM model").fetchone() == (8, 40)
+
+
+def test_the_collector_runs_less_often_only_while_indexing(anvil, deployed, register_execution, database_url, schema):
+    """The run raises the garbage collector's first threshold for itself and gives the process
+    back its own, also when the run fails."""
+    register_execution(deployed, "collector", 3)
+    before = gc.get_threshold()
+    seen: list[int] = []
+    config = config_for(deployed, database_url, schema, from_block=deployed.deploy_block)
+    summary = index(config, anvil.rpc(), on_batch=lambda _: seen.append(gc.get_threshold()[0]))
+    assert summary.events > 0 and seen and set(seen) == {INDEXING_GC_THRESHOLD}
+    assert gc.get_threshold() == before
+
+    def fail(_report: object) -> None:
+        raise RuntimeError("the caller's callback failed")
+
+    again = config_for(deployed, database_url, f"{schema}_again", from_block=deployed.deploy_block)
+    try:
+        with pytest.raises(RuntimeError, match="callback failed"):
+            index(again, anvil.rpc(), on_batch=fail)
+        assert gc.get_threshold() == before
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(f"{schema}_again")))

@@ -12,7 +12,7 @@ from support.hosted_provider import ALCHEMY_RATE_LIMIT, HostedProvider
 
 from tracker.chain.events import EventDecoder
 from tracker.chain.reader import ChainReader
-from tracker.chain.rpc import JsonRpc, RateLimitedError, RpcBudget, RpcOptions
+from tracker.chain.rpc import JsonRpc, RateLimitedError, RpcBudget, RpcError, RpcOptions
 from tracker.errors import ChainError, ConfigurationError
 from tracker.retry import RetryPolicy, is_transient
 
@@ -161,3 +161,26 @@ def test_blocks_read_by_hash_stop_at_the_budget_and_hand_their_headers_on(anvil,
     assert (stopped, len(logs)) == (head - 1, 6)
     stopped, logs = reader.logs(head, head)
     assert (stopped, len(logs)) == (head, 6)
+
+
+@pytest.mark.parametrize("batches", [True, False])
+def test_a_settled_batch_hands_back_a_revert_in_its_place(emulator, deployed, batches):
+    """Calls that may revert (the verifier's ENS reads) share one batch: with `settled`, a revert
+    comes back as its RpcError where its result would be, the other calls' results beside it; the
+    same when the provider refuses batches and the calls go one by one. Without `settled` the
+    revert raises, as before."""
+    emulator.rules.batches = batches
+    rpc = JsonRpc.from_uri(emulator.url)
+    calls = [
+        ("eth_chainId", []),
+        ("eth_call", [{"to": deployed.address, "data": "0xdeadbeef"}, "latest"]),  # no such function: reverts
+        ("eth_getCode", [deployed.address, "latest"]),
+    ]
+    before = emulator.counters.requests
+    chain_id, reverted, code = rpc.batch(calls, str, settled=True)
+    assert int(chain_id, 16) == 31337
+    assert isinstance(reverted, RpcError) and reverted.method == "eth_call"
+    assert len(code) > 2
+    assert emulator.counters.requests - before == (1 if batches else 1 + 3)  # the refused batch, then singles
+    with pytest.raises(RpcError):
+        rpc.batch(calls, str)

@@ -136,3 +136,47 @@ def test_a_send_the_provider_turns_away_keeps_its_nonce(interval_mining, chain, 
         confirmed = list(pipeline.drain())
     assert [token for token, _ in confirmed] == ["turned away", "behind it"]
     assert len(registered_seqs(contract)) == 2
+
+
+def test_a_transaction_priced_out_is_replaced_before_the_next_block(interval_mining, tracker, contract):
+    """A base-fee rise past what a pending transaction offers: the block being built shows that
+    it cannot take the transaction, so it is replaced before that block is mined, not after the
+    stuck-after bound (here longer than the test) or after a block came without it."""
+    interval_mining("evm_setIntervalMining", [0])  # no block until the rise was noticed
+    pipeline = TransactionPipeline(tracker, stuck_after_s=10**6, poll_s=0.1, watch_s=0.0)
+    list(pipeline.submit(call(tracker, "priced out"), "priced out"))
+    list(pipeline.wait_one())  # looked at once at the old fees
+    head = int(interval_mining("eth_blockNumber", []), 16)
+    interval_mining("anvil_setNextBlockBaseFeePerGas", [hex(10**12)])
+    list(pipeline.wait_one())
+    assert pipeline.stats.replaced == 1
+    building = interval_mining("eth_getBlockByNumber", ["pending", False])
+    assert building["transactions"] == ["0x" + pipeline._pending[0].hashes[-1]]  # the new version
+    assert int(interval_mining("eth_blockNumber", []), 16) == head
+    interval_mining("evm_setIntervalMining", [1])
+    confirmed = list(pipeline.drain())
+    assert [token for token, _ in confirmed] == ["priced out"]
+    assert len(registered_seqs(contract)) == 1
+
+
+def test_a_dropped_transaction_is_back_before_the_next_block(interval_mining, tracker, contract):
+    """Dropping a transaction from the pool leaves a gap that holds every later nonce (anvil drops
+    those too). Noticed only when the next block came without them, all of them would wait a
+    block more; the block being built shows the gap, and the next block takes the three."""
+    interval_mining("evm_setIntervalMining", [0])  # no block until the drop was noticed
+    pipeline = TransactionPipeline(tracker, poll_s=0.1, watch_s=0.0)
+    for label in ("first", "dropped", "behind it"):
+        list(pipeline.submit(call(tracker, label), label))
+    list(pipeline.wait_one())  # looked at once, all three pending
+    head = int(interval_mining("eth_blockNumber", []), 16)
+    interval_mining("anvil_dropTransaction", ["0x" + pipeline._pending[1].hashes[0]])
+    list(pipeline.wait_one())
+    assert pipeline.stats.resent == 2
+    building = interval_mining("eth_getBlockByNumber", ["pending", False])
+    assert len(building["transactions"]) == 3  # all three are in the block being built again
+    assert int(interval_mining("eth_blockNumber", []), 16) == head  # and no block was mined meanwhile
+    interval_mining("evm_setIntervalMining", [1])
+    confirmed = list(pipeline.drain())
+    assert [token for token, _ in confirmed] == ["first", "dropped", "behind it"]
+    assert len({sent.block_number for _, sent in confirmed}) == 1
+    assert len(registered_seqs(contract)) == 3

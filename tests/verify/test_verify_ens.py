@@ -209,3 +209,29 @@ def verify_script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# Peak RSS of `ape run verify` on a small protocol: measured 154-158 MB here (eth-ape 0.8, web3 7,
+# Python 3.11), 252 MB before ENS names skipped web3's normaliser (+75 MB), contract reads
+# skipped ape's contract objects (IPython, +40 MB) and `ape run` stopped importing the indexer
+# and the server (+24 MB). The bound leaves about 30 MB for other versions of those libraries and
+# still fails if any one of those comes back.
+COMMAND_PEAK_RSS_MB = 190
+
+
+def test_the_command_verifies_a_small_protocol_in_little_memory(linked):
+    """`ape run verify` in its own process, as a user runs it: every check passes, and the kernel's
+    count of its peak resident memory stays under COMMAND_PEAK_RSS_MB."""
+    import sys
+    from pathlib import Path
+
+    from tracker.dev.memory import run_measured
+
+    root = Path(__file__).resolve().parents[2]
+    command = [str(Path(sys.executable).parent / "ape"), "run", "verify", linked.url, "--json"]
+    command += ["--network", f"ethereum:local:{chain_uri()}", "--contract", linked.tracker.address]
+    measured = run_measured(command, cwd=root)
+    assert measured.exit_code == 0, measured.stderr.decode(errors="replace")[-500:]
+    output = measured.stdout.decode()
+    assert json.loads(output[output.find("{") :])["verdict"] == "passed"
+    assert 50 < measured.peak_rss_mb <= COMMAND_PEAK_RSS_MB, f"peak RSS {measured.peak_rss_mb} MB"

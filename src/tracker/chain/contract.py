@@ -8,6 +8,11 @@ Every record lives under an owner: an instance is looked up by (owner, execution
 registers under the same ids is never read as the owner's. Reads that concern many records go
 out as one `eth_call` to the contract's own `multicall`.
 
+Reads are encoded and decoded with eth-abi from the compiled ABI and sent through the chain
+layer's JSON-RPC (`tracker.chain.logs.read_together`), one `eth_call` each as before, not through
+ape's contract objects: looking a method up on one of those builds the contract's custom error
+types, which imports IPython (about 40 MB) into a process that only reads, such as `ape run verify`.
+
 Writes are prepared as `PreparedCall`s (encoded calldata with a label and a gas estimate from
 the contract's measured costs) and sent with `send`, one transaction per group of calls
 (`multicall` when there are several): the same path for the tracker, execution control and the
@@ -23,7 +28,7 @@ from enum import IntEnum
 from typing import Any
 
 from eth_abi import decode, encode
-from eth_utils import keccak
+from eth_utils import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types, keccak
 
 from tracker.chain import canonical, deployments
 from tracker.chain.revert import describe_revert
@@ -47,6 +52,7 @@ GAS_PER_CALL = {
 }
 GAS_PER_TRANSACTION = 21_000
 GAS_HEADROOM = 1.2
+MAX_HEADROOM_GAS = 250_000
 
 
 class Status(IntEnum):
@@ -129,6 +135,38 @@ def _b32(values: Iterable[str]) -> list[bytes]:
     return [id_to_bytes32(value) for value in values]
 
 
+@dataclass(frozen=True)
+class ContractFunction:
+    """One function of a compiled ABI: its selector and the types of its inputs and outputs."""
+
+    name: str
+    selector: bytes
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    def encode(self, *args: Any) -> bytes:
+        return self.selector + encode(list(self.inputs), list(args))
+
+    def decode(self, data: bytes) -> tuple[Any, ...]:
+        return tuple(decode(list(self.outputs), data))
+
+
+def contract_functions(abi: Iterable[Any]) -> dict[str, ContractFunction]:
+    """The functions of an ABI (JSON entries or ethpm-types models) by name; InstanceTracker
+    overloads none."""
+    functions: dict[str, ContractFunction] = {}
+    for entry in abi:
+        item: Any = entry if isinstance(entry, dict) else entry.model_dump(mode="json", by_alias=True)
+        if item.get("type") == "function":
+            functions[item["name"]] = ContractFunction(
+                item["name"],
+                bytes(function_abi_to_4byte_selector(item)),
+                tuple(get_abi_input_types(item)),
+                tuple(get_abi_output_types(item)),
+            )
+    return functions
+
+
 class TrackerContract:
     """A deployed InstanceTracker, optionally with the account that sends transactions."""
 
@@ -136,6 +174,7 @@ class TrackerContract:
         self.contract = contract
         self.sender = sender
         self._deployment_block: int | None = None
+        self._functions: dict[str, ContractFunction] | None = None
 
     # ---------------------------------------------------------------- finding the contract
 
@@ -179,20 +218,41 @@ class TrackerContract:
 
     # ---------------------------------------------------------------- reads
 
+    def function(self, name: str) -> ContractFunction:
+        """A function of the contract's compiled ABI."""
+        if self._functions is None:
+            self._functions = contract_functions(self.contract.contract_type.abi)
+        try:
+            return self._functions[name]
+        except KeyError:
+            raise ChainError(f"{CONTRACT_NAME} has no function {name}") from None
+
+    def encode_call(self, name: str, *args: Any) -> bytes:
+        """The calldata of one call, from the compiled ABI."""
+        return self.function(name).encode(*args)
+
+    def view(self, name: str, *args: Any) -> tuple[Any, ...]:
+        """One read-only call (one `eth_call`), decoded with the compiled ABI's output types."""
+        from tracker.chain import logs
+
+        function = self.function(name)
+        _events, (data,) = logs.read_together(self.address, [], [function.encode(*args)])
+        return function.decode(data)
+
     def read_many(self, encoded_calls: Iterable[bytes], chunk: int = 500) -> list[bytes]:
         """Runs encoded view calls through the contract's `multicall` in one `eth_call` per chunk."""
         calls = [bytes(c) for c in encoded_calls]
         results: list[bytes] = []
         for start in range(0, len(calls), chunk):
-            results.extend(bytes(r) for r in self.contract.multicall.call(calls[start : start + chunk]))
+            (returned,) = self.view("multicall", calls[start : start + chunk])
+            results.extend(bytes(r) for r in returned)
         return results
 
     def instances(self, owner: str, execution_ids: Sequence[str]) -> dict[str, InstanceRecord | None]:
         """The instances of many executions under one owner, in one `eth_call` (None: not registered)."""
         ids = [normalize_id(i, "execution id") for i in execution_ids]
         owner = normalize_address(owner)
-        handler = self.contract.instanceOf
-        results = self.read_many(handler.encode_input(checksum_address(owner), id_to_bytes32(i)) for i in ids)
+        results = self.read_many(self.encode_call("instanceOf", checksum_address(owner), id_to_bytes32(i)) for i in ids)
         records: dict[str, InstanceRecord | None] = {}
         for execution, data in zip(ids, results):
             count, attempts, status, mode, head = decode(["uint64", "uint32", "uint8", "uint8", "bytes32"], data)
@@ -216,8 +276,9 @@ class TrackerContract:
     def models_registered_at(self, publisher: str, model_ids: Sequence[str]) -> dict[str, int | None]:
         """When the publisher registered each model (block timestamp), None when it did not."""
         ids = [normalize_id(i, "model id") for i in model_ids]
-        handler = self.contract.modelOf
-        results = self.read_many(handler.encode_input(checksum_address(publisher), id_to_bytes32(i)) for i in ids)
+        results = self.read_many(
+            self.encode_call("modelOf", checksum_address(publisher), id_to_bytes32(i)) for i in ids
+        )
         return {m: (int(decode(["uint64"], data)[0]) or None) for m, data in zip(ids, results)}
 
     def model_registered_at(self, publisher: str, model_id: str) -> int | None:
@@ -226,8 +287,9 @@ class TrackerContract:
     def anchors(self, submitter: str, roots: Sequence[str]) -> dict[str, AnchorRecord | None]:
         """The submitter's anchors of many roots, in one `eth_call` (None: not anchored by it)."""
         ids = [normalize_id(r, "root") for r in roots]
-        handler = self.contract.anchorOf
-        results = self.read_many(handler.encode_input(checksum_address(submitter), id_to_bytes32(r)) for r in ids)
+        results = self.read_many(
+            self.encode_call("anchorOf", checksum_address(submitter), id_to_bytes32(r)) for r in ids
+        )
         records: dict[str, AnchorRecord | None] = {}
         for root, data in zip(ids, results):
             anchored_at, leaf_count = decode(["uint64", "uint32"], data)
@@ -242,21 +304,21 @@ class TrackerContract:
         return self.anchors(submitter, [root])[normalize_id(root, "root")]
 
     def certificate(self, account: str) -> CertificateRecord | None:
-        fingerprint, signature, registered_at = self.contract.certificateOf(checksum_address(account))
+        fingerprint, signature, registered_at = self.view("certificateOf", checksum_address(account))
         fingerprint = bytes(fingerprint)
         if fingerprint == bytes(32):
             return None
         return CertificateRecord(normalize_address(account), fingerprint.hex(), bytes(signature), int(registered_at))
 
     def client_id(self, account: str) -> str:
-        return str(self.contract.clientIdOf(checksum_address(account)))
+        return str(self.view("clientIdOf", checksum_address(account))[0])
 
     def is_operator(self, owner: str, operator: str) -> bool:
-        return bool(self.contract.isOperator(checksum_address(owner), checksum_address(operator)))
+        return bool(self.view("isOperator", checksum_address(owner), checksum_address(operator))[0])
 
     def pending_owner(self, owner: str, execution_id: str) -> str | None:
-        pending = str(self.contract.pendingOwner(bytes.fromhex(instance_key(owner, execution_id))))
-        return None if int(pending, 16) == 0 else normalize_address(pending)
+        (pending,) = self.view("pendingOwner", bytes.fromhex(instance_key(owner, execution_id)))
+        return None if int(str(pending), 16) == 0 else normalize_address(str(pending))
 
     # ---------------------------------------------------------------- prepared calls
 
@@ -410,7 +472,7 @@ class TrackerContract:
             # Estimated here on every network (a refusal is named before anything is sent), with
             # headroom for the state the transaction meets when it is mined.
             estimate = int(provider.estimate_gas_cost(transaction))
-            transaction.gas_limit = min(int(estimate * GAS_HEADROOM) + 10_000, provider.max_gas)
+            transaction.gas_limit = gas_limit_for(estimate, provider.max_gas)
             signed = self.sender.sign_transaction(transaction)
             if signed is None:
                 raise ChainError(f"{labels}: the account did not sign the transaction")
@@ -433,6 +495,15 @@ class TrackerContract:
         return SentTransaction(
             transaction_hash, _receipt_quantity(receipt, "blockNumber"), _receipt_quantity(receipt, "gasUsed")
         )
+
+
+def gas_limit_for(estimate: int, max_gas: int) -> int:
+    """The gas limit a transaction is sent with: the node's estimate plus headroom for the state it
+    meets when it is mined (20%, at most `MAX_HEADROOM_GAS`). Blocks are filled by the limits their
+    transactions declare, not by the gas they use: 20% on top of a multicall of millions of gas
+    would leave a sixth of every block it shares with others empty."""
+    headroom = min(round(estimate * (GAS_HEADROOM - 1)), MAX_HEADROOM_GAS)
+    return min(estimate + headroom + 10_000, max_gas)
 
 
 def _receipt_quantity(receipt: Any, key: str) -> int:

@@ -171,6 +171,13 @@ class EventDecoder:
             spec.topic: tuple((name, _TOPIC_READERS.get(kind) or _topic_reader(kind)) for name, kind in spec.indexed)
             for spec in self.by_topic.values()
         }
+        # Events whose indexed inputs are all bytes32 (StateRegistered's key and state, ...): the
+        # topics are the values, paired with their names without a reader call per topic.
+        self._bytes32_topics = {
+            spec.topic: tuple(name for name, _ in spec.indexed)
+            for spec in self.by_topic.values()
+            if all(kind == "bytes32" for _, kind in spec.indexed)
+        }
         self._word_readers = {
             spec.topic: tuple((name, kind, _word_reader(kind)) for name, kind in spec.data)
             for spec in self.by_topic.values()
@@ -238,7 +245,11 @@ class EventDecoder:
         if len(log.topics) != len(spec.indexed) + 1:
             return f"{spec.name} has {len(spec.indexed)} indexed inputs, the log {len(log.topics) - 1} topics after the first"
         topics = log.topics
-        args = {name: read(topics[i]) for i, (name, read) in enumerate(self._topic_readers[spec.topic], 1)}
+        names = self._bytes32_topics.get(spec.topic)
+        if names is not None:
+            args = dict(zip(names, topics[1:]))
+        else:
+            args = {name: read(topics[i]) for i, (name, read) in enumerate(self._topic_readers[spec.topic], 1)}
         if spec.static_data:
             # Only one-word values: slicing the words is the whole ABI decoding, and is much faster.
             data = log.data

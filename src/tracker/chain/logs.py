@@ -191,8 +191,9 @@ def read_together(
     except Exception as error:  # transport- and node-specific errors
         raise ChainError(f"reading the logs and state of {address} failed: {one_line(error)}") from error
     found: dict[int, Iterator[TrackerEvent]] = {}
-    for query, answer in zip(wanted, answers):
-        found[id(query)] = _decoded(address, query.names, _from_wire(answer or []))
+    for index, query in enumerate(wanted):
+        found[id(query)] = _decoded(address, query.names, _from_wire(answers[index] or []))
+        answers[index] = None  # converted: the wire entries are gone
     events = [found.get(id(query), iter(())) for query in queries]
     results = [_data(answer or "0x") for answer in answers[len(wanted) :]]
     return events, results
@@ -246,20 +247,32 @@ def _json_rpc(uri: str) -> Any:
 
 
 def _from_wire(entries: Any) -> list[RawLog]:
+    """Raw logs of decoded wire entries, each entry let go of once converted (for 10,000 logs,
+    the two lists whole at once would cost several MB more)."""
     if isinstance(entries, str):
         raise ChainError(f"eth_getLogs: unexpected answer {entries[:40]!r}")
-    return [
-        RawLog(
-            address=_data(e.address),
-            topics=tuple(_data(t) for t in e.topics),
-            data=_data(e.data),
-            block_number=int(e.blockNumber, 16),
-            block_hash=_data(e.blockHash),
-            tx_hash=_data(e.transactionHash),
-            log_index=int(e.logIndex, 16),
+    entries.reverse()
+    converted = []
+    while entries:
+        e = entries.pop()
+        converted.append(
+            RawLog(
+                address=_data(e.address),
+                topics=tuple(_data(t) for t in e.topics),
+                data=_data(e.data),
+                block_number=int(e.blockNumber, 16),
+                block_hash=_data(e.blockHash),
+                tx_hash=_data(e.transactionHash),
+                log_index=int(e.logIndex, 16),
+            )
         )
-        for e in entries
-    ]
+    return converted
+
+
+def chain_rpc() -> Any:
+    """The chain-access layer for the connected provider that the log readers share (`JsonRpc`,
+    or `InProcessRpc` for ape's in-process chain)."""
+    return _rpc()
 
 
 def _rpc() -> Any:

@@ -126,17 +126,37 @@ def _bytes(value: str) -> bytes:
     return bytes.fromhex(value[2:])
 
 
-def _log(entry: _LogEntry) -> RawLog:
-    fromhex = bytes.fromhex
-    return RawLog(
-        fromhex(entry.address[2:]),
-        tuple([fromhex(t[2:]) for t in entry.topics]),
-        fromhex(entry.data[2:]),
-        int(entry.blockNumber, 16),
-        fromhex(entry.blockHash[2:]),
-        fromhex(entry.transactionHash[2:]),
-        int(entry.logIndex, 16),
-    )
+class _LogConverter:
+    """Turns the logs of one answer into `RawLog`s. A block's hash and number, a transaction's
+    hash, the address and the event signature repeat from log to log: each distinct string is
+    converted once per answer (a third of the time converting every field of every log took)."""
+
+    def __init__(self) -> None:
+        self._hashes: dict[str, bytes] = {}
+        self._numbers: dict[str, int] = {}
+
+    def __call__(self, entry: _LogEntry) -> RawLog:
+        fromhex = bytes.fromhex
+        hashes = self._hashes
+        number = self._numbers.get(entry.blockNumber)
+        if number is None:
+            number = self._numbers[entry.blockNumber] = int(entry.blockNumber, 16)
+        block_hash = hashes.get(entry.blockHash)
+        if block_hash is None:
+            block_hash = hashes[entry.blockHash] = fromhex(entry.blockHash[2:])
+        tx_hash = hashes.get(entry.transactionHash)
+        if tx_hash is None:
+            tx_hash = hashes[entry.transactionHash] = fromhex(entry.transactionHash[2:])
+        address = hashes.get(entry.address)
+        if address is None:
+            address = hashes[entry.address] = fromhex(entry.address[2:])
+        topics: tuple[bytes, ...] = ()
+        if entry.topics:
+            first = hashes.get(entry.topics[0])
+            if first is None:
+                first = hashes[entry.topics[0]] = fromhex(entry.topics[0][2:])
+            topics = (first, *[fromhex(t[2:]) for t in entry.topics[1:]])
+        return RawLog(address, topics, fromhex(entry.data[2:]), number, block_hash, tx_hash, int(entry.logIndex, 16))
 
 
 def _header(entry: _HeaderEntry) -> BlockHeader:
@@ -299,9 +319,10 @@ class ChainReader:
             logs: list[RawLog] = []
             over: int | None = None  # the block in which the budget was reached
             previous = (start, -1)
+            convert = _LogConverter()
             for entries in slices:
                 for entry in entries:
-                    log = _log(entry)
+                    log = convert(entry)
                     place = (log.block_number, log.log_index)
                     if not start <= log.block_number <= end or place <= previous:
                         raise ChainError(
@@ -379,13 +400,14 @@ class ChainReader:
             ) from error
         logs: list[RawLog] = []
         stopped = last
+        convert = _LogConverter()
         for number, entries in zip(numbers, answers):
             if len(logs) >= self.max_logs:
                 stopped = number - 1
                 break
             previous = -1
             for entry in entries:
-                log = _log(entry)
+                log = convert(entry)
                 if log.block_number != number or log.block_hash != headers[number].hash or log.log_index <= previous:
                     raise ChainError(
                         f"eth_getLogs by hash of block {number} answered a log of block {log.block_number} "

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
@@ -177,7 +178,11 @@ class Rpc(Protocol):
     def call(self, method: str, params: Sequence[Any], result_type: Any = Any) -> Any: ...
 
     def batch(
-        self, calls: Sequence[tuple[str, Sequence[Any]]], result_type: Any = Any, chunk_size: int | None = None
+        self,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+        result_type: Any = Any,
+        chunk_size: int | None = None,
+        settled: bool = False,
     ) -> list[Any]: ...
 
     def stream(
@@ -337,23 +342,33 @@ class JsonRpc:
     # -- batches ------------------------------------------------------------------------------
 
     def batch(
-        self, calls: Sequence[tuple[str, Sequence[Any]]], result_type: Any = Any, chunk_size: int | None = None
+        self,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+        result_type: Any = Any,
+        chunk_size: int | None = None,
+        settled: bool = False,
     ) -> list[Any]:
         """Results in the order of `calls`, in as few round trips as the provider allows.
 
         At most `chunk_size` (default: the options' batch size, or the provider's cap once known)
         calls per round trip, none costing more than the budget's burst, and up to `parallel`
         round trips at a time; single calls in parallel for a provider that refuses batches.
+        `settled`: a call the node refuses (a revert) comes back as its `RpcError` in its place
+        instead of raising, so that calls which may revert share a round trip.
         """
         if not calls:
             return []
         if self._batches_refused:
-            return self._singles(calls, result_type)
+            return self._singles(calls, result_type, settled)
         chunks = self._chunks(calls, chunk_size)
         if len(chunks) == 1:
-            return self._run_chunk(chunks[0], result_type)
+            return self._run_chunk(chunks[0], result_type, settled=settled)
         pool = self._ensure_pool()
-        return [r for answers in pool.map(lambda c: self._run_chunk(c, result_type), chunks) for r in answers]
+        return [
+            r
+            for answers in pool.map(lambda c: self._run_chunk(c, result_type, settled=settled), chunks)
+            for r in answers
+        ]
 
     def _chunks(
         self, calls: Sequence[tuple[str, Sequence[Any]]], chunk_size: int | None
@@ -376,29 +391,30 @@ class JsonRpc:
         chunk: Sequence[tuple[str, Sequence[Any]]],
         result_type: Any,
         policy: RetryPolicy | None = None,
+        settled: bool = False,
     ) -> list[Any]:
         if self._batches_refused:
-            return self._singles(chunk, result_type)
+            return self._singles(chunk, result_type, settled)
         policy = policy or self.options.retry
         if len(chunk) == 1:
             method, params = chunk[0]
-            return [self._call(method, params, result_type, policy)]
+            return [_settle(lambda: self._call(method, params, result_type, policy), settled)]
         if len(chunk) <= self._accepted:
-            return self._run_batch(chunk, result_type, policy)
+            return self._run_batch(chunk, result_type, policy, settled)
         with self._probe:  # what the probe before this one learned decides how this chunk goes
             if self._batches_refused:
-                return self._singles(chunk, result_type)
+                return self._singles(chunk, result_type, settled)
             cap = self._batch_cap
             if cap is not None and len(chunk) > cap:
                 return [
                     r
                     for start in range(0, len(chunk), cap)
-                    for r in self._run_chunk(chunk[start : start + cap], result_type, policy)
+                    for r in self._run_chunk(chunk[start : start + cap], result_type, policy, settled)
                 ]
-            return self._run_batch(chunk, result_type, policy)
+            return self._run_batch(chunk, result_type, policy, settled)
 
     def _run_batch(
-        self, chunk: Sequence[tuple[str, Sequence[Any]]], result_type: Any, policy: RetryPolicy
+        self, chunk: Sequence[tuple[str, Sequence[Any]]], result_type: Any, policy: RetryPolicy, settled: bool = False
     ) -> list[Any]:
         started = time.monotonic()
         answers: dict[int, Any] = {}
@@ -443,8 +459,8 @@ class JsonRpc:
         try:
             self._retrying(attempt, [m for m, _ in chunk], what, policy)
         except _BatchRefused as refusal:
-            return self._resplit(chunk, answers, refusal.limit, result_type, policy, started)
-        return [_result(method, answers[i]) for i, (method, _) in enumerate(chunk)]
+            return self._resplit(chunk, answers, refusal.limit, result_type, policy, started, settled)
+        return [_settle(partial(_result, method, answers[i]), settled) for i, (method, _) in enumerate(chunk)]
 
     def _resplit(
         self,
@@ -454,18 +470,19 @@ class JsonRpc:
         result_type: Any,
         policy: RetryPolicy,
         started: float,
+        settled: bool = False,
     ) -> list[Any]:
         """Runs what is left of a chunk the provider refused as a batch: smaller, or one by one."""
         remaining = None if policy.max_wait is None else max(0.0, policy.max_wait - (time.monotonic() - started))
         sub_policy = replace(policy, max_wait=remaining)
         pending = [i for i in range(len(chunk)) if i not in answers]
-        results: dict[int, Any] = {i: _result(chunk[i][0], answers[i]) for i in answers}
+        results: dict[int, Any] = {i: _settle(partial(_result, chunk[i][0], answers[i]), settled) for i in answers}
         if limit is None:  # no batches at all: the rest as single calls, in parallel
-            results.update(zip(pending, self._singles([chunk[i] for i in pending], result_type)))
+            results.update(zip(pending, self._singles([chunk[i] for i in pending], result_type, settled)))
         else:
             for start in range(0, len(pending), limit):
                 part = pending[start : start + limit]
-                results.update(zip(part, self._run_chunk([chunk[i] for i in part], result_type, sub_policy)))
+                results.update(zip(part, self._run_chunk([chunk[i] for i in part], result_type, sub_policy, settled)))
         return [results[i] for i in range(len(chunk))]
 
     def _whole_batch_refused(self, response: Any, what: str, size: int) -> None:
@@ -497,14 +514,16 @@ class JsonRpc:
         with self._stats_lock:
             self.stats.rate_limited += 1
 
-    def _singles(self, calls: Sequence[tuple[str, Sequence[Any]]], result_type: Any) -> list[Any]:
+    def _singles(
+        self, calls: Sequence[tuple[str, Sequence[Any]]], result_type: Any, settled: bool = False
+    ) -> list[Any]:
         if len(calls) == 1:
-            return [self.call(calls[0][0], calls[0][1], result_type)]
+            return [_settle(lambda: self.call(calls[0][0], calls[0][1], result_type), settled)]
         with self._stats_lock:
             if self._single_pool is None:
                 self._single_pool = ThreadPoolExecutor(self.options.parallel, thread_name_prefix="rpc-single")
             pool = self._single_pool
-        return list(pool.map(lambda c: self.call(c[0], c[1], result_type), calls))
+        return list(pool.map(lambda c: _settle(lambda: self.call(c[0], c[1], result_type), settled), calls))
 
     # -- transport, pacing and retries --------------------------------------------------------
 
@@ -803,9 +822,13 @@ class InProcessRpc:
         return self.call("eth_getLogs", [{**rest, "fromBlock": number, "toBlock": number}], result_type)
 
     def batch(
-        self, calls: Sequence[tuple[str, Sequence[Any]]], result_type: Any = Any, chunk_size: int | None = None
+        self,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+        result_type: Any = Any,
+        chunk_size: int | None = None,
+        settled: bool = False,
     ) -> list[Any]:
-        return [self.call(method, params, result_type) for method, params in calls]
+        return [_settle(partial(self.call, method, params, result_type), settled) for method, params in calls]
 
     def stream(
         self, method: str, params: Sequence[Any], item_type: Any, consume: Callable[[Iterator[list[Any]]], T]
@@ -887,6 +910,16 @@ def _decode(body: bytes, shape: Any, what: str) -> Any:
         return msgspec.json.decode(body, type=shape)
     except msgspec.DecodeError as error:
         raise ChainError(f"{what}: unexpected answer: {one_line(error)}") from error
+
+
+def _settle(call: Callable[[], Any], settled: bool) -> Any:
+    """The call's result; with `settled`, the node's refusal (`RpcError`) in its place."""
+    if not settled:
+        return call()
+    try:
+        return call()
+    except RpcError as error:
+        return error
 
 
 def _result(method: str, response: Any) -> Any:

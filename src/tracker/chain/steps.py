@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tracker.chain.contract import PreparedCall, SentTransaction
 from tracker.errors import ChainError, one_line
 
 GAS_HEADROOM = 1.2
@@ -51,10 +52,28 @@ def send_or_estimate(
         gas = int(method.estimate_gas_cost(*arguments, sender=sender))
         if dry_run:
             return StepResult(step, WOULD_CHANGE, detail, gas=gas)
+        if not transaction:
+            data = bytes(method.encode_input(*arguments))
+            sent = send_at_block_times(step, str(method.contract.address), data, sender)
+            return StepResult(step, DONE, detail, gas=sent.gas_used, transaction_hash="0x" + sent.transaction_hash)
         if "gas" not in transaction:
             # headroom: an estimate of what a transaction finally uses leaves out storage refunds
             transaction["gas"] = int(gas * GAS_HEADROOM) + 10_000
-        receipt = method(*arguments, sender=sender, **transaction)
+        receipt = method(*arguments, sender=sender, **transaction)  # fields the caller chose: as given
+    except ChainError:
+        raise
     except Exception as error:  # ape raises provider-, account- and contract-specific errors
         raise ChainError(f"{step} failed: {describe_error(error)}") from error
     return StepResult(step, DONE, detail, gas=int(receipt.gas_used), transaction_hash=str(receipt.txn_hash))
+
+
+def send_at_block_times(label: str, to: str, data: bytes, sender: Any) -> SentTransaction:
+    """Sends one transaction of a setup through the tracker's send path and waits for it: a block
+    at a time (ape's own wait asks for the receipt ten times a second, through a hosted provider
+    most of a setup's requests), replaced when a base-fee rise prices it out, sent again when the
+    node drops it. Raises `ChainError` naming `label` when the node refuses it."""
+    from tracker.chain.sending import TransactionPipeline
+
+    pipeline = TransactionPipeline(None, max_in_flight=1, poll_s=1.0, watch_s=4.0, sender=sender)
+    list(pipeline.submit([PreparedCall(label, data)], label, to=to))
+    return next(sent for _token, sent in pipeline.drain())

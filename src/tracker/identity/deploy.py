@@ -19,7 +19,7 @@ from cryptography import x509
 from tracker.chain import canonical, deployments
 from tracker.chain.contract import CONTRACT_NAME, TrackerContract
 from tracker.chain.revert import describe_revert
-from tracker.chain.steps import DONE, WOULD_CHANGE, StepResult, send_or_estimate, skipped
+from tracker.chain.steps import DONE, WOULD_CHANGE, StepResult, send_at_block_times, send_or_estimate, skipped
 from tracker.errors import ChainError, ConfigurationError
 from tracker.identity import ens
 from tracker.publish import certificates
@@ -91,21 +91,24 @@ def deploy_canonical(sender: Any) -> ContractDeployment:
             )
         canonical.install_proxy(sender)
     try:
-        receipt = sender.transfer(canonical.PROXY_ADDRESS, 0, data=canonical.deployment_data())
+        sent = send_at_block_times(
+            f"deploying {CONTRACT_NAME} through the proxy", canonical.PROXY_ADDRESS, canonical.deployment_data(), sender
+        )
+    except ChainError:
+        raise
     except Exception as error:  # ape raises account-, provider- and node-specific errors
         raise ChainError(f"deploying {CONTRACT_NAME} through the proxy failed: {describe_revert(error)}") from error
+    transaction_hash = "0x" + sent.transaction_hash
     if bytes(chain.provider.get_code(target)) != canonical.runtime_code():
-        raise ChainError(f"the proxy did not deploy {CONTRACT_NAME} at {target} (transaction {receipt.txn_hash})")
+        raise ChainError(f"the proxy did not deploy {CONTRACT_NAME} at {target} (transaction {transaction_hash})")
     genesis = bytes(chain.provider.get_block(0).hash).hex()
-    deployments.record(
-        deployments.Deployment(chain_id, target, int(receipt.block_number), str(receipt.txn_hash), genesis)
-    )
+    deployments.record(deployments.Deployment(chain_id, target, sent.block_number, transaction_hash, genesis))
     return ContractDeployment(
         TrackerContract.at(target, sender),
         True,
         explorer_url(chain_id, target),
-        int(receipt.gas_used),
-        str(receipt.txn_hash),
+        sent.gas_used,
+        transaction_hash,
     )
 
 

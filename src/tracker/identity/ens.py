@@ -2,7 +2,9 @@
 account may set its records, and linking the account (name -> address, `url` text record, reverse
 record).
 
-Names are validated (ape-ens), normalised (ENSIP-15, web3.py) and hashed (ape-ens). A name is
+Names are validated and normalised (ENSIP-15, web3.py's normaliser) and hashed (EIP-137). A name
+made only of plain lowercase ASCII labels is its own ENSIP-15 form: it skips the normaliser, whose
+tables cost a process about 70 MB, which a verifier reading one name does not need. A name is
 *wrapped* when its registry owner is the chain's NameWrapper: its holder is then the owner of the
 NameWrapper's ERC-1155 token, its resolver is set through the NameWrapper, and its expiry and fuses
 live there. A .eth 2LD's expiry comes from the .eth registrar. Contract addresses are those ENS
@@ -19,6 +21,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,23 +203,65 @@ def at(name: str, address: str) -> Any:
     return ContractInstance(checksum_address(address), contract_type(name))
 
 
+# A label ENSIP-15 leaves as it is: lowercase ASCII letters, digits and hyphens (each its own
+# mapping), unless its third and fourth characters are hyphens (the one rule ENSIP-15 applies to
+# such a label: "ab--" is refused as a label extension). Anything else takes the full normaliser.
+_PLAIN_LABEL = re.compile(r"[a-z0-9-]+")
+MAX_DNS_LABEL_BYTES = 255
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether every label of `name` is plain lowercase ASCII, so that ENSIP-15 maps it to itself."""
+    return all(_PLAIN_LABEL.fullmatch(label) and label[2:4] != "--" for label in name.split("."))
+
+
+def ensip15(name: str) -> str:
+    """The ENSIP-15 form of a name (web3.py's normaliser, which raises its `InvalidName`); a plain
+    name (`is_plain_name`) is its own form and is returned without loading the normaliser."""
+    if is_plain_name(name):
+        return name
+    from ens.utils import normalize_name as full_ensip15  # type: ignore[import-untyped]
+
+    return str(full_ensip15(name))
+
+
+def dns_encode(name: str) -> bytes:
+    """The DNS wire form of a name (ENSIP-10's `bytes name`) as web3.py's `dns_encode_name` makes
+    it; a plain name is encoded here, without loading the normaliser."""
+    if not is_plain_name(name) or any(len(label) > MAX_DNS_LABEL_BYTES for label in name.split(".")):
+        from ens.utils import dns_encode_name
+
+        return bytes(dns_encode_name(name))
+    return b"".join(bytes([len(label)]) + label.encode("ascii") for label in name.split(".")) + b"\0"
+
+
 def normalize_name(name: str) -> str:
     """The ENSIP-15 normalised form of a name; raises `InvalidEnsNameError` for anything else."""
-    from ape_ens import ENS
-    from ens.utils import normalize_name as ensip15  # type: ignore[import-untyped]
-
     text = name.strip()
+    if "." in text and is_plain_name(text):
+        return text  # valid, and its own ENSIP-15 form
+    from ape_ens import ENS
+
     if "." not in text or not ENS.is_valid_name(text):
         raise InvalidEnsNameError(f"not a valid ENS name: {name!r} (expected e.g. myname.eth)")
-    return str(ensip15(text))
+    return ensip15(text)
 
 
 def namehash(name: str) -> bytes:
     """The EIP-137 node of a name (the root for the empty name)."""
-    from ape_ens.utils.namehash import namehash as ape_namehash
-    from ens.utils import normalize_name as ensip15
+    return _node(ensip15(name) if name else "")
 
-    return bytes(ape_namehash(ensip15(name) if name else ""))
+
+def _node(normalised: str) -> bytes:
+    """EIP-137's namehash of a name already in ENSIP-15 form (ape-ens's `namehash` would normalise
+    it again, loading the normaliser even for a plain name)."""
+    from eth_utils import keccak
+
+    node = ROOT_NODE
+    if normalised:
+        for label in reversed(normalised.split(".")):
+            node = keccak(node + keccak(label.encode("utf-8")))
+    return node
 
 
 def labelhash(label: str) -> bytes:
@@ -232,9 +277,7 @@ def is_eth_2ld(name: str) -> bool:
 
 def reverse_node(address: str) -> bytes:
     """The node of `<address>.addr.reverse`, where an address's reverse record lives."""
-    from ape_ens.utils.namehash import namehash as ape_namehash
-
-    return bytes(ape_namehash(f"{_bare(address)}.addr.reverse"))
+    return _node(f"{_bare(address)}.addr.reverse")
 
 
 def ens_available() -> bool:

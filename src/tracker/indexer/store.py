@@ -48,7 +48,6 @@ from tracker.indexer.rows import (
     references,
 )
 
-DEFAULT_SCHEMA = "tracker"
 SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MIGRATION_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 APPLICATION_NAME = "tracker-indexer"

@@ -57,6 +57,12 @@ _CONNECTION_GONE = {
 }
 
 
+# Where `ape run serve` listens unless told otherwise (beside the limits, so that the command's
+# options are built without importing the server and aiohttp).
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8443
+
+
 @dataclass(frozen=True)
 class ServerLimits:
     """What one client, or all clients together, can hold of the protocol server."""

@@ -34,7 +34,7 @@ from pathlib import Path
 from aiohttp import web
 
 from tracker.errors import TrackerError
-from tracker.publish.connections import ConnectionGuard, ServerLimits
+from tracker.publish.connections import DEFAULT_HOST, DEFAULT_PORT, ConnectionGuard, ServerLimits
 from tracker.publish.files import MAX_FILE_BYTES, Kind, Target, read_below, route
 from tracker.publish.tls import (
     DEFAULT_TLS_DIR,
@@ -69,8 +69,6 @@ __all__ = [
     "tls_files",
 ]
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8443
 SERVER_NAME = "instance-tracker"
 ALLOWED_METHODS = "GET, HEAD"
 # A document's bytes are fixed by its id: any cache may keep it for good.

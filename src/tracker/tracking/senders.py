@@ -1,8 +1,10 @@
 """Turning plans into transactions: packed within a gas budget, isolated when one execution fails.
 
 * `DirectSender`: the steps of many executions packed into `multicall` transactions, each under
-  `max_gas_per_tx` and at most `max_instances_per_tx` executions; one execution's steps stay in
-  order and may span several transactions (a huge trace never needs one block to itself).
+  `max_gas_per_tx` (as the node estimates it, once one transaction was estimated; a little less
+  where that fills blocks better) and at most `max_instances_per_tx` executions; one execution's
+  steps stay in order and may span several transactions (a huge trace never needs one block to
+  itself).
 * `PerStateSender`: the published prototype's way, one transaction per state (benchmarks).
 * `AnchorSender`: new instances first, then one Merkle root over every new state of the poll and
   the attempt ends that pin counts and heads, in as few transactions as the budget allows.
@@ -14,12 +16,19 @@ a state the contract refuses) is reported by name and skipped while every other 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tracker.chain import merkle
-from tracker.chain.contract import GAS_PER_CALL, GAS_PER_TRANSACTION, PreparedCall, SentTransaction, TrackerContract
+from tracker.chain.contract import (
+    GAS_PER_CALL,
+    GAS_PER_TRANSACTION,
+    MAX_HEADROOM_GAS,
+    PreparedCall,
+    SentTransaction,
+    TrackerContract,
+)
 from tracker.chain.sending import TransactionPipeline
 from tracker.errors import ChainError, TrackerError, one_line
 from tracker.tracking.checkpoints import PendingAnchor, RegisteredState
@@ -103,26 +112,42 @@ def _deliver(context: SendContext, token: Any, sent: SentTransaction) -> None:
     context.confirm(_confirmations(token, sent))
 
 
-def pack(plans: Sequence[Plan], max_gas_per_tx: int, max_instances_per_tx: int) -> list[Batch]:
-    """Groups the plans' steps into transactions within the budget, one plan's steps in order."""
-    batches: list[Batch] = []
+def pack(plans: Sequence[Plan], max_gas_per_tx: int | Callable[[], int], max_instances_per_tx: int) -> Iterator[Batch]:
+    """Groups the plans' steps into transactions within the budget, one plan's steps in order.
+
+    `max_gas_per_tx` may be a function, asked again for each transaction when it is started
+    (after the one before was sent), in the units of the gas table (`PreparedCall.gas`)."""
+    budget = max_gas_per_tx if callable(max_gas_per_tx) else lambda: max_gas_per_tx
     current: Batch = []
     gas = GAS_PER_TRANSACTION
     members: set[str] = set()
+    limit = budget()
     for plan in plans:
         for step in plan.steps:
             joins = plan.execution_arn not in members
-            too_heavy = gas + step.call.gas > max_gas_per_tx
+            too_heavy = gas + step.call.gas > limit
             too_many = joins and len(members) >= max_instances_per_tx
             if current and (too_heavy or too_many):
-                batches.append(current)
+                yield current
                 current, gas, members = [], GAS_PER_TRANSACTION, set()
+                limit = budget()
             current.append((plan, step))
             gas += step.call.gas
             members.add(plan.execution_arn)
     if current:
-        batches.append(current)
-    return batches
+        yield current
+
+
+def transaction_gas(max_gas_per_tx: int, block_gas_limit: int | None) -> int:
+    """The gas one transaction may use: `max_gas_per_tx`, or a little less so that as many
+    transactions as the block's gas limit allows at that size fit in one block whole. A block takes
+    a transaction while the gas it has left covers the transaction's limit, its estimate plus the
+    headroom (`gas_limit_for`): of four transactions of 7.5M, the fourth finds 7.5M left in a
+    30M block, short of its headroom, and the block holds three with a quarter of it unused."""
+    if not block_gas_limit or block_gas_limit <= max_gas_per_tx:
+        return max_gas_per_tx
+    count = -(-block_gas_limit // max_gas_per_tx)
+    return min(max_gas_per_tx, (block_gas_limit - MAX_HEADROOM_GAS - 10_000) // count)
 
 
 def _by_plan(batch: Batch) -> list[Batch]:
@@ -143,14 +168,19 @@ def _executions(batch: Batch) -> set[str]:
     return {plan.execution_arn for plan, _step in batch}
 
 
-def send_pipelined(context: SendContext, batches: Sequence[Batch], failed: set[str]) -> None:
-    """Sends batches with several in flight; a batch that touches an execution of one still in
-    flight waits for it (its gas estimate depends on it); a batch the chain refuses is split by
-    execution, and an execution refused alone is reported and skipped."""
+def send_pipelined(context: SendContext, batches: Iterable[Batch], failed: set[str]) -> None:
+    """Sends batches with several in flight, taking each from `batches` once the one before was
+    sent; a batch that touches an execution of one still in flight waits for it (its gas estimate
+    depends on it); a batch the chain refuses is split by execution, and an execution refused
+    alone is reported and skipped."""
     pipeline = context.pipeline
-    queue = list(batches)
-    while queue:
-        batch = [(plan, step) for plan, step in queue.pop(0) if plan.execution_arn not in failed]
+    upcoming = iter(batches)
+    queue: list[Batch] = []
+    while True:
+        taken = queue.pop(0) if queue else next(upcoming, None)
+        if taken is None:
+            break
+        batch = [(plan, step) for plan, step in taken if plan.execution_arn not in failed]
         if not batch:
             continue
         touched = _executions(batch)
@@ -186,7 +216,16 @@ class DirectSender:
         self.context = context
 
     def send(self, plans: Sequence[Plan]) -> None:
-        batches = pack(plans, self.context.max_gas_per_tx, self.context.max_instances_per_tx)
+        pipeline = self.context.pipeline
+
+        def budget() -> int:
+            """`max_gas_per_tx` of the node's estimates, sized to fill blocks (`transaction_gas`),
+            in the table's units as the estimates of the transactions so far relate to them (the
+            table is rounded up for a call alone: inside a multicall a call costs about half)."""
+            gas = transaction_gas(self.context.max_gas_per_tx, pipeline.block_gas_limit)
+            return int(gas / pipeline.gas_scale) if pipeline.gas_scale else gas
+
+        batches = pack(plans, budget, self.context.max_instances_per_tx)
         send_pipelined(self.context, batches, set())
 
 

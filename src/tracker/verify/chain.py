@@ -60,8 +60,20 @@ class Registration:
     transaction: str
 
 
+class _AtLog:
+    """A record of one log: `position` is where the log is on the chain (block, log index)."""
+
+    __slots__ = ()
+    block: int
+    log_index: int
+
+    @property
+    def position(self) -> Position:
+        return (self.block, self.log_index)
+
+
 @dataclass(frozen=True, slots=True)
-class StateEvent:
+class StateEvent(_AtLog):
     """A StateRegistered event."""
 
     key: str
@@ -71,13 +83,9 @@ class StateEvent:
     log_index: int
     transaction: str
 
-    @property
-    def position(self) -> Position:
-        return (self.block, self.log_index)
-
 
 @dataclass(frozen=True, slots=True)
-class EndEvent:
+class EndEvent(_AtLog):
     """An AttemptEnded (final False) or InstanceTerminated (final True) event: the pinned (count, head)."""
 
     key: str
@@ -90,13 +98,9 @@ class EndEvent:
     log_index: int
     transaction: str
 
-    @property
-    def position(self) -> Position:
-        return (self.block, self.log_index)
-
 
 @dataclass(frozen=True, slots=True)
-class Anchoring:
+class Anchoring(_AtLog):
     """A StatesAnchored event: who anchored the root, where."""
 
     submitter: str
@@ -106,13 +110,9 @@ class Anchoring:
     log_index: int
     transaction: str
 
-    @property
-    def position(self) -> Position:
-        return (self.block, self.log_index)
-
 
 @dataclass(frozen=True, slots=True)
-class Transfer:
+class Transfer(_AtLog):
     """An InstanceTransferred event."""
 
     from_key: str
@@ -122,10 +122,6 @@ class Transfer:
     block: int
     log_index: int
     transaction: str
-
-    @property
-    def position(self) -> Position:
-        return (self.block, self.log_index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,11 +333,11 @@ def read_chain(
     # Nothing is recorded under a key before the instance is registered there.
     registered_from = registration.block if registration is not None else since
     wanted_roots = sorted(set(roots))
-    contract = tracker.contract
+    encode = tracker.encode_call
     # The instance, the model under each owner and the owner's certificate, in one multicall.
-    calls = [contract.instanceOf.encode_input(checksum_address(owner), id_to_bytes32(execution_id))]
-    calls += [contract.modelOf.encode_input(checksum_address(h.owner), id_to_bytes32(model_id)) for h in holders]
-    calls.append(contract.certificateOf.encode_input(checksum_address(owner)))
+    calls = [encode("instanceOf", checksum_address(owner), id_to_bytes32(execution_id))]
+    calls += [encode("modelOf", checksum_address(h.owner), id_to_bytes32(model_id)) for h in holders]
+    calls.append(encode("certificateOf", checksum_address(owner)))
     if batched:
         # One round trip for everything that depends only on the lineage: the keys' states and
         # ends, the owners' operator changes, the listed roots' anchors, and the multicall.
@@ -351,7 +347,7 @@ def read_chain(
             logs.LogQuery(["StatesAnchored"] if wanted_roots else [], [None, wanted_roots], since),
         ]
         (state_events, operator_events, anchor_events), (multicall_data,) = logs.read_together(
-            address, queries, [contract.multicall.encode_input(calls)]
+            address, queries, [encode("multicall", calls)]
         )
         results = [bytes(r) for r in decode(["bytes[]"], multicall_data)[0]]
         for event in state_events:
@@ -400,9 +396,7 @@ def read_chain(
     # Each anchor under its submitter: known only once the anchors' events are read.
     pairs = sorted({(a.submitter, a.root) for found in anchorings.values() for a in found})
     anchor_results = (
-        tracker.read_many(contract.anchorOf.encode_input(checksum_address(s), id_to_bytes32(r)) for s, r in pairs)
-        if pairs
-        else []
+        tracker.read_many(encode("anchorOf", checksum_address(s), id_to_bytes32(r)) for s, r in pairs) if pairs else []
     )
     anchor_records: dict[tuple[str, str], AnchorRecord | None] = {}
     for (submitter, root), data in zip(pairs, anchor_results):

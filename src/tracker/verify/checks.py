@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tracker.chain.contract import CertificateRecord, TrackerContract
@@ -26,7 +25,6 @@ from tracker.verify.report import (
     short,
 )
 
-_records = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ens-records")
 UNREAD = object()  # `certificate_check`'s record not read yet
 
 
@@ -122,9 +120,10 @@ def ens_check(
         name = str(reverse.value)
         if ens.normalize_name(name) != name:
             return CheckResult(CHECK_ENS, False, f"the reverse record of {address} is {name!r}, not a normalised name")
-        # The url record is read while the name's address is: one round trip instead of two.
-        url_record = _records.submit(resolution.text, name, "url")
-        forward = resolution.address(name)
+        # The url record is read with the name's address: one round trip instead of two.
+        forward, record = resolution.address_and_text(name, "url")
+        if isinstance(forward, TrackerError):
+            raise forward
         if forward is None or normalize_address(str(forward.value)) != owner:
             resolved = f"resolves to {forward.value}" if forward is not None else "resolves to no address"
             return CheckResult(
@@ -132,7 +131,8 @@ def ens_check(
                 False,
                 f"forward and reverse disagree: the reverse record of {address} names {name}, but {name} {resolved}",
             )
-        record = url_record.result()
+        if isinstance(record, TrackerError):
+            raise record
         if record is None:
             return CheckResult(CHECK_ENS, False, f"{name} has no url text record")
         if not origin_matches(str(record.value), protocol_url):

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tracker.documents.canonical import canonical_json
 from tracker.documents.facts import STATE_DOCUMENT_VERSION_WITH_TASK, execution_id
@@ -30,6 +31,8 @@ from tracker.documents.tasks import (
     describe_code,
 )
 from tracker.verify import safejson
+
+T = TypeVar("T")
 
 END_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 REDRIVABLE_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
@@ -290,45 +293,52 @@ def read_state(data: bytes, max_depth: int = 64, max_values: int = 100_000) -> S
         return Malformed(str(wrong))
 
 
-def read_end(data: bytes, max_depth: int = 64, max_values: int = 100_000) -> EndContent | Foreign | Malformed:
-    value = _ours(data, "end", max_depth, max_values)
+def _read(
+    data: bytes, kind: str, max_depth: int, max_values: int, build: Callable[[dict[str, Any]], T]
+) -> T | Foreign | Malformed:
+    """`build` over one of our JSON documents of `kind`; a field it finds wrong makes it Malformed."""
+    value = _ours(data, kind, max_depth, max_values)
     if not isinstance(value, dict):
         return value
     try:
-        status = _text(value, "status")
-        if status not in END_STATUSES:
-            raise _Wrong(f"has status {status[:40]!r}, not one of {', '.join(sorted(END_STATUSES))}")
-        return EndContent(
-            _identifier(value, "instance_id"),
-            _count(value, "attempt"),
-            status,
-            _count(value, "state_count"),
-            _identifier(value, "last_state_id", empty_allowed=True),
-        )
+        return build(value)
     except _Wrong as wrong:
         return Malformed(str(wrong))
+
+
+def read_end(data: bytes, max_depth: int = 64, max_values: int = 100_000) -> EndContent | Foreign | Malformed:
+    return _read(data, "end", max_depth, max_values, _end)
+
+
+def _end(value: dict[str, Any]) -> EndContent:
+    status = _text(value, "status")
+    if status not in END_STATUSES:
+        raise _Wrong(f"has status {status[:40]!r}, not one of {', '.join(sorted(END_STATUSES))}")
+    return EndContent(
+        _identifier(value, "instance_id"),
+        _count(value, "attempt"),
+        status,
+        _count(value, "state_count"),
+        _identifier(value, "last_state_id", empty_allowed=True),
+    )
 
 
 def read_instance(data: bytes, max_depth: int = 64, max_values: int = 100_000) -> InstanceContent | Foreign | Malformed:
-    value = _ours(data, "instance", max_depth, max_values)
-    if not isinstance(value, dict):
-        return value
-    try:
-        execution_arn = _text(value, "execution_arn")
-        machine, version, alias = (
-            _machine_arns(value, execution_arn) if "state_machine_arn" in value else ("", None, None)
-        )
-        return InstanceContent(
-            _identifier(value, "model_id"),
-            execution_arn,
-            _count(value, "start_date_ms"),
-            machine,
-            version,
-            alias,
-            _parent(value, machine) if machine else None,
-        )
-    except _Wrong as wrong:
-        return Malformed(str(wrong))
+    return _read(data, "instance", max_depth, max_values, _instance)
+
+
+def _instance(value: dict[str, Any]) -> InstanceContent:
+    execution_arn = _text(value, "execution_arn")
+    machine, version, alias = _machine_arns(value, execution_arn) if "state_machine_arn" in value else ("", None, None)
+    return InstanceContent(
+        _identifier(value, "model_id"),
+        execution_arn,
+        _count(value, "start_date_ms"),
+        machine,
+        version,
+        alias,
+        _parent(value, machine) if machine else None,
+    )
 
 
 # ---------------------------------------------------------------------- task documents

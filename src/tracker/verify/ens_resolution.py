@@ -3,7 +3,8 @@ the resolver by walking up the name (ENSIP-10 wildcards) and asks for offchain a
 EIP-3668 (CCIP-Read).
 
 web3.py's `ens` module (web3 7, behind ape-ens) resolves through the same UniversalResolver, and its
-building blocks are used here: ENSIP-15 normalisation, DNS encoding of names, the resolver and
+building blocks are used here: ENSIP-15 normalisation and DNS encoding of names (through
+`tracker.identity.ens`, which needs no normaliser for plain lowercase names), the resolver and
 UniversalResolver ABIs. Its `ENS` class itself is not: it follows gateways with `requests` (30 s a
 URL, no size limit, loopback refused), swallows every revert into None, and cannot say how a name
 resolved. So the calls are made here, and CCIP-Read runs under the verifier's bounds:
@@ -20,13 +21,14 @@ resolved. So the calls are made here, and CCIP-Read runs under the verifier's bo
 from __future__ import annotations
 
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode, encode
 from eth_utils import function_signature_to_4byte_selector
 
+from tracker.chain import logs
 from tracker.documents.ids import checksum_address
 from tracker.errors import TrackerError, one_line
 from tracker.identity import ens
@@ -41,6 +43,9 @@ ROUTE_WILDCARD = "wildcard"
 ROUTE_OFFCHAIN = "offchain gateway"
 
 _BATCH_QUERY = function_signature_to_4byte_selector("query((address,string[],bytes)[])")
+_FIND_RESOLVER = function_signature_to_4byte_selector("findResolver(bytes)")
+_RESOLVE = function_signature_to_4byte_selector("resolve(bytes,bytes)")
+_OFFCHAIN_LOOKUP = function_signature_to_4byte_selector("OffchainLookup(address,string[],bytes,bytes4,bytes)")
 _ERRORS = {
     function_signature_to_4byte_selector(signature): signature
     for signature in (
@@ -78,23 +83,27 @@ def universal_resolver_address() -> str:
 
 def available() -> str | None:
     """None when this chain can resolve ENS names, else why not."""
-    from ape import chain
-
-    # Both at once: through a distant provider each is a round trip of its own.
-    universal = _pool.submit(lambda: bool(chain.provider.get_code(universal_resolver_address())))
-    if not ens.ens_available():
+    registry_code, universal_code = _codes([ens.ENS_REGISTRY_ADDRESS, universal_resolver_address()])
+    if not registry_code:
         return "no ENS registry on this network"
-    if not universal.result():
+    if not universal_code:
         return f"no UniversalResolver at {universal_resolver_address()} on this network"
     return None
 
 
-# Reads that go out beside the one waited for (a few at a time, each a short eth_call).
-_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ens-read")
+_lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ens-lookup")
+
+# What one call to the UniversalResolver gave: its return data, an OffchainLookup to follow, or a
+# revert (its data), or the reason the call could not be made at all.
+Outcome = bytes | tuple[str, Any]
 
 
 class EnsResolution:
-    """Forward and reverse resolution with CCIP-Read bounded by `timeout` and `max_bytes`."""
+    """Forward and reverse resolution with CCIP-Read bounded by `timeout` and `max_bytes`.
+
+    Each resolution is one round trip to the node when no gateway is involved: the
+    UniversalResolver's `resolve` of every record wanted and its `findResolver` of the name (which
+    says how the name was resolved) go out as one JSON-RPC batch."""
 
     def __init__(self, timeout: float, max_bytes: int = MAX_GATEWAY_BYTES, policy: HostPolicy | None = None):
         self.timeout = timeout
@@ -103,65 +112,77 @@ class EnsResolution:
 
     def address(self, name: str) -> Resolved | None:
         """The ETH address `name` resolves to (None when it has none)."""
-        node = ens.namehash(name)
-        found = self._resolve(name, _call("addr(bytes32)", ["bytes32"], [node]))
-        if found is None or len(found.value) < 32:
-            return None
-        address = ens.address_or_none("0x" + decode(["address"], found.value)[0][2:])
-        return None if address is None else Resolved(address, found.resolver, found.route, found.via)
+        return _raised(self.address_and_text(name, None)[0])
 
     def text(self, name: str, key: str) -> Resolved | None:
         """A text record of `name` (None when unset)."""
-        node = ens.namehash(name)
-        found = self._resolve(name, _call("text(bytes32,string)", ["bytes32", "string"], [node, key]))
-        if found is None or not found.value:
-            return None
-        value = decode(["string"], found.value)[0]
-        return Resolved(value, found.resolver, found.route, found.via) if value else None
+        return _raised(self._resolve(name, [_text_call(name, key)])[0], _as_text)
+
+    def address_and_text(
+        self, name: str, key: str | None
+    ) -> tuple[Resolved | ResolutionError | None, Resolved | ResolutionError | None]:
+        """The ETH address of `name` and (with `key`) one of its text records, resolved together
+        (one round trip); each is its value, None when unset, or why it could not be resolved."""
+        calls = [_call("addr(bytes32)", ["bytes32"], [ens.namehash(name)])]
+        if key is not None:
+            calls.append(_text_call(name, key))
+        found = self._resolve(name, calls)
+        address = found[0]
+        if isinstance(address, Resolved):
+            value = (
+                ens.address_or_none("0x" + decode(["address"], address.value)[0][2:])
+                if len(address.value) >= 32
+                else None
+            )
+            address = None if value is None else Resolved(value, address.resolver, address.route, address.via)
+        text = _as_text(found[1]) if key is not None else None
+        return address, text
 
     def reverse_name(self, address: str) -> Resolved | None:
         """The name in `address`'s reverse record (not checked against forward resolution)."""
         reverse = f"{checksum_address(address)[2:].lower()}.addr.reverse"
-        found = self._resolve(reverse, _call("name(bytes32)", ["bytes32"], [ens.namehash(reverse)]))
-        if found is None or not found.value:
-            return None
-        value = decode(["string"], found.value)[0]
-        return Resolved(value, found.resolver, found.route, found.via) if value else None
+        found = self._resolve(reverse, [_call("name(bytes32)", ["bytes32"], [ens.namehash(reverse)])])
+        return _raised(found[0], _as_text)
 
-    def _resolve(self, name: str, calldata: bytes) -> Resolved | None:
-        """UniversalResolver.resolve(name, calldata), following CCIP-Read; None when the name has no
-        resolver or its resolver has no such record."""
-        from ens.utils import dns_encode_name  # type: ignore[import-untyped]
-
-        universal = ens.at("UniversalResolver", universal_resolver_address())
-        dns_name = bytes(dns_encode_name(name))
-        # Where the resolver was found (for the report's route) is read while the name resolves.
-        found_resolver = _pool.submit(universal.findResolver, dns_name)
-        try:
-            return self._resolve_with(name, dns_name, calldata, found_resolver)
-        finally:
-            found_resolver.cancel()
-
-    def _resolve_with(self, name: str, dns_name: bytes, calldata: bytes, found_resolver: Future) -> Resolved | None:
-        def where() -> tuple[str, str, str]:
-            resolver, _node, offset = found_resolver.result()
-            if int(offset):
-                return str(resolver), ROUTE_WILDCARD, f"(resolver of {_dns_suffix(dns_name, int(offset))})"
-            return str(resolver), ROUTE_ONCHAIN, ""
-
-        data = function_signature_to_4byte_selector("resolve(bytes,bytes)") + encode(
-            ["bytes", "bytes"], [dns_name, calldata]
-        )
+    def _resolve(self, name: str, calldatas: list[bytes]) -> list[Resolved | ResolutionError | None]:
+        """UniversalResolver.resolve(name, calldata) for each calldata, following CCIP-Read; None
+        where the name has no resolver or its resolver has no such record."""
+        dns_name = ens.dns_encode(name)
         to = checksum_address(universal_resolver_address())
+        requests = [_RESOLVE + encode(["bytes", "bytes"], [dns_name, calldata]) for calldata in calldatas]
+        # Where the resolver was found (for the report's route) is read with the records.
+        *outcomes, found_resolver = _eth_calls(to, [*requests, _FIND_RESOLVER + encode(["bytes"], [dns_name])])
+
+        def settle(outcome: Outcome) -> Resolved | ResolutionError | None:
+            try:
+                return self._resolve_with(name, dns_name, to, outcome, found_resolver)
+            except ResolutionError as error:
+                return error
+
+        # Records that go offchain follow their gateways at the same time (each within the timeout).
+        if sum(1 for outcome in outcomes if not isinstance(outcome, bytes) and outcome[0] == "lookup") > 1:
+            return list(_lookups.map(settle, outcomes))
+        return [settle(outcome) for outcome in outcomes]
+
+    def _resolve_with(
+        self, name: str, dns_name: bytes, to: str, outcome: Outcome, found_resolver: Outcome
+    ) -> Resolved | None:
+        def where() -> tuple[str, str, str]:
+            resolver, offset = _found(found_resolver)
+            if offset:
+                return resolver, ROUTE_WILDCARD, f"(resolver of {_dns_suffix(dns_name, offset)})"
+            return resolver, ROUTE_ONCHAIN, ""
+
         gateways: list[str] = []
         for _ in range(MAX_LOOKUPS + 1):
-            outcome = _eth_call(to, data)
             if isinstance(outcome, bytes):
                 result, answered_by = decode(["bytes", "address"], outcome)
                 _resolver, route, via = where()
                 if gateways:
                     route, via = ROUTE_OFFCHAIN, ", ".join(sorted(set(gateways)))
                 return Resolved(bytes(result), checksum_address(answered_by), route, via)
+            if outcome[0] == "failed":
+                raise ResolutionError(f"calling the UniversalResolver failed: {outcome[1]}")
             if outcome[0] == "lookup":
                 lookup = outcome[1]
                 if ens.address_or_none(str(lookup["sender"])) != to:
@@ -172,6 +193,7 @@ class EnsResolution:
                 data = bytes(lookup["callbackFunction"]) + encode(
                     ["bytes", "bytes"], [response, bytes(lookup["extraData"])]
                 )
+                (outcome,) = _eth_calls(to, [data])
                 continue
             self._raise_unless_missing(name, outcome[1], _resolver_of(found_resolver), gateways)
             return None
@@ -244,11 +266,38 @@ class EnsResolution:
         raise ResolutionError(f"resolving {name} failed: {_describe(data)}")
 
 
-def _resolver_of(found_resolver: Future) -> str:
+def _found(found_resolver: Outcome) -> tuple[str, int]:
+    """The resolver `findResolver` named and the offset of the name it answers for."""
+    if not isinstance(found_resolver, bytes):
+        cause = _describe(found_resolver[1]) if found_resolver[0] == "revert" else str(found_resolver[1])
+        raise ResolutionError(f"the UniversalResolver's findResolver failed: {cause}")
+    resolver, _node, offset = decode(["address", "bytes32", "uint256"], found_resolver)
+    return str(resolver), int(offset)
+
+
+def _resolver_of(found_resolver: Outcome) -> str:
     try:
-        return str(found_resolver.result()[0])
-    except Exception:  # the UniversalResolver's own revert: the resolve call's error says more
+        return _found(found_resolver)[0]
+    except ResolutionError:  # the UniversalResolver's own revert: the resolve call's error says more
         return "unknown"
+
+
+def _raised(result: Resolved | ResolutionError | None, convert: Any = None) -> Resolved | None:
+    if isinstance(result, ResolutionError):
+        raise result
+    return convert(result) if convert is not None else result
+
+
+def _as_text(found: Resolved | ResolutionError | None) -> Resolved | ResolutionError | None:
+    """A string record (a text record or a reverse name) from its return data; None when empty."""
+    if not isinstance(found, Resolved) or not found.value:
+        return found
+    value = decode(["string"], found.value)[0]
+    return Resolved(value, found.resolver, found.route, found.via) if value else None
+
+
+def _text_call(name: str, key: str) -> bytes:
+    return _call("text(bytes32,string)", ["bytes32", "string"], [ens.namehash(name), key])
 
 
 def _raw(body: bytes) -> bytes:
@@ -271,8 +320,68 @@ def _call(signature: str, types: list[str], values: list[Any]) -> bytes:
     return function_signature_to_4byte_selector(signature) + encode(types, values)
 
 
-def _eth_call(to: str, data: bytes) -> bytes | tuple[str, Any]:
-    """The return data, ("lookup", OffchainLookup payload) or ("revert", revert data)."""
+def _json_rpc() -> Any:
+    """The chain layer's JSON-RPC for the connected provider (None: ape's in-process chain)."""
+    from tracker.chain.rpc import JsonRpc
+
+    rpc = logs.chain_rpc()
+    return rpc if isinstance(rpc, JsonRpc) else None
+
+
+def _codes(addresses: list[str]) -> list[bytes]:
+    """The code at each address, in one round trip."""
+    rpc = _json_rpc()
+    if rpc is None:
+        from ape import chain
+
+        return [bytes(chain.provider.get_code(checksum_address(address))) for address in addresses]
+    try:
+        answers = rpc.batch([("eth_getCode", [checksum_address(a), "latest"]) for a in addresses], str)
+    except TrackerError as error:
+        raise ResolutionError(f"reading ENS's contracts failed: {one_line(error)}") from error
+    return [bytes.fromhex(str(answer or "0x").removeprefix("0x")) for answer in answers]
+
+
+def _eth_calls(to: str, calls: list[bytes]) -> list[Outcome]:
+    """Each call's return data, ("lookup", OffchainLookup payload), ("revert", revert data) or
+    ("failed", why): one JSON-RPC batch over HTTP, one call after another on ape's in-process chain."""
+    rpc = _json_rpc()
+    if rpc is None:
+        return [_eth_call(to, data) for data in calls]
+    from tracker.chain.rpc import RpcError
+
+    requests = [("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"]) for data in calls]
+    try:
+        answers = rpc.batch(requests, str, settled=True)
+    except TrackerError as error:  # the provider's own errors (connection, rate limits)
+        return [("failed", one_line(error))] * len(calls)
+    outcomes: list[Outcome] = []
+    for answer in answers:
+        if not isinstance(answer, RpcError):
+            outcomes.append(bytes.fromhex(str(answer or "0x").removeprefix("0x")))
+            continue
+        data = answer.data if isinstance(answer.data, str) and answer.data.startswith("0x") else None
+        if data is None:
+            reverted = answer.code == 3 or "revert" in answer.node_message.lower()
+            outcomes.append(("revert", b"") if reverted else ("failed", one_line(answer)))
+            continue
+        outcomes.append(_reverted(bytes.fromhex(data[2:])))
+    return outcomes
+
+
+def _reverted(data: bytes) -> Outcome:
+    """A revert's data: EIP-3668's OffchainLookup (to follow), or any other revert."""
+    if data[:4] != _OFFCHAIN_LOOKUP:
+        return ("revert", data)
+    sender, urls, call_data, callback, extra = decode(["address", "string[]", "bytes", "bytes4", "bytes"], data[4:])
+    return (
+        "lookup",
+        {"sender": sender, "urls": list(urls), "callData": call_data, "callbackFunction": callback, "extraData": extra},
+    )
+
+
+def _eth_call(to: str, data: bytes) -> Outcome:
+    """One call through web3 (ape's in-process chain, which speaks no JSON-RPC)."""
     from ape import chain
     from web3.exceptions import ContractLogicError, OffchainLookup
 
@@ -285,7 +394,7 @@ def _eth_call(to: str, data: bytes) -> bytes | tuple[str, Any]:
         raw = error.data if isinstance(error.data, str) else ""
         return ("revert", bytes.fromhex(raw.removeprefix("0x")) if raw else b"")
     except Exception as error:  # the provider's own errors (connection, RPC)
-        raise ResolutionError(f"calling the UniversalResolver failed: {one_line(error)}") from error
+        return ("failed", one_line(error))
 
 
 def _dns_suffix(dns_name: bytes, offset: int) -> str:
