@@ -547,13 +547,7 @@ def load_tasks(config: IndexConfig, publish_dir: Any) -> Any:
     (`tracker.indexer.tasks`); returns a `TaskLoad`."""
     from tracker.indexer.tasks import load_task_documents
 
-    config = config.validated()
-    connection = connect(config.database, config.schema)
-    try:
-        migrate(connection, config.schema)
-        return load_task_documents(connection, publish_dir)
-    finally:
-        connection.close()
+    return _load_documents(config, load_task_documents, publish_dir)
 
 
 def load_links(config: IndexConfig, publish_dir: Any) -> Any:
@@ -561,11 +555,16 @@ def load_links(config: IndexConfig, publish_dir: Any) -> Any:
     `execution_link` (`tracker.indexer.links`); returns a `LinkLoad`."""
     from tracker.indexer.links import load_link_documents
 
+    return _load_documents(config, load_link_documents, publish_dir)
+
+
+def _load_documents(config: IndexConfig, loader: Any, publish_dir: Any) -> Any:
+    """`loader(connection, publish_dir)` on the configured schema, migrated first."""
     config = config.validated()
     connection = connect(config.database, config.schema)
     try:
         migrate(connection, config.schema)
-        return load_link_documents(connection, publish_dir)
+        return loader(connection, publish_dir)
     finally:
         connection.close()
 

@@ -12,15 +12,15 @@ a state the chain registered for the parent. Loading again replaces nothing that
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from tracker.documents.ids import ID_PATTERN, sha256_hex
+from tracker.documents.ids import ID_PATTERN
 from tracker.errors import ConfigurationError
+from tracker.indexer.published import DocumentLoad, read_document
 
 INSERT_LINK = """
 INSERT INTO execution_link (child_instance_document, parent_instance_document, parent_state_id, parent_event_id,
@@ -31,35 +31,17 @@ ON CONFLICT (child_instance_document, parent_state_id) DO NOTHING
 
 
 @dataclass
-class LinkLoad:
+class LinkLoad(DocumentLoad):
     """What a load found: visits naming a children document, links added, links refused (and why)."""
 
     visits: int = 0
-    added: int = 0
-    refused: int = 0
-    first_refusal: str | None = None
-
-    def refuse(self, reason: str) -> None:
-        self.refused += 1
-        self.first_refusal = self.first_refusal or reason
-
-
-def _document(directory: Path, identifier: str) -> Any:
-    """The parsed document named `identifier`, which must hash to it."""
-    if not ID_PATTERN.match(identifier):
-        raise ValueError(f"{identifier[:20]!r} is not a document id")
-    path = directory / f"{identifier}.json"
-    data = path.read_bytes()
-    if sha256_hex(data) != identifier:
-        raise ValueError(f"{path.name} does not hash to its name")
-    return json.loads(data)
 
 
 def _children_of(directory: Path, state_id: str, state: dict[str, Any], load: LinkLoad) -> list[dict[str, Any]]:
     """The link rows of one visit whose state document names a children document."""
     where = f"state {state_id[:12]}…"
     try:
-        listing = _document(directory, str(state["children"]))
+        listing = read_document(directory, str(state["children"]))
     except (OSError, ValueError) as error:
         load.refuse(f"{where}: children document {str(state['children'])[:12]}…: {error}")
         return []
@@ -72,9 +54,13 @@ def _children_of(directory: Path, state_id: str, state: dict[str, Any], load: Li
         return []
     rows = []
     map_run = listing.get("map_run_arn")
-    for child in listing.get("instances") or []:
+    children = listing.get("instances") or []
+    if not isinstance(children, list) or not (map_run is None or isinstance(map_run, str)):
+        load.refuse(f"{where}: its children document is malformed")
+        return []
+    for child in children:
         try:
-            facts = _document(directory, str(child))
+            facts = read_document(directory, str(child))
         except (OSError, ValueError) as error:
             load.refuse(f"{where}: child {str(child)[:12]}…: {error}")
             continue
@@ -87,18 +73,26 @@ def _children_of(directory: Path, state_id: str, state: dict[str, Any], load: Li
         if named != (*visit, map_run):
             load.refuse(f"{where}: child {str(child)[:12]}… does not name this instance, visit and Map Run back")
             continue
-        rows.append(
-            {
-                "child": bytes.fromhex(str(child)),
-                "parent": bytes.fromhex(str(state["instance_id"])),
-                "state_id": bytes.fromhex(state_id),
-                "event_id": int(state["event_id"]),
-                "state_name": str(state["state_name"]),
-                "map_run_arn": map_run,
-                "children": bytes.fromhex(str(state["children"])),
-            }
-        )
+        try:
+            rows.append(_link_row(state_id, state, str(child), map_run))
+        except (ValueError, TypeError, KeyError) as error:
+            load.refuse(f"{where}: malformed state document ({type(error).__name__}: {error})")
     return rows
+
+
+def _link_row(state_id: str, state: dict[str, Any], child: str, map_run: str | None) -> dict[str, Any]:
+    event_id = state["event_id"]
+    if not isinstance(event_id, int) or isinstance(event_id, bool):
+        raise TypeError("event_id is not an integer")
+    return {
+        "child": bytes.fromhex(child),
+        "parent": bytes.fromhex(str(state["instance_id"])),
+        "state_id": bytes.fromhex(state_id),
+        "event_id": event_id,
+        "state_name": str(state["state_name"]),
+        "map_run_arn": map_run,
+        "children": bytes.fromhex(str(state["children"])),
+    }
 
 
 def link_rows(directory: Path, load: LinkLoad) -> list[dict[str, Any]]:
@@ -108,7 +102,7 @@ def link_rows(directory: Path, load: LinkLoad) -> list[dict[str, Any]]:
         if not ID_PATTERN.match(path.stem):
             continue
         try:
-            state = _document(directory, path.stem)
+            state = read_document(directory, path.stem)
         except (OSError, ValueError):
             continue  # the task loader reports documents that do not hash to their names
         if not isinstance(state, dict) or state.get("kind") != "state" or "children" not in state:

@@ -16,8 +16,9 @@ from typing import Any
 
 import psycopg
 
-from tracker.documents.ids import ID_PATTERN, sha256_hex
+from tracker.documents.ids import ID_PATTERN
 from tracker.errors import ConfigurationError
+from tracker.indexer.published import DocumentLoad, read_document
 
 INSERT_STATE_TASK = """
 INSERT INTO state_task (state_id, task_id, instance_document, state_name, entered_at, state_type, service, integration,
@@ -30,25 +31,10 @@ ON CONFLICT (state_id) DO NOTHING
 
 
 @dataclass
-class TaskLoad:
+class TaskLoad(DocumentLoad):
     """What a load found: state documents naming a task, rows added, documents refused (and why)."""
 
     states_with_tasks: int = 0
-    added: int = 0
-    refused: int = 0
-    first_refusal: str | None = None
-
-    def refuse(self, reason: str) -> None:
-        self.refused += 1
-        self.first_refusal = self.first_refusal or reason
-
-
-def _document(directory: Path, identifier: str) -> Any:
-    path = directory / f"{identifier}.json"
-    data = path.read_bytes()
-    if sha256_hex(data) != identifier:
-        raise ValueError(f"{path.name} does not hash to its name")
-    return json.loads(data)
 
 
 def task_rows(directory: Path, load: TaskLoad) -> list[dict[str, Any]]:
@@ -59,7 +45,7 @@ def task_rows(directory: Path, load: TaskLoad) -> list[dict[str, Any]]:
         if not ID_PATTERN.match(identifier):
             continue
         try:
-            state = _document(directory, identifier)
+            state = read_document(directory, identifier)
         except (OSError, ValueError) as error:
             load.refuse(str(error))
             continue
@@ -67,36 +53,57 @@ def task_rows(directory: Path, load: TaskLoad) -> list[dict[str, Any]]:
             continue
         load.states_with_tasks += 1
         try:
-            task = _document(directory, str(state["task_id"]))
+            task = read_document(directory, str(state["task_id"]))
         except (OSError, ValueError) as error:
             load.refuse(f"state {identifier[:12]}…: task document {str(state['task_id'])[:12]}…: {error}")
             continue
-        same_state = all(task.get(key) == state.get(key) for key in ("instance_id", "state_name", "event_id"))
-        if task.get("kind") != "task" or not same_state:
+        same_state = isinstance(task, dict) and all(
+            task.get(key) == state.get(key) for key in ("instance_id", "state_name", "event_id")
+        )
+        if not same_state or task.get("kind") != "task":
             load.refuse(f"state {identifier[:12]}…: its task document is not of that state")
             continue
-        code = task.get("code") or {}
-        rows.append(
-            {
-                "state_id": bytes.fromhex(identifier),
-                "task_id": bytes.fromhex(str(state["task_id"])),
-                "instance": bytes.fromhex(str(state["instance_id"])),
-                "state_name": str(task["state_name"]),
-                "entered_ms": int(state.get("timestamp_ms") or 0),
-                "state_type": str(task.get("state_type")),
-                "service": str(task.get("service")),
-                "integration": task.get("integration"),
-                "code_identity": str(task.get("code_identity")),
-                "function_arn": code.get("function_arn"),
-                "function_version": code.get("version"),
-                "code_sha256": code.get("code_sha256"),
-                "image_digest": code.get("image_digest"),
-                "task_definition_arn": code.get("task_definition_arn"),
-                "containers": json.dumps(code["containers"]) if "containers" in code else None,
-                "data": json.dumps(task.get("data") or []),
-            }
-        )
+        try:
+            rows.append(_task_row(identifier, state, task))
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            load.refuse(f"state {identifier[:12]}…: malformed task or state document ({type(error).__name__}: {error})")
     return rows
+
+
+def _text(value: Any) -> str | None:
+    """A text field as published: a string or absent, never another JSON type."""
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"{type(value).__name__} where text belongs")
+
+
+def _task_row(identifier: str, state: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """The `state_task` row of one state and its task document (TypeError/ValueError when a field
+    is not of its published type)."""
+    code = task.get("code") or {}
+    if not isinstance(code, dict):
+        raise TypeError("code is not an object")
+    entered_ms = state.get("timestamp_ms") or 0
+    if not isinstance(entered_ms, int) or isinstance(entered_ms, bool):
+        raise TypeError("timestamp_ms is not an integer")
+    return {
+        "state_id": bytes.fromhex(identifier),
+        "task_id": bytes.fromhex(str(state["task_id"])),
+        "instance": bytes.fromhex(_text(state["instance_id"]) or ""),
+        "state_name": str(task["state_name"]),
+        "entered_ms": entered_ms,
+        "state_type": str(task.get("state_type")),
+        "service": str(task.get("service")),
+        "integration": _text(task.get("integration")),
+        "code_identity": str(task.get("code_identity")),
+        "function_arn": _text(code.get("function_arn")),
+        "function_version": _text(code.get("version")),
+        "code_sha256": _text(code.get("code_sha256")),
+        "image_digest": _text(code.get("image_digest")),
+        "task_definition_arn": _text(code.get("task_definition_arn")),
+        "containers": json.dumps(code["containers"]) if "containers" in code else None,
+        "data": json.dumps(task.get("data") or []),
+    }
 
 
 def load_task_documents(connection: psycopg.Connection, publish_dir: Path) -> TaskLoad:
