@@ -1,0 +1,172 @@
+"""A failed Distributed Map redriven the AWS way: the parent's redrive redrives the SAME Map Run
+(`MapRunRedriven`, DescribeMapRun's redriveCount), and only its unsuccessful Standard children run
+again, each redriven under its own ARN (their histories continue after `ExecutionRedriven`).
+
+moto has neither redrive nor Map Run children: the emulation in `tracker.dev.sfn_emulation` adds
+both from the Step Functions developer guide ("Redriving Map Runs") and the API reference
+(RedriveExecution, DescribeMapRun, MapRunRedrivenEventDetails). The children's Work task fails for
+real: it reads a DynamoDB table that does not exist yet; creating it is the operator's fix before
+the redrive. What a verifier must then see: each child one instance with two attempts, the parent
+one continuous trace, the visit that started the Map Run naming every child, nothing twice."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tracking_helpers import ROLE
+
+from tracker.aws.executions import Selection
+from tracker.aws.history import HistorySource
+from tracker.chain.contract import Status
+from tracker.documents.facts import execution_id
+from tracker.documents.ids import to_millis
+from tracker.tracking.config import TrackConfig
+from tracker.tracking.engine import track
+
+LOOKUPS = {
+    "StartAt": "Prepare",
+    "States": {
+        "Prepare": {"Type": "Pass", "Next": "Fan"},
+        "Fan": {
+            "Type": "Map",
+            "Label": "lookups",
+            "ItemsPath": "$.items",
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "Work",
+                "States": {
+                    "Work": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::dynamodb:getItem",
+                        "Parameters": {"TableName": "fan-lookup", "Key": {"id": {"S": "a"}}},
+                        "Next": "Done",
+                    },
+                    "Done": {"Type": "Succeed"},
+                },
+            },
+            "ResultPath": "$.results",
+            "Next": "Report",
+        },
+        "Report": {"Type": "Succeed"},
+    },
+}
+
+
+def wait_for_end(sfn, arn: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"{arn} did not end"
+        time.sleep(0.05)
+    return described
+
+
+def document(tmp_path, identifier: str) -> dict:
+    return json.loads((tmp_path / "protocol" / "documents" / f"{identifier}.json").read_bytes())
+
+
+def states_of(tmp_path, protocol: dict) -> list[dict]:
+    return [document(tmp_path, entry["state_hash"]) for entry in protocol["instance_protocol"]]
+
+
+def test_a_redriven_map_run_redrives_its_children_in_their_own_traces(
+    aws, tracker, publisher, state_dir, read_protocol, tmp_path
+):
+    sfn = aws.client("stepfunctions")
+    machine = sfn.create_state_machine(name="fanredo", definition=json.dumps(LOOKUPS, indent=2), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    parent_arn = sfn.start_execution(stateMachineArn=machine, name="batch-1", input=json.dumps({"items": [1, 2, 3]}))[
+        "executionArn"
+    ]
+    assert wait_for_end(sfn, parent_arn)["status"] == "FAILED"
+    [run] = sfn.list_map_runs(executionArn=parent_arn)["mapRuns"]
+    map_run = run["mapRunArn"]
+    failed = {c["executionArn"] for c in sfn.list_executions(mapRunArn=map_run)["executions"]}
+    assert len(failed) == 3
+
+    source = HistorySource(aws, Selection((machine,)))
+    first = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
+    assert (first.instances_terminated, first.attempts_ended, first.child_executions) == (0, 4, 3)
+    protocols = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "protocol").glob("*.json")}
+    parent_instance = next(i for i in protocols if document(tmp_path, i)["execution_arn"] == parent_arn)
+    [fan_before] = [s for s in states_of(tmp_path, protocols[parent_instance]) if s["state_name"] == "Fan"]
+    listing = document(tmp_path, fan_before["children"])
+    assert len(listing["instances"]) == 3 and listing["map_run_arn"] == map_run
+
+    dynamodb = aws.client("dynamodb")
+    dynamodb.create_table(
+        TableName="fan-lookup",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName="fan-lookup", Item={"id": {"S": "a"}})
+    sfn.redrive_execution(executionArn=parent_arn)
+    assert wait_for_end(sfn, parent_arn)["status"] == "SUCCEEDED"
+
+    # AWS's shapes: the same Map Run redriven, its children redriven under their own ARNs
+    event_types = set(sfn.meta.service_model.shape_for("HistoryEventType").enum)
+    events = sfn.get_execution_history(executionArn=parent_arn)["events"]
+    assert all(event["type"] in event_types for event in events)
+    after_redrive = [e["type"] for e in events[[e["type"] for e in events].index("ExecutionRedriven") :]]
+    assert after_redrive[:2] == ["ExecutionRedriven", "MapStateEntered"] and "MapRunStarted" not in after_redrive
+    [redriven] = [e for e in events if e["type"] == "MapRunRedriven"]
+    assert redriven["mapRunRedrivenEventDetails"] == {"mapRunArn": map_run, "redriveCount": 1}
+    assert [r["mapRunArn"] for r in sfn.list_map_runs(executionArn=parent_arn)["mapRuns"]] == [map_run]
+    described_run = sfn.describe_map_run(mapRunArn=map_run)
+    assert (described_run["status"], described_run["redriveCount"]) == ("SUCCEEDED", 1)
+    assert described_run["executionCounts"]["total"] == 3 and described_run["executionCounts"]["failed"] == 0
+    children = sfn.list_executions(mapRunArn=map_run)["executions"]
+    assert {c["executionArn"] for c in children} == failed
+    assert {(c["status"], c["redriveCount"]) for c in children} == {("SUCCEEDED", 1)}
+
+    second = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
+    assert (second.instances_terminated, second.child_executions) == (4, 3) and not second.skipped
+    protocols = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "protocol").glob("*.json")}
+    assert len(protocols) == 4  # the parent and its three children, nothing twice
+
+    parent = protocols[parent_instance]
+    parent_states = states_of(tmp_path, parent)
+    assert parent["final"] is True
+    assert [(s["state_name"], s["attempt"]) for s in parent_states] == [
+        ("Prepare", 0),
+        ("Fan", 0),
+        ("Fan", 1),
+        ("Report", 1),
+    ]
+    assert [s["seq"] for s in parent_states] == [0, 1, 2, 3]
+    assert [s["previous_state_id"] for s in parent_states] == [
+        "",
+        *(e["state_hash"] for e in parent["instance_protocol"][:-1]),
+    ]
+    # the visit that started the Map Run names every child, as it did before the redrive; the
+    # redriven visit started none (its MapRunRedriven names the same Map Run)
+    assert parent_states[1] == fan_before
+    assert "children" not in parent_states[2]
+    assert sorted(listing["instances"]) == sorted(i for i in protocols if i != parent_instance)
+
+    owner = str(tracker.sender.address)
+    for child in listing["instances"]:
+        facts = document(tmp_path, child)
+        assert facts["execution_arn"] in failed
+        assert (facts["parent_instance_id"], facts["parent_event_id"], facts["map_run_arn"]) == (
+            parent_instance,
+            fan_before["event_id"],
+            map_run,
+        )
+        protocol = protocols[child]
+        assert protocol["final"] is True
+        assert [(s["state_name"], s["attempt"]) for s in states_of(tmp_path, protocol)] == [
+            ("Work", 0),
+            ("Work", 1),
+            ("Done", 1),
+        ]
+        assert [(a["attempt"], a["final"]) for a in protocol["attempts"]] == [(0, False), (1, True)]
+        described = sfn.describe_execution(executionArn=facts["execution_arn"])
+        record = tracker.instance(owner, execution_id(facts["execution_arn"], to_millis(described["startDate"])))
+        assert (record.state_count, record.attempts, record.status) == (3, 2, Status.FINAL)
+    record = tracker.instance(owner, execution_id(parent_arn, document(tmp_path, parent_instance)["start_date_ms"]))
+    assert (record.state_count, record.attempts, record.status) == (4, 2, Status.FINAL)
+    # and nothing more to do
+    assert track(TrackConfig(state_dir=state_dir), source, tracker, publisher).transactions == 0
