@@ -170,3 +170,96 @@ def test_a_redriven_map_run_redrives_its_children_in_their_own_traces(
     assert (record.state_count, record.attempts, record.status) == (4, 2, Status.FINAL)
     # and nothing more to do
     assert track(TrackConfig(state_dir=state_dir), source, tracker, publisher).transactions == 0
+
+
+def test_a_redriven_map_run_starts_its_failed_express_children_again_at_the_redriven_visit(
+    aws, tracker, publisher, state_dir, read_protocol, tmp_path
+):
+    """Express children are never redriven: the Map Run's redrive starts each failed item again as
+    a new execution (a new ARN; AWS: StartExecution). The first visit's children document keeps
+    naming the children it started (final, FAILED: an Express execution never changes once ended);
+    the redriven visit gets a children document of its own naming the new ones, which name it."""
+    group = "fan-logs"
+    aws.client("logs").create_log_group(logGroupName=group)
+    express = json.loads(json.dumps(LOOKUPS))
+    express["States"]["Fan"]["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] = "EXPRESS"
+    sfn = aws.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name="fanfast",
+        definition=json.dumps(express, indent=2),
+        roleArn=ROLE,
+        loggingConfiguration={
+            "level": "ALL",
+            "includeExecutionData": True,
+            "destinations": [
+                {"cloudWatchLogsLogGroup": {"logGroupArn": f"arn:aws:logs:us-east-1:123456789012:log-group:{group}:*"}}
+            ],
+        },
+    )["stateMachineArn"]
+    parent_arn = sfn.start_execution(stateMachineArn=machine, name="batch-2", input=json.dumps({"items": [1, 2]}))[
+        "executionArn"
+    ]
+    assert wait_for_end(sfn, parent_arn)["status"] == "FAILED"
+    [run] = sfn.list_map_runs(executionArn=parent_arn)["mapRuns"]
+    map_run = run["mapRunArn"]
+
+    source = HistorySource(aws, Selection((machine,)))
+    first = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
+    # the two Express children ended for good; the parent can still be redriven
+    assert (first.instances_terminated, first.child_executions) == (2, 2) and not first.skipped
+    protocols = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "protocol").glob("*.json")}
+    parent_instance = next(i for i in protocols if document(tmp_path, i)["execution_arn"] == parent_arn)
+    [fan_before] = [s for s in states_of(tmp_path, protocols[parent_instance]) if s["state_name"] == "Fan"]
+    first_children = document(tmp_path, fan_before["children"])["instances"]
+    assert len(first_children) == 2
+
+    dynamodb = aws.client("dynamodb")
+    dynamodb.create_table(
+        TableName="fan-lookup",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName="fan-lookup", Item={"id": {"S": "a"}})
+    sfn.redrive_execution(executionArn=parent_arn)
+    assert wait_for_end(sfn, parent_arn)["status"] == "SUCCEEDED"
+    [redriven] = [
+        e for e in sfn.get_execution_history(executionArn=parent_arn)["events"] if e["type"] == "MapRunRedriven"
+    ]
+    assert redriven["mapRunRedrivenEventDetails"] == {"mapRunArn": map_run, "redriveCount": 1}
+
+    second = track(TrackConfig(state_dir=state_dir), source, tracker, publisher)
+    assert (second.instances_terminated, second.child_executions) == (3, 4) and not second.skipped
+    protocols = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "protocol").glob("*.json")}
+    assert len(protocols) == 5  # the parent, the two failed children and the two started again
+    parent_states = states_of(tmp_path, protocols[parent_instance])
+    assert [(s["state_name"], s["attempt"]) for s in parent_states] == [
+        ("Prepare", 0),
+        ("Fan", 0),
+        ("Fan", 1),
+        ("Report", 1),
+    ]
+    assert protocols[parent_instance]["final"] is True
+    assert parent_states[1] == fan_before  # the first visit's document, children and all, unchanged
+    again = document(tmp_path, parent_states[2]["children"])
+    assert (again["instance_id"], again["event_id"], again["map_run_arn"]) == (
+        parent_instance,
+        parent_states[2]["event_id"],
+        map_run,
+    )
+    assert len(again["instances"]) == 2 and not set(again["instances"]) & set(first_children)
+    assert set(protocols) == {parent_instance, *first_children, *again["instances"]}
+    for child, visit, outcome in [
+        *((c, parent_states[1], ["Work"]) for c in first_children),
+        *((c, parent_states[2], ["Work", "Done"]) for c in again["instances"]),
+    ]:
+        facts = document(tmp_path, child)
+        assert ":express:fanfast/lookups:" in facts["execution_arn"]
+        assert (facts["parent_instance_id"], facts["parent_event_id"], facts["map_run_arn"]) == (
+            parent_instance,
+            visit["event_id"],
+            map_run,
+        )
+        assert [s["state_name"] for s in states_of(tmp_path, protocols[child])] == outcome
+        assert protocols[child]["final"] is True
+    assert track(TrackConfig(state_dir=state_dir), source, tracker, publisher).transactions == 0
