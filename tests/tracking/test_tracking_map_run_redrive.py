@@ -263,3 +263,39 @@ def test_a_redriven_map_run_starts_its_failed_express_children_again_at_the_redr
         assert [s["state_name"] for s in states_of(tmp_path, protocols[child])] == outcome
         assert protocols[child]["final"] is True
     assert track(TrackConfig(state_dir=state_dir), source, tracker, publisher).transactions == 0
+
+
+def test_each_child_of_a_redriven_map_run_belongs_to_exactly_one_visit():
+    """The split by start date: before the first MapRunRedriven the visit that started the run,
+    from it on the redriven visit (a start at that very millisecond included); a child whose start
+    the listing does not tell stays with the first visit, never with both."""
+    from tracker.aws.children import started_children
+    from tracker.aws.events import HistoryEvent
+
+    run = "arn:aws:states:us-east-1:123456789012:mapRun:fan/fan:0b7d"
+    events = [
+        HistoryEvent(1, 0, "ExecutionStarted", 1000),
+        HistoryEvent(2, 1, "MapStateEntered", 1001, {"name": "Fan"}),
+        HistoryEvent(3, 2, "MapRunStarted", 1002, {"mapRunArn": run}),
+        HistoryEvent(4, 3, "MapRunFailed", 1050),
+        HistoryEvent(5, 4, "ExecutionFailed", 1060),
+        HistoryEvent(6, 5, "ExecutionRedriven", 2000, {"redriveCount": 1}),
+        HistoryEvent(7, 6, "MapStateEntered", 2001, {"name": "Fan"}),
+        HistoryEvent(8, 7, "MapRunRedriven", 2002, {"mapRunArn": run, "redriveCount": 1}),
+        HistoryEvent(9, 8, "MapRunFailed", 2050),
+        HistoryEvent(10, 9, "ExecutionFailed", 2060),
+        HistoryEvent(11, 10, "ExecutionRedriven", 3000, {"redriveCount": 2}),
+        HistoryEvent(12, 11, "MapStateEntered", 3001, {"name": "Fan"}),
+        HistoryEvent(13, 12, "MapRunRedriven", 3002, {"mapRunArn": run, "redriveCount": 2}),
+    ]
+    visits = started_children(events)
+    assert [(v.event_id, v.map_run_arn, v.from_ms, v.until_ms) for v in visits] == [
+        (2, run, None, 2002),
+        (7, run, 2002, 3002),
+        (12, run, 3002, None),
+    ]
+    for start, owner in [(1003, 2), (2001, 2), (2002, 7), (3001, 7), (3002, 12), (9999, 12), (None, 2)]:
+        assert [v.event_id for v in visits if v.started(start)] == [owner], start
+    # a MapRunRedriven naming something that is not a Map Run ARN starts nothing
+    forged = [*events[:7], HistoryEvent(8, 7, "MapRunRedriven", 2002, {"mapRunArn": "arn:aws:s3:::bucket"})]
+    assert [(v.event_id, v.until_ms) for v in started_children(forged)] == [(2, None)]
