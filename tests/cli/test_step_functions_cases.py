@@ -560,12 +560,12 @@ def test_a_jsonata_execution_with_evaluation_failed_through_the_commands(stack):
     assert models[model["model_id"]]["states"] == 2
 
 
-def test_a_redriven_distributed_map_parent_makes_its_failed_children_final(stack):
+def test_a_redriven_distributed_map_parent_redrives_its_failed_children(stack):
     """A Map Run whose children fail fails its parent; its failed children are REDRIVABLE_BY_MAP_RUN
     (only a redrive of the parent can redrive them), so they stay open while the parent can be
-    redriven and are final once the parent is. The emulation imitates AWS's failed Map Run
-    (States.ExceedToleratedFailureThreshold); on the redrive it runs the whole Map state again with a
-    new Map Run, where AWS redrives the same Map Run (`MapRunRedriven`) and its failed children."""
+    redriven. The emulation imitates AWS's failed Map Run (States.ExceedToleratedFailureThreshold)
+    and its redrive: the parent's redrive redrives the same Map Run (`MapRunRedriven`), whose failed
+    Standard children are redriven under their own ARNs, each then one trace of two attempts."""
     failing = json.loads(json.dumps(FAN_OUT))
     failing["States"]["Fan"]["Label"] = "lookups"
     failing["States"]["Fan"]["ItemProcessor"]["States"]["Work"] = {
@@ -606,15 +606,69 @@ def test_a_redriven_distributed_map_parent_makes_its_failed_children_final(stack
         time.sleep(0.1)
 
     again = stack.track("fanredo")
-    # the parent, the redrive's two children, and the first run's two failed children, which can no
-    # longer be redriven once their parent is final: nothing left pending
-    assert (again["instances_terminated"], again["pending_executions"], again["child_executions"]) == (5, 0, 4)
+    # the parent and its two children, redriven and SUCCEEDED: nothing left pending
+    assert (again["instances_terminated"], again["pending_executions"], again["child_executions"]) == (3, 0, 2)
+    final = stack.verify(first["instance_id"])
+    passed_all_five(final)
+    assert final["status_text"] == "final (attempt 1, 4 states)"
+    # the visit that started the Map Run names both children; the redriven visit started none
+    [children_check] = results(final, "children")
+    assert children_check["ok"] is True and children_check["reason"].startswith("2 child executions of 1 states")
+    for child in failed_children:
+        own = stack.verify(child)
+        passed_all_five(own)
+        assert (own["status"], own["parent"]["instance"]) == ("final", first["instance_id"])
+        assert own["status_text"] == "final (attempt 1, 3 states)"
+
+
+def test_a_redriven_distributed_map_starts_its_failed_express_children_again(stack):
+    """Express children are never redriven: the emulation, as AWS, starts each failed item of the
+    redriven Map Run again as a new execution. The verifier then walks both visits of the Map state:
+    the first one's failed children (final as they ended) and the redriven one's new children."""
+    failing = json.loads(json.dumps(FAN_OUT))
+    failing["States"]["Fan"]["Label"] = "quick"
+    failing["States"]["Fan"]["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] = "EXPRESS"
+    failing["States"]["Fan"]["ItemProcessor"]["States"]["Work"] = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::dynamodb:getItem",
+        "Parameters": {"TableName": "fanx-lookup", "Key": {"id": {"S": "a"}}},
+        "Next": "Done",
+    }
+    stack.deploy_model("fanxredo", failing, "--log-group", "fanxredo-events")
+    first = stack.start("fanxredo", "batch-x", {"items": [1, 2]})
+    assert (first["status"], first["final"]) == ("FAILED", False), first
+    [fan] = [s for s in stack.states(first["instance_id"]) if s["state_name"] == "Fan"]
+    failed_children = stack.document(fan["children"])["instances"]
+    assert [stack.verify(child)["status"] for child in failed_children] == ["final", "final"]
+
+    dynamodb = stack.client("dynamodb")
+    dynamodb.create_table(
+        TableName="fanx-lookup",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName="fanx-lookup", Item={"id": {"S": "a"}})
+    sfn = stack.client("stepfunctions")
+    sfn.redrive_execution(executionArn=first["execution_arn"])
+    deadline = time.monotonic() + 60
+    while sfn.describe_execution(executionArn=first["execution_arn"])["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    again = stack.track("fanxredo")
+    # the parent and the two children started again; the failed two were final already
+    assert (again["instances_terminated"], again["pending_executions"], again["child_executions"]) == (3, 0, 4)
     final = stack.verify(first["instance_id"])
     passed_all_five(final)
     assert final["status_text"] == "final (attempt 1, 4 states)"
     [children_check] = results(final, "children")
     assert children_check["ok"] is True and children_check["reason"].startswith("4 child executions of 2 states")
-    for child in failed_children:
+    fans = [s for s in stack.states(first["instance_id"]) if s["state_name"] == "Fan"]
+    assert [s["attempt"] for s in fans] == [0, 1] and fans[0]["children"] == fan["children"]
+    started_again = stack.document(fans[1]["children"])["instances"]
+    assert len(started_again) == 2 and not set(started_again) & set(failed_children)
+    for child in started_again:
         own = stack.verify(child)
         passed_all_five(own)
         assert (own["status"], own["parent"]["instance"]) == ("final", first["instance_id"])

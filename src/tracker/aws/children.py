@@ -5,10 +5,18 @@ executions its `arn:aws:states:::states:startExecution` tasks started (`.sync`, 
 `started_children(events)` finds them in the history: a `MapRunStarted` event names its Map Run,
 a `TaskSubmitted` (or `TaskSucceeded`) event of a `states` startExecution task names the child in
 its output (`ExecutionArn`); each belongs to the visit of the Map or Task state it happened in,
-the nearest `MapStateEntered` / `TaskStateEntered` before it along `previousEventId`."""
+the nearest `MapStateEntered` / `TaskStateEntered` before it along `previousEventId`.
+
+A redriven parent redrives a failed Map Run itself ("Redriving Map Runs"): its redriven attempt
+enters the Map state again, and a `MapRunRedriven` event names the same Map Run. The Map Run's
+children are then split by when they started: those started before its first redrive belong to
+the visit that started the run (a Standard child redriven keeps its ARN and start date, so it
+stays there: one instance, its own redrive continuing its trace), those started after a
+`MapRunRedriven` to that redriven visit (Express children run again as new executions)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +37,17 @@ class StartedChildren:
     state_name: str
     map_run_arn: str | None = None
     execution_arn: str | None = None
+    # a Map Run's children this visit started: those whose start is in [from_ms, until_ms)
+    from_ms: int | None = None  # the MapRunRedriven's time; None for the visit that started the run
+    until_ms: int | None = None  # the next MapRunRedriven's time, if any
+
+    def started(self, start_date_ms: int | None) -> bool:
+        """Whether a child of this visit's Map Run that started then is this visit's (an unknown
+        start: the visit that started the run)."""
+        if start_date_ms is None:
+            return self.from_ms is None
+        after = self.from_ms is None or start_date_ms >= self.from_ms
+        return after and (self.until_ms is None or start_date_ms < self.until_ms)
 
 
 def _visit_of(event: HistoryEvent, by_id: dict[int, HistoryEvent], entered_type: str) -> HistoryEvent | None:
@@ -64,13 +83,27 @@ def started_children(events: Sequence[HistoryEvent]) -> list[StartedChildren]:
     by_id = {event.id: event for event in events}
     found: list[StartedChildren] = []
     seen: set[str] = set()
+    latest_run: dict[str, int] = {}  # Map Run ARN -> index in `found` of its latest (re)start
     for event in events:
-        if event.type == "MapRunStarted":
+        if event.type in ("MapRunStarted", "MapRunRedriven"):
             run = str(event.details.get("mapRunArn", ""))
             visit = _visit_of(event, by_id, "MapStateEntered")
-            if MAP_RUN_ARN.match(run) and visit is not None and run not in seen:
-                seen.add(run)
-                found.append(StartedChildren(visit.id, str(visit.details.get("name", "")), map_run_arn=run))
+            if not MAP_RUN_ARN.match(run) or visit is None or f"{visit.id} {run}" in seen:
+                continue
+            seen.add(f"{visit.id} {run}")
+            redriven = event.type == "MapRunRedriven"
+            if redriven and run in latest_run:
+                earlier = found[latest_run[run]]
+                found[latest_run[run]] = dataclasses.replace(earlier, until_ms=event.timestamp_ms)
+            latest_run[run] = len(found)
+            found.append(
+                StartedChildren(
+                    visit.id,
+                    str(visit.details.get("name", "")),
+                    map_run_arn=run,
+                    from_ms=event.timestamp_ms if redriven else None,
+                )
+            )
         elif event.type in ("TaskSubmitted", "TaskSucceeded"):
             arn = _child_arn(event)
             visit = _visit_of(event, by_id, "TaskStateEntered")

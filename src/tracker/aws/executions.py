@@ -22,12 +22,14 @@ class ExecutionRef:
     """An execution found by listing; `status` is None when the source cannot tell before loading.
 
     `redrive_count` (ListExecutions reports it) tells a tracker that an execution it saw end has
-    been redriven since."""
+    been redriven since; `start_date_ms`, when the listing tells, places a Map Run's child in the
+    run (first or redriven) that started it."""
 
     execution_arn: str
     state_machine_arn: str
     status: str | None = None
     redrive_count: int | None = None
+    start_date_ms: int | None = None
 
 
 @dataclass(frozen=True)

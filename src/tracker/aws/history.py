@@ -97,7 +97,13 @@ class HistorySource:
         described = self.sfn.call("describe_state_machine", f"state machine {workflow}", stateMachineArn=workflow)
         if described.get("type") != "EXPRESS":
             refs = [
-                ExecutionRef(item["executionArn"], workflow, item.get("status"), item.get("redriveCount"))
+                ExecutionRef(
+                    item["executionArn"],
+                    workflow,
+                    item.get("status"),
+                    item.get("redriveCount"),
+                    to_millis(item["startDate"]) if item.get("startDate") is not None else None,
+                )
                 for page in self.sfn.pages("list_executions", f"Map Run {map_run_arn}", mapRunArn=map_run_arn)
                 for item in page.get("executions", [])
             ]

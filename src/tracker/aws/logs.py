@@ -93,7 +93,15 @@ class LogsSource:
                     message = parse_log_message(item.get("message", ""), where)
                     if self._wanted(message.execution_arn):
                         self._messages.setdefault(message.execution_arn, []).append(message.event)
-        return [ExecutionRef(arn, state_machine_of(arn)) for arn in sorted(self._messages)]
+        return [
+            ExecutionRef(arn, state_machine_of(arn), start_date_ms=self._started_ms(arn))
+            for arn in sorted(self._messages)
+        ]
+
+    def _started_ms(self, execution_arn: str) -> int | None:
+        """When the execution started, if its `ExecutionStarted` message arrived."""
+        started = [e.timestamp_ms for e in self._messages[execution_arn] if e.type == "ExecutionStarted"]
+        return min(started) if started else None
 
     def load(self, ref: ExecutionRef) -> Execution:
         events, held = release_in_order(sorted(self._messages.get(ref.execution_arn, []), key=lambda e: e.id))

@@ -42,9 +42,16 @@ server (`python -m tracker.dev.sfn_emulation -H HOST -p PORT`, for the demo):
   the same execution ARN continues its history with `ExecutionRedriven` (redriveCount in its
   details) and the events of the new attempt, ids continuing; its status, stop date and output
   become the new attempt's. Anything else is refused with `ExecutionNotRedrivable`, as AWS does.
-  Where the failure happened inside a Map or Parallel state, the whole Map or Parallel state is
-  run again (AWS re-runs only its unsuccessful iterations or branches): the trace is the same
-  kind of continuation, with more states.
+  Where the failure happened inside an inline Map or a Parallel state, the whole state is run
+  again (AWS re-runs only its unsuccessful iterations or branches): the trace is the same kind of
+  continuation, with more states.
+* A Distributed Map redriven with its parent ("Redriving Map Runs"): as on AWS, the redriven
+  attempt enters the Map state again, which redrives the SAME Map Run: `MapRunRedriven` (its
+  `mapRunArn` and `redriveCount`) takes the place of `MapRunStarted`, DescribeMapRun reports
+  `redriveCount` and `redriveDate`, and ListMapRuns still lists one Map Run. Only the unsuccessful
+  items run again: a Standard child is redriven under its own ARN (its history continues after
+  `ExecutionRedriven`, DescribeExecution reports its `redriveCount`), an Express child is started
+  again as a new execution (StartExecution, a new ARN); an item that succeeded keeps its result.
 
 Two controls exist only in this emulation (actions Step Functions does not have, so no request to
 AWS can reach them), sent with `emulation_request()`:
@@ -152,27 +159,22 @@ def install() -> None:
 
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
 
-    def map_run_records(execution: Any) -> list[Any]:
-        """The Map Runs of an execution and of its redriven attempts (moto: only the first run's)."""
-        records = []
-        for run in (execution, *_attempts(execution)):
-            worker = getattr(run, "exec_worker", None)
-            if worker is not None:
-                records.extend(worker.env.map_run_record_pool_manager.get_all())
-        return records
-
     def describe_map_run(self: Any, map_run_arn: str) -> dict[str, Any]:
         from moto.stepfunctions.parser.api import ResourceNotFound
 
         for execution in self._get_executions():
-            for record in map_run_records(execution):
+            for record in _map_run_records(execution):
                 if record.map_run_arn == map_run_arn:
-                    return record.describe()
+                    described = record.describe()
+                    if getattr(record, "emulated_redrive_count", 0):
+                        described["redriveCount"] = record.emulated_redrive_count
+                        described["redriveDate"] = record.emulated_redrive_date
+                    return described
         raise ResourceNotFound(f"Map Run {map_run_arn} does not exist")
 
     def list_map_runs(self: Any, execution_arn: str) -> dict[str, Any]:
         execution = self.describe_execution(execution_arn=execution_arn)
-        return {"mapRuns": [record.list_item() for record in map_run_records(execution)]}
+        return {"mapRuns": [record.list_item() for record in _map_run_records(execution)]}
 
     StepFunctionsParserBackend.describe_map_run = describe_map_run  # type: ignore[method-assign]
     StepFunctionsParserBackend.list_map_runs = list_map_runs  # type: ignore[method-assign]
@@ -299,7 +301,7 @@ def install() -> None:
             return _json({"events": list(reversed(events)) if self._get_param("reverseOrder") else events})
         child = _MAP_RUN_CHILDREN.get(self._get_param("executionArn"))
         if child is not None and child.sm_type != "EXPRESS":
-            return _result(child.to_history_output())
+            return _result({"events": _history(child)} if _attempts(child) else child.to_history_output())
         execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
         if not _attempts(execution):
             return original_history(self)
@@ -421,6 +423,43 @@ def _renamed_keys(value: Any, first: Any) -> Any:
 # Map Run children by execution ARN, and their child workflows by labelled state machine ARN.
 _MAP_RUN_CHILDREN: dict[str, Any] = {}
 _CHILD_WORKFLOWS: dict[str, Any] = {}
+# Each Map Run's child executions by item index (the latest one of each item), for its redrives.
+_ITEM_CHILDREN: dict[str, dict[int, Any]] = {}
+# Failed Map Runs a redriven parent redrives, by parent execution ARN and labelled child workflow ARN.
+_PENDING_MAP_RUN_REDRIVES: dict[str, dict[str, Any]] = {}
+
+
+def _outcome_counter(counter: Any, status: str) -> Any:
+    """The Map Run counter (of items or executions) an ended child counts in."""
+    return {"SUCCEEDED": counter.succeeded, "ABORTED": counter.aborted, "TIMED_OUT": counter.timed_out}.get(
+        status, counter.failed
+    )
+
+
+def _redrive_child(child: Any) -> Any:
+    """Redrives a failed Standard child as RedriveExecution would (same ARN, history continued)
+    and waits for its new attempt to end."""
+    import time
+
+    _redrive(child)
+    while _current(child).exec_status is None or _status(child) == "RUNNING":
+        time.sleep(0.005)
+    return child
+
+
+def _map_run_records(execution: Any) -> list[Any]:
+    """The Map Runs of an execution and of its redriven attempts, each once (moto: only the first
+    run's); a redriven attempt's Map state reuses its failed Map Run rather than a new one."""
+    records: list[Any] = []
+    for run in (execution, *_attempts(execution)):
+        worker = getattr(run, "exec_worker", None)
+        if worker is not None:
+            records.extend(
+                record
+                for record in worker.env.map_run_record_pool_manager.get_all()
+                if not getattr(record, "emulated_replaced", False)
+            )
+    return records
 
 
 class _ChildWorkflow:
@@ -554,23 +593,43 @@ def _install_map_run_children() -> None:
 
     def eval_job(self: Any, env: Any, job: Any) -> None:
         record = self._map_run_record
-        for counter in (record.item_counter, record.execution_counter):
-            counter.total.count()
-            counter.running.count()
-        child = _run_child(record, job.job_input)
+        children = _ITEM_CHILDREN.setdefault(record.map_run_arn, {})
+        previous = children.get(job.job_index)
+        if previous is not None and _status(previous) == "SUCCEEDED":
+            job.job_output = _current(previous).output  # a redrive keeps what already succeeded
+            return
+        if previous is None:
+            for counter in (record.item_counter, record.execution_counter):
+                counter.total.count()
+                counter.running.count()
+            child = _run_child(record, job.job_input)
+        else:
+            # the same Map Run redriven: its unsuccessful item runs again
+            for counter in (record.item_counter, record.execution_counter):
+                _outcome_counter(counter, _status(previous)).offset(-1)
+                counter.running.count()
+            if previous.sm_type == "EXPRESS":
+                record.execution_counter.total.count()  # a new execution (StartExecution)
+                child = _run_child(record, job.job_input)
+            else:
+                child = _redrive_child(previous)
+        children[job.job_index] = child
         status = _status(child)
         for counter in (record.item_counter, record.execution_counter):
             counter.running.offset(-1)
-            {"SUCCEEDED": counter.succeeded, "ABORTED": counter.aborted, "TIMED_OUT": counter.timed_out}.get(
-                status, counter.failed
-            ).count()
+            _outcome_counter(counter, status).count()
             if status == "SUCCEEDED":
                 counter.results_written.count()
-        job.job_output = child.output if status == "SUCCEEDED" else None
+        job.job_output = _current(child).output if status == "SUCCEEDED" else None
 
     worker_module.DistributedItemProcessorWorker._eval_job = eval_job  # type: ignore[method-assign]
 
-    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.api import (
+        ExecutionFailedEventDetails,
+        HistoryEventType,
+        MapRunRedrivenEventDetails,
+        MapRunStatus,
+    )
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
         FailureEvent,
         FailureEventException,
@@ -612,6 +671,42 @@ def _install_map_run_children() -> None:
             )
 
     component._map_run = map_run  # type: ignore[method-assign]
+    original_eval_body = component._eval_body
+
+    def eval_body(self: Any, env: Any) -> None:
+        eval_input = env.stack[-1]
+        fresh = eval_input.map_run_record
+        pending = _PENDING_MAP_RUN_REDRIVES.get(fresh.execution_arn, {})
+        record = pending.pop(fresh.map_state_machine_arn, None)
+        if record is None:
+            original_eval_body(self, env)
+            return
+        # the redriven parent's Map state redrives its failed Map Run: same ARN, `MapRunRedriven`
+        fresh.emulated_replaced = True
+        eval_input.map_run_record = record
+        record.emulated_redrive_count = getattr(record, "emulated_redrive_count", 0) + 1
+        record.emulated_redrive_date = datetime.datetime.now(tz=datetime.timezone.utc)
+        record.status, record.stop_date = MapRunStatus.RUNNING, None
+        manager = env.event_manager
+        add_event = manager.add_event
+
+        def redriven_instead_of_started(context: Any, event_type: Any, event_details: Any = None, **kw: Any) -> int:
+            if event_type == HistoryEventType.MapRunStarted:
+                event_type = HistoryEventType.MapRunRedriven
+                event_details = EventDetails(  # type: ignore[typeddict-item]
+                    mapRunRedrivenEventDetails=MapRunRedrivenEventDetails(
+                        mapRunArn=record.map_run_arn, redriveCount=record.emulated_redrive_count
+                    )
+                )
+            return add_event(context, event_type, event_details, **kw)
+
+        manager.add_event = redriven_instead_of_started
+        try:
+            original_eval_body(self, env)
+        finally:
+            del manager.add_event
+
+    component._eval_body = eval_body  # type: ignore[method-assign]
 
 
 def _install_express_children() -> None:
@@ -669,14 +764,17 @@ def _describe_child(child: Any) -> dict[str, Any]:
         "startDate": child.start_date,
         "input": child.input_data if isinstance(child.input_data, str) else json.dumps(child.input_data),
         "mapRunArn": child.emulated_map_run_arn,
-        "redriveCount": 0,
+        "redriveCount": len(_attempts(child)),
         # a failed child is redriven by redriving its Map Run, never on its own
         "redriveStatus": "REDRIVABLE_BY_MAP_RUN" if _status(child) in REDRIVABLE else "NOT_REDRIVABLE",
     }
-    if child.stop_date is not None:
-        body["stopDate"] = child.stop_date
-    if child.output is not None and body["status"] == "SUCCEEDED":
-        body["output"] = json.dumps(child.output, separators=(",", ":"))
+    current = _current(child)
+    if _attempts(child):
+        body["redriveDate"] = current.start_date
+    if current.stop_date is not None:
+        body["stopDate"] = current.stop_date
+    if current.output is not None and body["status"] == "SUCCEEDED":
+        body["output"] = json.dumps(current.output, separators=(",", ":"))
     return body
 
 
@@ -686,7 +784,7 @@ def _list_item(child: Any) -> dict[str, Any]:
         for key, value in _describe_child(child).items()
         if key in ("executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "mapRunArn")
     }
-    item["redriveCount"] = 0
+    item["redriveCount"] = len(_attempts(child))
     return item
 
 
@@ -823,9 +921,17 @@ def _redrive(execution: Any) -> Any:
         trace_header=None,
         activity_store={},
     )
+    failed_runs = [record for record in _map_run_records(execution) if _value(record.status) == "FAILED"]
+    if failed_runs:
+        # AWS redrives a failed Map Run itself (MapRunRedriven), never a new one
+        _PENDING_MAP_RUN_REDRIVES[execution.exec_arn] = {run.map_state_machine_arn: run for run in failed_runs}
     execution.emulated_attempts = [*_attempts(execution), attempt]
     attempt.start()
     return now
+
+
+def _value(enum_or_text: Any) -> str:
+    return str(getattr(enum_or_text, "value", enum_or_text))
 
 
 def _recording(execution: Any, definition: Any, events: Any) -> dict[str, Any]:

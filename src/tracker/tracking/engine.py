@@ -233,18 +233,28 @@ class TrackingRun:
         """An execution's documents and those of every execution it started, children first.
 
         Children are looked for only at visits that are ready (left, or their attempt ended); a
-        child already final on chain is named by its checkpoint and not loaded again."""
+        child already final on chain is named by its checkpoint and not loaded again. A Map Run
+        redriven with its parent is listed once; each of its children belongs to the visit whose
+        run started it (`StartedChildren.started`), and the listing is complete only as a whole."""
         instance_id = instance_facts(execution, parent).document().id
         ready = {visit.entered.id for visit in state_visits(execution.events)}
         children: dict[int, ChildrenFacts | None] = {}
         trees: list[ExecutionDocuments] = []
+        listings: dict[str, tuple[list[ExecutionRef], int]] = {}
         for started in started_children(execution.events):
             if started.event_id not in ready:
                 continue
             link = ParentOf(
                 instance_id, execution.execution_arn, started.event_id, started.state_name, started.map_run_arn
             )
-            refs, expected = self._children_refs(started)
+            key = started.map_run_arn or str(started.execution_arn)
+            if key not in listings:
+                listings[key] = self._children_refs(started)
+            listed, expected = listings[key]
+            refs = [ref for ref in listed if started.started(ref.start_date_ms)]
+            redriven_run = started.from_ms is not None
+            if redriven_run and not refs and len(listed) >= expected:
+                continue  # a redriven Map Run that started no child here (Standard children are redriven in place)
             ids: list[str] = []
             for ref in refs:
                 self._children_seen.add(ref.execution_arn)
@@ -260,7 +270,7 @@ class TrackingRun:
                 subtree = self._tree(child, link, now_ms)
                 trees.extend(subtree)
                 ids.append(subtree[-1].instance_id)
-            complete = len(ids) >= expected
+            complete = len(ids) == len(refs) and len(listed) >= expected
             previous = children.get(
                 started.event_id, ChildrenFacts(instance_id, started.event_id, started.state_name, ())
             )
