@@ -19,8 +19,7 @@ from typing import Any
 import psycopg
 
 from tracker.documents.ids import ID_PATTERN
-from tracker.errors import ConfigurationError
-from tracker.indexer.published import DocumentLoad, read_document
+from tracker.indexer.published import DocumentLoad, load_documents, read_document
 
 INSERT_LINK = """
 INSERT INTO execution_link (child_instance_document, parent_instance_document, parent_state_id, parent_event_id,
@@ -113,15 +112,5 @@ def link_rows(directory: Path, load: LinkLoad) -> list[dict[str, Any]]:
 
 
 def load_link_documents(connection: psycopg.Connection, publish_dir: Path) -> LinkLoad:
-    """Loads the links between the executions published in `publish_dir` (the schema must be
-    migrated and on the connection's search path)."""
-    directory = Path(publish_dir) / "documents"
-    if not directory.is_dir():
-        raise ConfigurationError(f"--documents {publish_dir}: no documents/ directory (a tracker's publish directory)")
-    load = LinkLoad()
-    rows = link_rows(directory, load)
-    with connection.transaction(), connection.cursor() as cursor:
-        for row in rows:
-            cursor.execute(INSERT_LINK, row)
-            load.added += cursor.rowcount
-    return load
+    """Loads the links between the executions published in `publish_dir`."""
+    return load_documents(connection, publish_dir, LinkLoad(), link_rows, INSERT_LINK)

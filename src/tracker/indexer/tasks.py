@@ -17,8 +17,7 @@ from typing import Any
 import psycopg
 
 from tracker.documents.ids import ID_PATTERN
-from tracker.errors import ConfigurationError
-from tracker.indexer.published import DocumentLoad, read_document
+from tracker.indexer.published import DocumentLoad, load_documents, read_document
 
 INSERT_STATE_TASK = """
 INSERT INTO state_task (state_id, task_id, instance_document, state_name, entered_at, state_type, service, integration,
@@ -107,15 +106,5 @@ def _task_row(identifier: str, state: dict[str, Any], task: dict[str, Any]) -> d
 
 
 def load_task_documents(connection: psycopg.Connection, publish_dir: Path) -> TaskLoad:
-    """Loads the code identity of every state in `publish_dir` (the schema must be migrated and on
-    the connection's search path)."""
-    directory = Path(publish_dir) / "documents"
-    if not directory.is_dir():
-        raise ConfigurationError(f"--documents {publish_dir}: no documents/ directory (a tracker's publish directory)")
-    load = TaskLoad()
-    rows = task_rows(directory, load)
-    with connection.transaction(), connection.cursor() as cursor:
-        for row in rows:
-            cursor.execute(INSERT_STATE_TASK, row)
-            load.added += cursor.rowcount
-    return load
+    """Loads the code identity of every state in `publish_dir`."""
+    return load_documents(connection, publish_dir, TaskLoad(), task_rows, INSERT_STATE_TASK)
