@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.task_services import create_lookup_table
 from test_walkthrough import BIN, project_copy, started, stop, wait_for
 
 from tracker.dev.services import free_port
@@ -255,13 +256,7 @@ def test_a_failed_execution_redriven_is_one_trace_verified_final_and_indexed(sta
 
     # the operator fixes the cause and redrives (the console or `aws stepfunctions redrive-execution`)
     dynamodb = stack.client("dynamodb")
-    dynamodb.create_table(
-        TableName="lookup",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.put_item(TableName="lookup", Item={"id": {"S": "a"}, "value": {"S": "x"}})
+    create_lookup_table(dynamodb, "lookup", {"id": {"S": "a"}, "value": {"S": "x"}})
     sfn = stack.client("stepfunctions")
     sfn.redrive_execution(executionArn=first["execution_arn"])
     deadline = time.monotonic() + 60
@@ -592,13 +587,7 @@ def test_a_redriven_distributed_map_parent_redrives_its_failed_children(stack):
     assert [stack.verify(child)["status"] for child in failed_children] == ["ended", "ended"]
 
     dynamodb = stack.client("dynamodb")
-    dynamodb.create_table(
-        TableName="fan-lookup",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.put_item(TableName="fan-lookup", Item={"id": {"S": "a"}})
+    create_lookup_table(dynamodb, "fan-lookup", {"id": {"S": "a"}})
     sfn.redrive_execution(executionArn=first["execution_arn"])
     deadline = time.monotonic() + 60
     while sfn.describe_execution(executionArn=first["execution_arn"])["status"] == "RUNNING":
@@ -642,13 +631,7 @@ def test_a_redriven_distributed_map_starts_its_failed_express_children_again(sta
     assert [stack.verify(child)["status"] for child in failed_children] == ["final", "final"]
 
     dynamodb = stack.client("dynamodb")
-    dynamodb.create_table(
-        TableName="fanx-lookup",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.put_item(TableName="fanx-lookup", Item={"id": {"S": "a"}})
+    create_lookup_table(dynamodb, "fanx-lookup", {"id": {"S": "a"}})
     sfn = stack.client("stepfunctions")
     sfn.redrive_execution(executionArn=first["execution_arn"])
     deadline = time.monotonic() + 60

@@ -93,3 +93,15 @@ def put_json(session: Any, bucket_name: str, key: str, value: Any) -> dict:
     return session.client("s3").put_object(
         Bucket=bucket_name, Key=key, Body=json.dumps(value).encode(), ChecksumAlgorithm="SHA256"
     )
+
+
+def create_lookup_table(dynamodb: Any, name: str, item: dict) -> None:
+    """A DynamoDB table keyed by the string `id`, holding `item`: the missing resource whose
+    creation is the operator's fix before a redrive in the redrive tests."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName=name, Item=item)

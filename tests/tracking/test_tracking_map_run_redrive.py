@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 
+from support.task_services import create_lookup_table
 from tracking_helpers import ROLE
 
 from tracker.aws.executions import Selection
@@ -95,13 +96,7 @@ def test_a_redriven_map_run_redrives_its_children_in_their_own_traces(
     assert len(listing["instances"]) == 3 and listing["map_run_arn"] == map_run
 
     dynamodb = aws.client("dynamodb")
-    dynamodb.create_table(
-        TableName="fan-lookup",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.put_item(TableName="fan-lookup", Item={"id": {"S": "a"}})
+    create_lookup_table(dynamodb, "fan-lookup", {"id": {"S": "a"}})
     sfn.redrive_execution(executionArn=parent_arn)
     assert wait_for_end(sfn, parent_arn)["status"] == "SUCCEEDED"
 
@@ -214,13 +209,7 @@ def test_a_redriven_map_run_starts_its_failed_express_children_again_at_the_redr
     assert len(first_children) == 2
 
     dynamodb = aws.client("dynamodb")
-    dynamodb.create_table(
-        TableName="fan-lookup",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.put_item(TableName="fan-lookup", Item={"id": {"S": "a"}})
+    create_lookup_table(dynamodb, "fan-lookup", {"id": {"S": "a"}})
     sfn.redrive_execution(executionArn=parent_arn)
     assert wait_for_end(sfn, parent_arn)["status"] == "SUCCEEDED"
     [redriven] = [

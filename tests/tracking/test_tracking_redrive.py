@@ -15,6 +15,7 @@ import json
 import time
 
 import pytest
+from support.task_services import create_lookup_table as create_table_holding
 from tracking_helpers import ROLE
 
 from tracker.aws.executions import Selection
@@ -54,13 +55,7 @@ def wait_for_end(sfn, arn: str, timeout: float = 20) -> dict:
 
 def create_lookup_table(session) -> None:
     ddb = session.client("dynamodb")
-    ddb.create_table(
-        TableName="lookup",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.put_item(TableName="lookup", Item={"id": {"S": "a"}, "value": {"S": "x"}})
+    create_table_holding(ddb, "lookup", {"id": {"S": "a"}, "value": {"S": "x"}})
 
 
 @pytest.fixture
